@@ -1,0 +1,63 @@
+"""Brokers: the durable, partitioned logs that carry events between stages.
+
+``open_broker(url)`` picks the implementation from a URL:
+
+* ``memory://``                  in this process only (tests)
+* ``embedded:///path/to/log.db`` (or a plain path) the default, one SQLite file
+* ``kafka://host:port[,host:port]`` Apache Kafka
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamsense.brokers.base import (
+    Broker,
+    Consumer,
+    OutRecord,
+    PartitionInfo,
+    Producer,
+    Record,
+    TopicConfig,
+    TopicInfo,
+    TopicPartition,
+    Transaction,
+)
+from streamsense.brokers.embedded import EmbeddedBroker
+from streamsense.brokers.memory import MemoryBroker
+from streamsense.brokers.partitioner import murmur2, partition_for
+from streamsense.clock import SYSTEM_CLOCK, Clock
+from streamsense.errors import ConfigError
+
+__all__ = [
+    "Broker",
+    "Consumer",
+    "EmbeddedBroker",
+    "MemoryBroker",
+    "OutRecord",
+    "PartitionInfo",
+    "Producer",
+    "Record",
+    "TopicConfig",
+    "TopicInfo",
+    "TopicPartition",
+    "Transaction",
+    "murmur2",
+    "open_broker",
+    "partition_for",
+]
+
+
+def open_broker(url: str, *, clock: Clock = SYSTEM_CLOCK) -> Broker:
+    """Open the broker a URL names (see the module docstring)."""
+    if url.startswith("memory://"):
+        return MemoryBroker(clock=clock)
+    if url.startswith("kafka://"):
+        from streamsense.brokers.kafka import KafkaBroker
+
+        return KafkaBroker(url.removeprefix("kafka://"), clock=clock)
+    if url.startswith("embedded://"):
+        return EmbeddedBroker(url.removeprefix("embedded://"), clock=clock)
+    if "://" in url:
+        raise ConfigError(f"unknown broker URL {url!r}: use memory://, embedded://PATH or kafka://HOST:PORT")
+    return EmbeddedBroker(Path(url), clock=clock)

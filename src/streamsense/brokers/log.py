@@ -1,0 +1,150 @@
+"""The storage behind the brokers streamsense runs itself, and the Broker built on it.
+
+A LogStore keeps topics, partitions, batches of records, committed offsets and group
+membership. Memory and embedded (SQLite) implement it; LogBroker adds partitioning, batching
+producers and group consumers once for both.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Sequence
+from typing import Protocol
+
+from streamsense.brokers.base import (
+    OffsetReset,
+    OutRecord,
+    Record,
+    TopicConfig,
+    TopicInfo,
+    TopicPartition,
+    Transaction,
+)
+from streamsense.brokers.consumer import LogConsumer
+from streamsense.brokers.groups import MembershipStore
+from streamsense.brokers.partitioner import partition_for
+from streamsense.brokers.producer import BatchingProducer
+from streamsense.clock import SYSTEM_CLOCK, Clock
+from streamsense.errors import ConfigError
+
+
+class LogStore(MembershipStore, Protocol):
+    def create_topic(self, name: str, config: TopicConfig, *, exist_ok: bool) -> None: ...
+
+    def delete_topic(self, name: str) -> None: ...
+
+    def list_topics(self) -> list[str]: ...
+
+    def describe_topic(self, name: str) -> TopicInfo: ...
+
+    def append(self, records: Sequence[OutRecord], txn: Transaction | None = None) -> None:
+        """Write records whose partition and timestamp are set, and, with ``txn``, commit
+        its offsets in the same atomic step (after checking ``txn.expected``)."""
+        ...
+
+    def fetch(self, tp: TopicPartition, offset: int, max_records: int) -> list[Record]:
+        """Records of ``tp`` with offset >= ``offset``, in order, at most ``max_records``
+        (a store may return whole batches beyond it; callers trim)."""
+        ...
+
+    def wait_for_data(self, timeout: float) -> None:
+        """Block until new records may have arrived, or ``timeout`` seconds passed."""
+        ...
+
+    def read_committed(self, group: str, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
+        ...
+
+    def write_committed(self, group: str, offsets: dict[TopicPartition, int]) -> None: ...
+
+    def enforce_retention(self, now_ms: int) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class LogBroker:
+    """A Broker over a LogStore: Kafka-compatible keyed partitioning, batching producers,
+    group consumers and transactional commits."""
+
+    def __init__(self, store: LogStore, url: str, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.url = url
+        self.store = store
+        self.clock = clock
+        self._partitions: dict[str, int] = {}
+        self._round_robin = itertools.count()
+
+    # -- topics ---------------------------------------------------------------------------
+    def create_topic(self, name: str, config: TopicConfig, *, exist_ok: bool = False) -> None:
+        if config.partitions < 1:
+            raise ConfigError(f"topic {name!r} needs at least one partition")
+        self.store.create_topic(name, config, exist_ok=exist_ok)
+
+    def delete_topic(self, name: str) -> None:
+        self.store.delete_topic(name)
+        self._partitions.pop(name, None)
+
+    def list_topics(self) -> list[str]:
+        return self.store.list_topics()
+
+    def describe_topic(self, name: str) -> TopicInfo:
+        return self.store.describe_topic(name)
+
+    def partition_count(self, topic: str) -> int:
+        count = self._partitions.get(topic)
+        if count is None:
+            count = self._partitions[topic] = self.store.describe_topic(topic).config.partitions
+        return count
+
+    # -- writing ----------------------------------------------------------------------------
+    def resolve(self, record: OutRecord) -> OutRecord:
+        """Fill in the partition (murmur2 of the key, or round robin) and the timestamp."""
+        partition = record.partition
+        count = self.partition_count(record.topic)
+        if partition is None:
+            if record.key is None:
+                partition = next(self._round_robin) % count
+            else:
+                partition = partition_for(record.key, count)
+        elif not 0 <= partition < count:
+            raise ConfigError(f"topic {record.topic!r} has no partition {partition}")
+        timestamp = self.clock.now_ms() if record.timestamp is None else record.timestamp
+        return record._replace(partition=partition, timestamp=timestamp)
+
+    def producer(self, *, batch_size: int = 10_000, linger_ms: float = 5.0) -> BatchingProducer:
+        return BatchingProducer(self, batch_size=batch_size, linger_ms=linger_ms)
+
+    def commit_transaction(self, txn: Transaction) -> None:
+        self.store.append([self.resolve(r) for r in txn.records], txn)
+
+    # -- reading ----------------------------------------------------------------------------
+    def consumer(
+        self,
+        group: str | None = None,
+        *,
+        auto_offset_reset: OffsetReset = "earliest",
+        session_timeout_ms: int = 10_000,
+    ) -> LogConsumer:
+        return LogConsumer(
+            self,
+            group,
+            member_id=f"{group or 'anon'}-{uuid.uuid4().hex[:12]}",
+            auto_offset_reset=auto_offset_reset,
+            session_timeout_ms=session_timeout_ms,
+        )
+
+    def committed(
+        self, group: str, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int | None]:
+        return self.store.read_committed(group, partitions)
+
+    def enforce_retention(self) -> int:
+        return self.store.enforce_retention(self.clock.now_ms())
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> LogBroker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

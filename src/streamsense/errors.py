@@ -1,0 +1,70 @@
+"""One root exception for the whole package.
+
+Every error says whether retrying the same call can help (``retryable``), so callers and
+the resilience layer can decide without parsing messages.
+"""
+
+from __future__ import annotations
+
+
+class StreamsenseError(Exception):
+    """Root of every error raised by streamsense."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class RetryableError(StreamsenseError):
+    """A transient failure: the same call may succeed later (timeouts, busy broker)."""
+
+    retryable = True
+
+
+class FatalError(StreamsenseError):
+    """A permanent failure: retrying the same call cannot help."""
+
+    retryable = False
+
+
+class ConfigError(FatalError):
+    """Invalid configuration or arguments (bad URL, unknown topic, wrong partition count)."""
+
+
+class TopicNotFound(ConfigError):
+    """The named topic does not exist."""
+
+
+class BrokerUnavailable(RetryableError):
+    """The broker could not be reached or is busy."""
+
+
+class FencedError(FatalError):
+    """Another worker committed these offsets first; this worker's view of the partition is
+    stale. The worker must drop its state for the partition and rejoin: retrying the same
+    commit can never succeed."""
+
+
+class InvalidEvent(FatalError):
+    """An input record that cannot become an event. Carries where it came from and why, so it
+    can go to the dead-letter topic with its original bytes."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        field: str | None = None,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> None:
+        where = f" (field {field!r})" if field else ""
+        super().__init__(f"{reason}{where}")
+        self.reason = reason
+        self.field = field
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
