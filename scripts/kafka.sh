@@ -54,6 +54,16 @@ case "$RUN_DIR" in
   "" | "/" | "$HOME" | "$HOME/") die "refusing STREAMSENSE_KAFKA_RUN='$RUN_DIR'" ;;
 esac
 
+# True if pid $1 exists and is not a zombie. kill -0 alone is not enough: a
+# broker that died while this script is still its parent (during start), or
+# under a container init that never reaps, lingers as a zombie.
+alive() {
+  local state
+  kill -0 "$1" 2>/dev/null || return 1
+  state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" || return 1
+  [[ -n "$state" && "$state" != Z ]]
+}
+
 # Pid of our broker if it is running. The cmdline check guards against a stale
 # pid file whose pid was reused by an unrelated process.
 broker_pid() {
@@ -61,7 +71,7 @@ broker_pid() {
   [[ -f "$PID_FILE" ]] || return 1
   pid="$(cat "$PID_FILE" 2>/dev/null)" || return 1
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
+  alive "$pid" || return 1
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "kafka.Kafka $CONFIG" || return 1
   echo "$pid"
 }
@@ -95,10 +105,12 @@ fetch_jars() {
   # Fetch into a temp dir and swap it in, so an interrupted download never
   # leaves a half-filled lib/ that looks complete.
   tmp="$(mktemp -d "$CACHE_DIR/lib.tmp.XXXXXX")"
+  # sed: Maven 3.8 prints stray colour resets even with -q -B.
   if ! mvn -B -q -Dstyle.color=never -f "$TEMPLATE_DIR/pom.xml" \
       -Dkafka.version="$KAFKA_VERSION" \
       dependency:copy-dependencies -DincludeScope=runtime \
-      -DoutputDirectory="$tmp" >&2; then
+      -DoutputDirectory="$tmp" 2>&1 \
+      | sed -e 's/\x1b\[[0-9;]*m//g' -e '/^$/d' >&2; then
     rm -rf "$tmp"
     die "maven could not fetch org.apache.kafka:kafka_2.13:$KAFKA_VERSION"
   fi
@@ -148,7 +160,9 @@ probe_python() {
   local py
   [[ "${STREAMSENSE_KAFKA_PYTHON:-}" == none ]] && return 1
   for py in "${STREAMSENSE_KAFKA_PYTHON:-}" "$REPO_DIR/.venv/bin/python" python3; do
-    [[ -n "$py" ]] && command -v "$py" >/dev/null 2>&1 || continue
+    if [[ -z "$py" ]] || ! command -v "$py" >/dev/null 2>&1; then
+      continue
+    fi
     if "$py" -c 'import confluent_kafka' 2>/dev/null; then
       echo "$py"
       return 0
@@ -180,7 +194,7 @@ wait_ready() {
   local pid="$1" deadline=$((SECONDS + START_TIMEOUT)) py=""
   py="$(probe_python)" || py=""
   while ((SECONDS < deadline)); do
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! alive "$pid"; then
       show_logs
       rm -f "$PID_FILE"
       die "broker exited during startup (logs in $LOG_DIR)"
@@ -197,7 +211,7 @@ wait_ready() {
 }
 
 cmd_start() {
-  local pid t0=$SECONDS
+  local pid port t0=$SECONDS
   take_lock
   if pid="$(broker_pid)"; then
     log "already running (pid $pid)"
@@ -240,13 +254,17 @@ cmd_stop() {
   # Controlled shutdown normally takes a few seconds; don't hang a test run
   # on a wedged JVM.
   for ((i = 0; i < STOP_TIMEOUT * 4; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
+    alive "$pid" || break
     sleep 0.25
   done
-  if kill -0 "$pid" 2>/dev/null; then
+  if alive "$pid"; then
     log "still alive after ${STOP_TIMEOUT}s, sending KILL"
     kill -KILL "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    for ((i = 0; i < 40; i++)); do
+      alive "$pid" || break
+      sleep 0.25
+    done
+    alive "$pid" && die "pid $pid survived KILL"
   fi
   rm -f "$PID_FILE"
   log "stopped"

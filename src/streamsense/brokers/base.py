@@ -97,12 +97,15 @@ class Transaction:
 
     ``offsets`` are the next offsets to consume for ``group``. ``expected`` maps partitions
     to the committed offset the worker started from; a mismatch means another worker
-    committed in between, and the whole transaction is refused with FencedError."""
+    committed in between, and the whole transaction is refused with FencedError.
+    ``consumer`` is the group member that read the input: Kafka accepts offset commits only
+    from a current member of the group (brokers that keep offsets themselves ignore it)."""
 
     group: str
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
     records: list[OutRecord] = field(default_factory=list)
     expected: dict[TopicPartition, int | None] = field(default_factory=dict)
+    consumer: Consumer | None = None
 
 
 RebalanceCallback = Callable[[list[TopicPartition]], None]

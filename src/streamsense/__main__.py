@@ -1,0 +1,3 @@
+from streamsense.cli.main import main
+
+main()

@@ -1,0 +1,54 @@
+"""What every command shares: which broker to open and how to print."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from streamsense.brokers import Broker, open_broker
+from streamsense.errors import StreamsenseError
+
+console = Console()
+err_console = Console(stderr=True)
+
+BrokerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--broker",
+        help="Broker URL: embedded://PATH (default), kafka://HOST:PORT or memory://. "
+        "Default: $STREAMSENSE_BROKER, else the state dir's embedded log.",
+    ),
+]
+StateDirOption = Annotated[
+    Path,
+    typer.Option("--state-dir", help="Where the embedded broker and local state live."),
+]
+DEFAULT_STATE_DIR = Path(".streamsense")
+
+
+def broker_url(broker: str | None, state_dir: Path) -> str:
+    return broker or os.environ.get("STREAMSENSE_BROKER") or f"embedded://{state_dir / 'broker.db'}"
+
+
+def connect(broker: str | None, state_dir: Path) -> Broker:
+    try:
+        return open_broker(broker_url(broker, state_dir))
+    except StreamsenseError as error:
+        fail(str(error))
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

@@ -1,0 +1,182 @@
+"""Events, declared schemas, and the validation that turns bad input into dead letters.
+
+A Stream names a topic and declares its payload schema (a msgspec Struct), which field is
+the entity key and which is the event time. Decoding a record either yields an Event or
+raises InvalidEvent with a reason the dead-letter topic records next to the original bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import types
+import typing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from streamsense.brokers.base import Headers, OutRecord, Record, TopicConfig
+from streamsense.errors import ConfigError, InvalidEvent
+
+
+class Schema(msgspec.Struct, frozen=True):
+    """Base class for event payload schemas. Fields are typed; unknown fields are ignored."""
+
+
+S = TypeVar("S", bound=Schema)
+
+DAY_MS = 86_400_000
+_FIELD_IN_ERROR = re.compile(r"at `\$\.(\w+)|required field `(\w+)`")
+
+
+class Event(msgspec.Struct, Generic[S], frozen=True, gc=False):
+    """One validated event with the broker coordinates it was read from."""
+
+    key: str
+    event_time: int  # UTC epoch milliseconds
+    payload: S
+    topic: str
+    partition: int
+    offset: int
+    ingest_time: int
+
+    @property
+    def id(self) -> str:
+        """Unique and stable: the source coordinates."""
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+def to_epoch_ms(value: object) -> int:
+    """Event-time field value → UTC epoch ms. Naive datetimes are taken as UTC."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return int(value.timestamp() * 1000)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ConfigError(f"event time must be a datetime or epoch milliseconds, not {type(value)}")
+
+
+def _float_fields(schema: type[Schema]) -> tuple[str, ...]:
+    """Fields that can hold a float: those need an explicit NaN/infinity check."""
+    names = []
+    for field in msgspec.structs.fields(schema):
+        kinds = typing.get_args(field.type) if isinstance(field.type, types.UnionType) else (field.type,)
+        if float in kinds:
+            names.append(field.name)
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class Stream(Generic[S]):
+    """A topic of events with a declared schema.
+
+    ``key`` and ``time`` name schema fields. Records larger than ``max_bytes`` or whose event
+    time is more than ``max_future_ms`` after their ingest time are invalid.
+    """
+
+    name: str
+    schema: type[S]
+    key: str
+    time: str
+    partitions: int = 4
+    max_bytes: int = 64 * 1024
+    max_future_ms: int = DAY_MS
+    retention_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        names = {f.name for f in msgspec.structs.fields(self.schema)}
+        for role, field in (("key", self.key), ("time", self.time)):
+            if field not in names:
+                raise ConfigError(f"stream {self.name!r}: {role} field {field!r} is not in the schema")
+        object.__setattr__(self, "_decoder", msgspec.json.Decoder(self.schema))
+        object.__setattr__(self, "_floats", _float_fields(self.schema))
+
+    @property
+    def topic(self) -> str:
+        return self.name
+
+    def encoded_name(self, field: str) -> str:
+        """The field's name on the wire (schemas may rename fields)."""
+        for info in msgspec.structs.fields(self.schema):
+            if info.name == field:
+                return info.encode_name
+        raise ConfigError(f"stream {self.name!r} has no field {field!r}")
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"{self.name}.dead-letters"
+
+    def topic_configs(self) -> dict[str, TopicConfig]:
+        return {
+            self.topic: TopicConfig(self.partitions, retention_ms=self.retention_ms),
+            self.dead_letter_topic: TopicConfig(1),
+        }
+
+    # -- producing ----------------------------------------------------------------------------
+    def key_of(self, payload: S) -> str:
+        return str(getattr(payload, self.key))
+
+    def to_record(self, payload: S, *, timestamp: int | None = None) -> OutRecord:
+        """The record to produce for ``payload``: JSON value, key bytes as Kafka sees them."""
+        value = msgspec.json.encode(payload)
+        return OutRecord(self.topic, value, self.key_of(payload).encode(), timestamp=timestamp)
+
+    def parse(self, data: bytes | str | dict[str, Any]) -> S:
+        """Validate one payload given as JSON or a dict (the API path); raises InvalidEvent."""
+        try:
+            if isinstance(data, dict):
+                payload = msgspec.convert(data, self.schema)
+            else:
+                payload = self._decoder.decode(data)  # type: ignore[attr-defined]
+        except (msgspec.ValidationError, msgspec.DecodeError) as error:
+            match = _FIELD_IN_ERROR.search(str(error))
+            field = (match.group(1) or match.group(2)) if match else None
+            raise InvalidEvent(str(error), field=field) from None
+        self._check_finite(payload)
+        return typing.cast(S, payload)
+
+    def _check_finite(self, payload: S) -> None:
+        for name in self._floats:  # type: ignore[attr-defined]
+            value = getattr(payload, name)
+            if value is not None and not math.isfinite(value):
+                raise InvalidEvent(f"{value} is not a finite number", field=name)
+
+    # -- consuming ----------------------------------------------------------------------------
+    def decode(self, record: Record) -> Event[S]:
+        """The Event in ``record``, or InvalidEvent (with the record's coordinates)."""
+        try:
+            value = record.value
+            if value is None:
+                raise InvalidEvent("empty record")
+            if len(value) > self.max_bytes:
+                raise InvalidEvent(f"payload of {len(value)} bytes exceeds {self.max_bytes}")
+            payload = self.parse(value)
+            event_time = to_epoch_ms(getattr(payload, self.time))
+            if event_time > record.timestamp + self.max_future_ms:
+                raise InvalidEvent(
+                    f"event time {event_time} is more than {self.max_future_ms} ms after "
+                    f"ingest time {record.timestamp}",
+                    field=self.time,
+                )
+        except InvalidEvent as error:
+            error.topic, error.partition, error.offset = record.topic, record.partition, record.offset
+            raise
+        return Event(
+            self.key_of(payload), event_time, payload, record.topic, record.partition,
+            record.offset, record.timestamp,
+        )
+
+    def dead_letter(self, record: Record, error: InvalidEvent) -> OutRecord:
+        """The dead-letter record for ``record``: its original bytes plus why it failed."""
+        headers: Headers = (
+            ("reason", error.reason.encode()),
+            ("field", (error.field or "").encode()),
+            ("source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+        )
+        return OutRecord(
+            self.dead_letter_topic, record.value, record.key, partition=0,
+            timestamp=record.timestamp, headers=headers + record.headers,
+        )

@@ -1,0 +1,148 @@
+"""Applications: flows of events from a source stream through stages into sinks.
+
+    app = App("fraud-demo")
+    flow = app.flow(transactions)
+    flow.stage("profile", update_profile)     # fn(value, ctx) -> value or None
+    flow.sink(TopicSink("fraud-demo.decisions"))
+
+A stage gets the previous stage's value (the validated payload first) and a Context with
+the event and the stage's keyed state. Returning None ends the event's way through the flow.
+The last value goes to every sink. Everything a flow writes, including state changes,
+commits atomically with the consumed offsets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+
+from streamsense.brokers.base import Headers, OutRecord, TopicConfig
+from streamsense.errors import ConfigError
+from streamsense.events import Event, Stream
+from streamsense.runtime.state import KeyState
+
+
+class Context:
+    """What a stage sees besides the value: the event and its own state for the event's key."""
+
+    __slots__ = ("event", "state")
+
+    def __init__(self, event: Event[Any], state: KeyState) -> None:
+        self.event = event
+        self.state = state
+
+    @property
+    def key(self) -> str:
+        return self.event.key
+
+    @property
+    def event_time(self) -> int:
+        return self.event.event_time
+
+
+StageFn = Callable[[Any, Context], Any]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    fn: StageFn
+
+
+class Sink(Protocol):
+    """Turns a flow's final value into records committed with the event's offset."""
+
+    def topic_configs(self, partitions: int) -> dict[str, TopicConfig]: ...
+
+    def records(self, event: Event[Any], value: Any) -> list[OutRecord]: ...
+
+
+def source_headers(event: Event[Any]) -> Headers:
+    """Every output names the event it came from: sinks use it to stay idempotent."""
+    return (("source", event.id.encode()),)
+
+
+_encode_json = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True)
+class TopicSink:
+    """Writes each value as JSON to ``topic``, keyed like the event, partitioned like it."""
+
+    topic: str
+    encode: Callable[[Any], bytes] = _encode_json
+
+    def topic_configs(self, partitions: int) -> dict[str, TopicConfig]:
+        return {self.topic: TopicConfig(partitions)}
+
+    def records(self, event: Event[Any], value: Any) -> list[OutRecord]:
+        return [
+            OutRecord(
+                self.topic, self.encode(value), event.key.encode(), timestamp=event.event_time,
+                headers=source_headers(event),
+            )
+        ]
+
+
+@dataclass
+class Flow:
+    source: Stream[Any]
+    stages: list[Stage] = field(default_factory=list)
+    sinks: list[Sink] = field(default_factory=list)
+
+    def stage(self, name: str, fn: StageFn) -> Flow:
+        if any(s.name == name for s in self.stages):
+            raise ConfigError(f"stage {name!r} appears twice in the flow")
+        self.stages.append(Stage(name, fn))
+        return self
+
+    def sink(self, sink: Sink) -> Flow:
+        self.sinks.append(sink)
+        return self
+
+
+@dataclass
+class App:
+    name: str
+    flows: dict[str, Flow] = field(default_factory=dict)
+
+    def flow(self, source: Stream[Any]) -> Flow:
+        if source.topic in self.flows:
+            raise ConfigError(f"app {self.name!r} already has a flow from {source.topic!r}")
+        if self.flows:
+            first = next(iter(self.flows.values())).source
+            if first.partitions != source.partitions:
+                # Keyed state is per partition: every source must be co-partitioned.
+                raise ConfigError("all sources of an app need the same partition count")
+        self.flows[source.topic] = created = Flow(source)
+        return created
+
+    @property
+    def group(self) -> str:
+        return self.name
+
+    @property
+    def partitions(self) -> int:
+        if not self.flows:
+            raise ConfigError(f"app {self.name!r} has no flow")
+        return next(iter(self.flows.values())).source.partitions
+
+    def stage_names(self) -> list[str]:
+        return sorted({s.name for f in self.flows.values() for s in f.stages})
+
+    def changelog_topic(self, stage: str) -> str:
+        return f"{self.name}.{stage}.changelog"
+
+    def topic_configs(self) -> dict[str, TopicConfig]:
+        """Every topic the app reads or writes, with the configuration it needs."""
+        configs: dict[str, TopicConfig] = {}
+        for flow in self.flows.values():
+            configs.update(flow.source.topic_configs())
+            for sink in flow.sinks:
+                configs.update(sink.topic_configs(self.partitions))
+        for stage in self.stage_names():
+            configs[self.changelog_topic(stage)] = TopicConfig(self.partitions, compacted=True)
+        return configs

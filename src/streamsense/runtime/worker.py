@@ -1,0 +1,211 @@
+"""The worker loop: poll, run each event through its flow, commit outputs, state changes and
+offsets together.
+
+``realtime`` commits after every event (lowest latency); ``microbatch`` commits up to
+``batch_size`` events or every ``batch_ms`` (highest throughput). Both run the same code per
+event in offset order, so they write the same outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from streamsense.brokers.base import Broker, Consumer, OutRecord, Record, TopicPartition, Transaction
+from streamsense.errors import FencedError, InvalidEvent, StreamsenseError
+from streamsense.events import Event
+from streamsense.runtime.app import App, Context, Flow
+from streamsense.runtime.state import StateStore
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["realtime", "microbatch"]
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    mode: Mode = "microbatch"
+    batch_size: int = 1000
+    batch_ms: int = 100
+    poll_timeout_s: float = 0.05
+    session_timeout_ms: int = 10_000
+    commit_attempts: int = 5
+
+
+@dataclass
+class WorkerStats:
+    events: int = 0
+    dead_letters: int = 0
+    outputs: int = 0
+    commits: int = 0
+    fenced: int = 0
+    restored_keys: int = 0
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+
+
+class Worker:
+    def __init__(self, app: App, broker: Broker, config: WorkerConfig | None = None) -> None:
+        self.app = app
+        self.broker = broker
+        self.config = config or WorkerConfig()
+        self.stats = WorkerStats()
+        self._state = StateStore({s: app.changelog_topic(s) for s in app.stage_names()})
+        self._pending: list[OutRecord] = []
+        self._offsets: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int | None] = {}
+        self._events_in_batch = 0
+        self._stop = threading.Event()
+        self._consumer: Consumer | None = None
+
+    def ensure_topics(self) -> None:
+        for name, config in self.app.topic_configs().items():
+            self.broker.create_topic(name, config, exist_ok=True)
+
+    def stop(self) -> None:
+        """Ask the loop to finish: it commits what it processed and leaves the group."""
+        self._stop.set()
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self, *, until_caught_up: bool = False) -> WorkerStats:
+        self.ensure_topics()
+        consumer = self.broker.consumer(
+            self.app.group, session_timeout_ms=self.config.session_timeout_ms
+        )
+        self._consumer = consumer
+        consumer.subscribe(list(self.app.flows), on_assign=self._on_assign, on_revoke=self._on_revoke)
+        try:
+            self._loop(consumer, until_caught_up)
+            self._commit()
+        finally:
+            consumer.close()
+            self._consumer = None
+        return self.stats
+
+    def _loop(self, consumer: Consumer, until_caught_up: bool) -> None:
+        realtime = self.config.mode == "realtime"
+        batch_started: float | None = None
+        while not self._stop.is_set():
+            limit = 1 if realtime else self.config.batch_size - self._events_in_batch
+            records = consumer.poll(limit, timeout=self.config.poll_timeout_s)
+            for record in records:
+                self._process(record)
+            if records and batch_started is None:
+                batch_started = time.monotonic()
+            if batch_started is not None and (realtime or not records or self._batch_due(batch_started)):
+                self._commit()
+                batch_started = None
+            if until_caught_up and not records and self._caught_up(consumer):
+                return
+
+    def _batch_due(self, started: float) -> bool:
+        if self._events_in_batch >= self.config.batch_size:
+            return True
+        return (time.monotonic() - started) * 1000 >= self.config.batch_ms
+
+    def _caught_up(self, consumer: Consumer) -> bool:
+        assigned = consumer.assignment()
+        if not assigned:
+            return False
+        highs: dict[str, list[int]] = {}
+        for tp in assigned:
+            if tp.topic not in highs:
+                highs[tp.topic] = [p.high for p in self.broker.describe_topic(tp.topic).partitions]
+            if consumer.position(tp) < highs[tp.topic][tp.partition]:
+                return False
+        return True
+
+    # -- one event --------------------------------------------------------------------------
+    def _process(self, record: Record) -> None:
+        flow = self.app.flows[record.topic]
+        try:
+            event = flow.source.decode(record)
+            value = self._run_stages(flow, event)
+        except InvalidEvent as error:
+            self._pending.append(flow.source.dead_letter(record, error))
+            self.stats.dead_letters += 1
+            reason = error.field or error.reason.split(" ")[0]
+            self.stats.dead_letter_reasons[reason] = self.stats.dead_letter_reasons.get(reason, 0) + 1
+        else:
+            if value is not None:
+                for sink in flow.sinks:
+                    out = sink.records(event, value)
+                    self._pending.extend(out)
+                    self.stats.outputs += len(out)
+        self._offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        self._events_in_batch += 1
+        self.stats.events += 1
+
+    def _run_stages(self, flow: Flow, event: Event[Any]) -> Any:
+        value: Any = event.payload
+        for stage in flow.stages:
+            ctx = Context(event, self._state.state(stage.name, event.partition, event.key))
+            value = stage.fn(value, ctx)
+            if value is None:
+                return None
+        return value
+
+    # -- committing -------------------------------------------------------------------------
+    def _commit(self) -> None:
+        if not self._offsets:
+            return
+        offsets, self._offsets = self._offsets, {}
+        records = self._pending + self._state.take_changes()
+        self._pending = []
+        self._events_in_batch = 0
+        txn = Transaction(
+            self.app.group,
+            offsets=offsets,
+            records=records,
+            expected={tp: self._committed.get(tp) for tp in offsets},
+            consumer=self._consumer,
+        )
+        try:
+            self._commit_with_retries(txn)
+        except FencedError as error:
+            log.warning("fenced, reloading partitions %s: %s", sorted(offsets), error)
+            self.stats.fenced += 1
+            self._reload(list(offsets))
+            return
+        self._committed.update(offsets)
+        self.stats.commits += 1
+
+    def _commit_with_retries(self, txn: Transaction) -> None:
+        # A failed commit wrote nothing, so the very same transaction can be tried again.
+        for attempt in range(1, self.config.commit_attempts + 1):
+            try:
+                self.broker.commit_transaction(txn)
+                return
+            except StreamsenseError as error:
+                if not error.retryable or attempt == self.config.commit_attempts:
+                    raise
+                log.warning("commit failed (attempt %d), retrying: %s", attempt, error)
+                time.sleep(min(2.0, 0.05 * 2**attempt))
+
+    def _reload(self, partitions: list[TopicPartition]) -> None:
+        """Forget uncommitted work on ``partitions``: state and position go back to what
+        the group committed."""
+        self._state.restore(self.broker, {tp.partition for tp in partitions})
+        committed = self.broker.committed(self.app.group, partitions)
+        self._committed.update(committed)
+        if self._consumer is not None:
+            for tp in partitions:
+                self._consumer.seek(tp, committed[tp] or 0)
+
+    # -- rebalances -------------------------------------------------------------------------
+    def _on_assign(self, partitions: list[TopicPartition]) -> None:
+        self._committed.update(self.broker.committed(self.app.group, partitions))
+        self.stats.restored_keys += self._state.restore(
+            self.broker, {tp.partition for tp in partitions}
+        )
+        log.info("assigned %s", partitions)
+
+    def _on_revoke(self, partitions: list[TopicPartition]) -> None:
+        self._commit()
+        # Partition p of every source moves as one (co-partitioning), so its state goes too.
+        self._state.drop({tp.partition for tp in partitions})
+        for tp in partitions:
+            self._committed.pop(tp, None)
+        log.info("revoked %s", partitions)

@@ -1,0 +1,102 @@
+"""A real worker process is SIGKILLed at random moments; after it finishes on restart every
+output exists exactly once and every key's state continued without gap or repeat."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+
+from streamsense.brokers import EmbeddedBroker, TopicPartition
+from streamsense.runtime.worker import Worker
+from streamsense.testing import drain_topic
+from tests.apps.counter import app, clicks, make_clicks
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "tests" / "apps" / "counter.py")
+EVENTS = 40_000
+BAD = 400
+
+
+def _feed(db: Path) -> None:
+    broker = EmbeddedBroker(db)
+    Worker(app, broker).ensure_topics()
+    with broker.producer() as producer:
+        for i, click in enumerate(make_clicks(EVENTS)):
+            out = clicks.to_record(click)
+            producer.send(out.topic, out.value, out.key)
+            if i % (EVENTS // BAD) == 0:
+                producer.send(clicks.topic, b'{"user": "broken"', b"broken")
+    broker.close()
+
+
+def _start_worker(state_dir: Path, mode: str, batch_size: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamsense", "run", APP, "--state-dir", str(state_dir),
+         "--mode", mode, "--batch-size", str(batch_size)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def _committed_total(db: Path) -> int:
+    broker = EmbeddedBroker(db)
+    try:
+        tps = [TopicPartition(clicks.topic, p) for p in range(clicks.partitions)]
+        return sum(v or 0 for v in broker.committed(app.group, tps).values())
+    finally:
+        broker.close()
+
+
+def _wait_until(condition: Callable[[], bool], worker: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while not condition():
+        assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
+        assert time.monotonic() < deadline, "the worker made no progress"
+        time.sleep(0.02)
+
+
+def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "broker.db"
+    _feed(db)
+    rng = random.Random(20261130)
+    total = EVENTS + BAD
+    # Kill when the committed progress passes random targets, plus a random extra delay,
+    # so each kill lands mid-stream at a different point of the commit cycle.
+    targets = sorted(rng.uniform(0.05, 0.9) * total for _ in range(6))
+    progress = []
+    for target in targets:
+        mode = rng.choice(["microbatch", "microbatch", "realtime"])
+        worker = _start_worker(tmp_path, mode, rng.choice([50, 300, 1000]))
+        _wait_until(lambda t=target: _committed_total(db) >= t, worker)
+        time.sleep(rng.uniform(0.0, 0.05))
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+        progress.append(_committed_total(db))
+    assert progress[0] < total and len(set(progress)) > 3, progress
+    # Last run: let it finish, then stop it cleanly with SIGTERM.
+    worker = _start_worker(tmp_path, "microbatch", 500)
+    _wait_until(lambda: _committed_total(db) >= total, worker)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0, worker.stderr.read() if worker.stderr else ""
+
+    broker = EmbeddedBroker(db)
+    counts = [msgspec.json.decode(r.value or b"") for r in drain_topic(broker, "counter.counts")]
+    letters = drain_topic(broker, clicks.dead_letter_topic)
+    broker.close()
+    assert len(counts) == EVENTS
+    assert len({c["source"] for c in counts}) == EVENTS
+    by_user: dict[str, list[int]] = {}
+    for c in counts:
+        by_user.setdefault(c["user"], []).append(c["n"])
+    for ns in by_user.values():
+        assert ns == list(range(1, len(ns) + 1))  # per-key order and state survived
+    assert len(letters) == BAD
+    assert len({dict(r.headers)["source"] for r in letters}) == BAD
