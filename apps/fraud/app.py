@@ -61,8 +61,13 @@ def rules(scored: dict[str, Any], ctx: ss.Context) -> Decision:
     else:
         action, rule = "allow", "default"
     return Decision(
-        tx.transaction_id, tx.customer_id, tx.tx_amount, scored["count"],
-        round(scored["zscore"], 6), action, rule,
+        tx.transaction_id,
+        tx.customer_id,
+        tx.tx_amount,
+        scored["count"],
+        round(scored["zscore"], 6),
+        action,
+        rule,
     )
 
 

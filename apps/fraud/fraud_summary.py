@@ -15,7 +15,9 @@ from streamsense.testing import drain_topic
 
 
 def summary(broker: ss.Broker, console: Console, inputs: dict[str, Path]) -> None:
-    decisions = [msgspec.json.decode(r.value or b"{}") for r in drain_topic(broker, "fraud.decisions")]
+    decisions = [
+        msgspec.json.decode(r.value or b"{}") for r in drain_topic(broker, "fraud.decisions")
+    ]
     actions = Counter(d["action"] for d in decisions)
     table = Table(title=f"fraud: {len(decisions):,} decisions")
     table.add_column("action")

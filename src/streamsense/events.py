@@ -11,7 +11,7 @@ import math
 import re
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
@@ -62,10 +62,11 @@ def to_epoch_ms(value: object) -> int:
 def _float_fields(schema: type[Schema]) -> tuple[str, ...]:
     """Fields that can hold a float: those need an explicit NaN/infinity check."""
     names = []
-    for field in msgspec.structs.fields(schema):
-        kinds = typing.get_args(field.type) if isinstance(field.type, types.UnionType) else (field.type,)
+    for info in msgspec.structs.fields(schema):
+        union = isinstance(info.type, types.UnionType)
+        kinds = typing.get_args(info.type) if union else (info.type,)
         if float in kinds:
-            names.append(field.name)
+            names.append(info.name)
     return tuple(names)
 
 
@@ -85,12 +86,16 @@ class Stream(Generic[S]):
     max_bytes: int = 64 * 1024
     max_future_ms: int = DAY_MS
     retention_ms: int | None = None
+    _decoder: msgspec.json.Decoder[S] = field(init=False, repr=False, compare=False)
+    _floats: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         names = {f.name for f in msgspec.structs.fields(self.schema)}
-        for role, field in (("key", self.key), ("time", self.time)):
-            if field not in names:
-                raise ConfigError(f"stream {self.name!r}: {role} field {field!r} is not in the schema")
+        for role, name in (("key", self.key), ("time", self.time)):
+            if name not in names:
+                raise ConfigError(
+                    f"stream {self.name!r}: {role} field {name!r} is not in the schema"
+                )
         object.__setattr__(self, "_decoder", msgspec.json.Decoder(self.schema))
         object.__setattr__(self, "_floats", _float_fields(self.schema))
 
@@ -130,16 +135,16 @@ class Stream(Generic[S]):
             if isinstance(data, dict):
                 payload = msgspec.convert(data, self.schema)
             else:
-                payload = self._decoder.decode(data)  # type: ignore[attr-defined]
+                payload = self._decoder.decode(data)
         except (msgspec.ValidationError, msgspec.DecodeError) as error:
             match = _FIELD_IN_ERROR.search(str(error))
-            field = (match.group(1) or match.group(2)) if match else None
-            raise InvalidEvent(str(error), field=field) from None
+            bad_field = (match.group(1) or match.group(2)) if match else None
+            raise InvalidEvent(str(error), field=bad_field) from None
         self._check_finite(payload)
-        return typing.cast(S, payload)
+        return payload
 
     def _check_finite(self, payload: S) -> None:
-        for name in self._floats:  # type: ignore[attr-defined]
+        for name in self._floats:
             value = getattr(payload, name)
             if value is not None and not math.isfinite(value):
                 raise InvalidEvent(f"{value} is not a finite number", field=name)
@@ -162,11 +167,20 @@ class Stream(Generic[S]):
                     field=self.time,
                 )
         except InvalidEvent as error:
-            error.topic, error.partition, error.offset = record.topic, record.partition, record.offset
+            error.topic, error.partition, error.offset = (
+                record.topic,
+                record.partition,
+                record.offset,
+            )
             raise
         return Event(
-            self.key_of(payload), event_time, payload, record.topic, record.partition,
-            record.offset, record.timestamp,
+            self.key_of(payload),
+            event_time,
+            payload,
+            record.topic,
+            record.partition,
+            record.offset,
+            record.timestamp,
         )
 
     def dead_letter(self, record: Record, error: InvalidEvent) -> OutRecord:
@@ -177,6 +191,10 @@ class Stream(Generic[S]):
             ("source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
         )
         return OutRecord(
-            self.dead_letter_topic, record.value, record.key, partition=0,
-            timestamp=record.timestamp, headers=headers + record.headers,
+            self.dead_letter_topic,
+            record.value,
+            record.key,
+            partition=0,
+            timestamp=record.timestamp,
+            headers=headers + record.headers,
         )

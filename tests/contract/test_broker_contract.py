@@ -9,10 +9,9 @@ from collections.abc import Callable
 import pytest
 
 from streamsense.brokers import OutRecord, TopicConfig, TopicPartition, Transaction, partition_for
+from streamsense.brokers.log import LogBroker
 from streamsense.errors import ConfigError, FencedError, TopicNotFound
 from streamsense.testing import ManualClock, drain_topic
-
-from streamsense.brokers.log import LogBroker
 
 BrokerFactory = Callable[..., LogBroker]
 

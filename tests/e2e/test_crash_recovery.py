@@ -40,9 +40,22 @@ def _feed(db: Path) -> None:
 def _start_worker(state_dir: Path, mode: str, batch_size: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.Popen(
-        [sys.executable, "-m", "streamsense", "run", APP, "--state-dir", str(state_dir),
-         "--mode", mode, "--batch-size", str(batch_size)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "streamsense",
+            "run",
+            APP,
+            "--state-dir",
+            str(state_dir),
+            "--mode",
+            mode,
+            "--batch-size",
+            str(batch_size),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 

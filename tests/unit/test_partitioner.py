@@ -24,4 +24,3 @@ def test_partition_is_the_positive_hash_modulo_the_partition_count() -> None:
     for data, expected in KAFKA_VECTORS.items():
         for partitions in (1, 3, 12):
             assert partition_for(data, partitions) == (expected & 0x7FFFFFFF) % partitions
-

@@ -28,7 +28,9 @@ def feed(broker: LogBroker, n: int, *, start: int = 0, bad_every: int = 0) -> No
             out = clicks.to_record(click)
             producer.send(out.topic, out.value, out.key)
             if bad_every and i % bad_every == 0:
-                producer.send(clicks.topic, BAD_INPUTS[(i // bad_every) % len(BAD_INPUTS)], b"u-bad")
+                producer.send(
+                    clicks.topic, BAD_INPUTS[(i // bad_every) % len(BAD_INPUTS)], b"u-bad"
+                )
 
 
 def outputs(broker: LogBroker) -> list[dict[str, object]]:
@@ -74,7 +76,10 @@ def test_realtime_and_microbatch_write_identical_outputs() -> None:
         feed(broker, 300, bad_every=11)
         Worker(app, broker, config).run(until_caught_up=True)
         results.append(
-            (_partitioned_outputs(broker), [r.value for r in drain_topic(broker, clicks.dead_letter_topic)])
+            (
+                _partitioned_outputs(broker),
+                [r.value for r in drain_topic(broker, clicks.dead_letter_topic)],
+            )
         )
     assert results[0] == results[1] == results[2]
     assert len(results[0][0]) == 300

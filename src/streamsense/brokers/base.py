@@ -52,6 +52,11 @@ class Record(msgspec.Struct, array_like=True, frozen=True, gc=False):
         return TopicPartition(self.topic, self.partition)
 
 
+# A record waiting in a producer for its offset: (timestamp, key, value, headers).
+PendingRecord = tuple[int, bytes | None, bytes | None, Headers]
+PendingBatches = dict[TopicPartition, list[PendingRecord]]
+
+
 class OutRecord(NamedTuple):
     """A record to write. ``partition=None`` lets the partitioner choose."""
 
@@ -163,8 +168,9 @@ class Consumer(Protocol):
         """Store next-offsets for the group (the current positions when omitted)."""
         ...
 
-    def committed(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
-        ...
+    def committed(
+        self, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int | None]: ...
 
     def pause(self, partitions: Sequence[TopicPartition]) -> None: ...
 
@@ -200,8 +206,9 @@ class Broker(Protocol):
         """Write ``txn.records`` and commit ``txn.offsets`` atomically (see Transaction)."""
         ...
 
-    def committed(self, group: str, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
-        ...
+    def committed(
+        self, group: str, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int | None]: ...
 
     def enforce_retention(self) -> int:
         """Delete records past their topic's retention; returns how many were removed."""

@@ -23,8 +23,9 @@ import msgspec
 
 from streamsense.brokers import embedded_schema as schema
 from streamsense.brokers.base import (
-    OutRecord,
     PartitionInfo,
+    PendingBatches,
+    PendingRecord,
     Record,
     TopicConfig,
     TopicInfo,
@@ -124,16 +125,12 @@ class SqliteLog:
         return cached
 
     # -- data -----------------------------------------------------------------------------------
-    def append(self, records: Sequence[OutRecord], txn: Transaction | None = None) -> None:
-        by_partition: dict[tuple[str, int], list[OutRecord]] = {}
-        for out in records:
-            assert out.partition is not None
-            by_partition.setdefault((out.topic, out.partition), []).append(out)
+    def append(self, batches: PendingBatches, txn: Transaction | None = None) -> None:
         with self._write() as conn:
             if txn is not None:
                 self._check_expected(conn, txn)
-            for (topic, partition), outs in by_partition.items():
-                self._append_partition(conn, topic, partition, outs)
+            for tp, pending in batches.items():
+                self._append_partition(conn, tp, pending)
             if txn is not None and txn.offsets:
                 rows = [
                     (txn.group, self._topic_id(tp.topic)[0], tp.partition, offset)
@@ -142,30 +139,32 @@ class SqliteLog:
                 schema.upsert_committed(conn, rows)
 
     def _append_partition(
-        self, conn: sqlite3.Connection, topic: str, partition: int, outs: list[OutRecord]
+        self, conn: sqlite3.Connection, tp: TopicPartition, pending: list[PendingRecord]
     ) -> None:
+        topic, partition = tp
         topic_id, compacted = self._topic_id(topic)
         base = schema.next_offset(conn, topic_id, partition)
         if base is None:
             self._topic_ids.pop(topic, None)
             raise TopicNotFound(f"topic {topic!r} has no partition {partition}")
-        records = [
-            Record(topic, partition, base + i, o.timestamp or 0, o.key, o.value, o.headers)
-            for i, o in enumerate(outs)
+        # Tuples in Record's field order encode exactly like Records (array_like), without
+        # building a Struct per record on the write path.
+        rows = [
+            (topic, partition, base + i, ts, k, v, h) for i, (ts, k, v, h) in enumerate(pending)
         ]
         if compacted:
-            schema.upsert_compacted(conn, topic_id, partition, records)
+            schema.upsert_compacted(conn, topic_id, partition, rows)
         else:
-            rows = []
-            for start in range(0, len(records), MAX_BATCH_RECORDS):
-                chunk = records[start : start + MAX_BATCH_RECORDS]
+            batches = []
+            for start in range(0, len(rows), MAX_BATCH_RECORDS):
+                chunk = rows[start : start + MAX_BATCH_RECORDS]
                 payload = _encode(chunk)
-                max_ts = max(r.timestamp for r in chunk)
-                rows.append(
-                    (topic_id, partition, chunk[0].offset, chunk[-1].offset, max_ts, len(payload), payload)
+                max_ts = max(r[3] for r in chunk)
+                batches.append(
+                    (topic_id, partition, chunk[0][2], chunk[-1][2], max_ts, len(payload), payload)
                 )
-            schema.insert_batches(conn, rows)
-        schema.set_next_offset(conn, topic_id, partition, base + len(records))
+            schema.insert_batches(conn, batches)
+        schema.set_next_offset(conn, topic_id, partition, base + len(rows))
 
     def _check_expected(self, conn: sqlite3.Connection, txn: Transaction) -> None:
         if not txn.expected:
@@ -182,8 +181,10 @@ class SqliteLog:
         with self._lock:
             topic_id, compacted = self._topic_id(tp.topic)
             if compacted:
-                rows = schema.read_compacted(self._conn, topic_id, tp.partition, offset, max_records)
-                return [Record(tp.topic, tp.partition, *row) for row in rows]
+                kept = schema.read_compacted(
+                    self._conn, topic_id, tp.partition, offset, max_records
+                )
+                return [Record(tp.topic, tp.partition, *row) for row in kept]
             out: list[Record] = []
             while len(out) < max_records:
                 # Batches hold up to MAX_BATCH_RECORDS but may hold far fewer (small flushes).
@@ -228,12 +229,16 @@ class SqliteLog:
     ) -> dict[TopicPartition, int | None]:
         result: dict[TopicPartition, int | None] = {}
         for tp in partitions:
-            result[tp] = schema.committed_offset(conn, group, self._topic_id(tp.topic)[0], tp.partition)
+            result[tp] = schema.committed_offset(
+                conn, group, self._topic_id(tp.topic)[0], tp.partition
+            )
         return result
 
     def write_committed(self, group: str, offsets: dict[TopicPartition, int]) -> None:
         with self._write() as conn:
-            rows = [(group, self._topic_id(tp.topic)[0], tp.partition, o) for tp, o in offsets.items()]
+            rows = [
+                (group, self._topic_id(tp.topic)[0], tp.partition, o) for tp, o in offsets.items()
+            ]
             schema.upsert_committed(conn, rows)
 
     def heartbeat(self, group: str, member: str, now_ms: int, session_timeout_ms: int) -> list[str]:
@@ -258,7 +263,11 @@ class EmbeddedBroker(LogBroker):
     """The default broker: a SQLite file that several processes can share."""
 
     def __init__(
-        self, path: str | os.PathLike[str], *, clock: Clock = SYSTEM_CLOCK, synchronous: str = "NORMAL"
+        self,
+        path: str | os.PathLike[str],
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        synchronous: str = "NORMAL",
     ) -> None:
         store = SqliteLog(path, synchronous=synchronous)
         super().__init__(store, f"embedded://{store.path}", clock=clock)

@@ -10,7 +10,7 @@ import sqlite3
 
 import msgspec
 
-from streamsense.brokers.base import Headers, Record, TopicConfig
+from streamsense.brokers.base import Headers, TopicConfig
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (
@@ -85,7 +85,8 @@ def prepare(conn: sqlite3.Connection, synchronous: str) -> None:
 
 def topic_row(conn: sqlite3.Connection, name: str) -> tuple[int, TopicConfig] | None:
     row = conn.execute(
-        "SELECT id, partitions, retention_ms, retention_bytes, compacted FROM topics WHERE name = ?",
+        "SELECT id, partitions, retention_ms, retention_bytes, compacted FROM topics"
+        " WHERE name = ?",
         (name,),
     ).fetchone()
     if row is None:
@@ -98,7 +99,13 @@ def insert_topic(conn: sqlite3.Connection, name: str, config: TopicConfig) -> No
     cursor = conn.execute(
         "INSERT INTO topics (name, partitions, retention_ms, retention_bytes, compacted)"
         " VALUES (?, ?, ?, ?, ?)",
-        (name, config.partitions, config.retention_ms, config.retention_bytes, int(config.compacted)),
+        (
+            name,
+            config.partitions,
+            config.retention_ms,
+            config.retention_bytes,
+            int(config.compacted),
+        ),
     )
     topic_id = cursor.lastrowid
     conn.executemany(
@@ -142,9 +149,12 @@ def set_next_offset(conn: sqlite3.Connection, topic_id: int, partition: int, off
     )
 
 
-def insert_batches(conn: sqlite3.Connection, rows: list[tuple[int, int, int, int, int, int, bytes]]) -> None:
+def insert_batches(
+    conn: sqlite3.Connection, rows: list[tuple[int, int, int, int, int, int, bytes]]
+) -> None:
     conn.executemany(
-        "INSERT INTO batches (topic_id, partition, base_offset, last_offset, max_ts, nbytes, payload)"
+        "INSERT INTO batches"
+        " (topic_id, partition, base_offset, last_offset, max_ts, nbytes, payload)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
@@ -160,10 +170,15 @@ def read_batches(
     ).fetchall()
 
 
-def upsert_compacted(conn: sqlite3.Connection, topic_id: int, partition: int, records: list[Record]) -> None:
-    for record in records:
-        key = record.key if record.key is not None else b""
-        if record.value is None:  # a tombstone deletes the key
+StoredRow = tuple[str, int, int, int, bytes | None, bytes | None, Headers]
+
+
+def upsert_compacted(
+    conn: sqlite3.Connection, topic_id: int, partition: int, rows: list[StoredRow]
+) -> None:
+    for _, _, offset, timestamp, raw_key, value, headers in rows:
+        key = raw_key if raw_key is not None else b""
+        if value is None:  # a tombstone deletes the key
             conn.execute(
                 "DELETE FROM compacted WHERE topic_id = ? AND partition = ? AND key = ?",
                 (topic_id, partition, key),
@@ -171,8 +186,15 @@ def upsert_compacted(conn: sqlite3.Connection, topic_id: int, partition: int, re
             continue
         conn.execute(
             "INSERT OR REPLACE INTO compacted VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (topic_id, partition, key, record.offset, record.timestamp, record.value,
-             _encode_headers(record.headers) if record.headers else None),
+            (
+                topic_id,
+                partition,
+                key,
+                offset,
+                timestamp,
+                value,
+                _encode_headers(headers) if headers else None,
+            ),
         )
 
 
@@ -187,7 +209,9 @@ def read_compacted(
     return [(o, ts, k, v, _decode_headers(h) if h else ()) for o, ts, k, v, h in rows]
 
 
-def committed_offset(conn: sqlite3.Connection, group: str, topic_id: int, partition: int) -> int | None:
+def committed_offset(
+    conn: sqlite3.Connection, group: str, topic_id: int, partition: int
+) -> int | None:
     row = conn.execute(
         "SELECT offset FROM committed WHERE grp = ? AND topic_id = ? AND partition = ?",
         (group, topic_id, partition),
@@ -203,7 +227,9 @@ def upsert_committed(conn: sqlite3.Connection, rows: list[tuple[str, int, int, i
     )
 
 
-def heartbeat(conn: sqlite3.Connection, group: str, member: str, now_ms: int, expires_ms: int) -> list[str]:
+def heartbeat(
+    conn: sqlite3.Connection, group: str, member: str, now_ms: int, expires_ms: int
+) -> list[str]:
     conn.execute(
         "INSERT INTO members (grp, member, expires_ms) VALUES (?, ?, ?)"
         " ON CONFLICT (grp, member) DO UPDATE SET expires_ms = excluded.expires_ms",
@@ -229,7 +255,9 @@ def enforce_retention(conn: sqlite3.Connection, now_ms: int) -> int:
     for topic_id, retention_ms, retention_bytes in topics:
         parts = conn.execute("SELECT partition FROM partitions WHERE topic_id = ?", (topic_id,))
         for (partition,) in parts.fetchall():
-            keep_from = _first_retained(conn, topic_id, partition, now_ms, retention_ms, retention_bytes)
+            keep_from = _first_retained(
+                conn, topic_id, partition, now_ms, retention_ms, retention_bytes
+            )
             if keep_from is None:
                 continue
             cursor = conn.execute(
@@ -268,6 +296,6 @@ def _first_retained(
         too_big = retention_bytes is not None and size > retention_bytes and keep_from is not None
         too_old = cutoff is not None and max_ts < cutoff
         if too_big or too_old:
-            return last_offset + 1
+            return int(last_offset) + 1
         keep_from = base_offset
     return None

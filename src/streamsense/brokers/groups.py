@@ -23,7 +23,9 @@ class MembershipStore(Protocol):
     def leave(self, group: str, member: str) -> None: ...
 
 
-def assign(members: Sequence[str], partitions: Sequence[TopicPartition]) -> dict[str, list[TopicPartition]]:
+def assign(
+    members: Sequence[str], partitions: Sequence[TopicPartition]
+) -> dict[str, list[TopicPartition]]:
     """Partition p of every topic goes to member ``p % len(members)``: co-partitioned topics
     (same key, same partition count) stay together, as keyed state requires."""
     ordered = sorted(members)

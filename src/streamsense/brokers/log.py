@@ -15,6 +15,7 @@ from typing import Protocol
 from streamsense.brokers.base import (
     OffsetReset,
     OutRecord,
+    PendingBatches,
     Record,
     TopicConfig,
     TopicInfo,
@@ -38,9 +39,9 @@ class LogStore(MembershipStore, Protocol):
 
     def describe_topic(self, name: str) -> TopicInfo: ...
 
-    def append(self, records: Sequence[OutRecord], txn: Transaction | None = None) -> None:
-        """Write records whose partition and timestamp are set, and, with ``txn``, commit
-        its offsets in the same atomic step (after checking ``txn.expected``)."""
+    def append(self, batches: PendingBatches, txn: Transaction | None = None) -> None:
+        """Write each partition's records in order, and, with ``txn``, commit its offsets
+        in the same atomic step (after checking ``txn.expected``)."""
         ...
 
     def fetch(self, tp: TopicPartition, offset: int, max_records: int) -> list[Record]:
@@ -52,8 +53,9 @@ class LogStore(MembershipStore, Protocol):
         """Block until new records may have arrived, or ``timeout`` seconds passed."""
         ...
 
-    def read_committed(self, group: str, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
-        ...
+    def read_committed(
+        self, group: str, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int | None]: ...
 
     def write_committed(self, group: str, offsets: dict[TopicPartition, int]) -> None: ...
 
@@ -114,7 +116,13 @@ class LogBroker:
         return BatchingProducer(self, batch_size=batch_size, linger_ms=linger_ms)
 
     def commit_transaction(self, txn: Transaction) -> None:
-        self.store.append([self.resolve(r) for r in txn.records], txn)
+        batches: PendingBatches = {}
+        for record in txn.records:
+            resolved = self.resolve(record)
+            tp = TopicPartition(resolved.topic, resolved.partition or 0)
+            pending = (resolved.timestamp or 0, resolved.key, resolved.value, resolved.headers)
+            batches.setdefault(tp, []).append(pending)
+        self.store.append(batches, txn)
 
     # -- reading ----------------------------------------------------------------------------
     def consumer(

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from streamsense.brokers.base import (
-    OutRecord,
     PartitionInfo,
+    PendingBatches,
+    PendingRecord,
     Record,
     TopicConfig,
     TopicInfo,
@@ -78,12 +79,15 @@ class MemoryLog:
             raise TopicNotFound(f"topic {name!r} does not exist") from None
 
     # -- data -------------------------------------------------------------------------------
-    def append(self, records: Sequence[OutRecord], txn: Transaction | None = None) -> None:
+    def append(self, batches: PendingBatches, txn: Transaction | None = None) -> None:
         with self._changed:
             if txn is not None:
                 self._check_expected(txn)
-            for out in records:
-                self._append_one(out)
+            for tp in batches:
+                self._topic(tp.topic)  # all or nothing: check every topic first
+            for tp, pending in batches.items():
+                for item in pending:
+                    self._append_one(tp, item)
             if txn is not None:
                 for tp, offset in txn.offsets.items():
                     self._committed[(txn.group, tp)] = offset
@@ -98,18 +102,16 @@ class MemoryLog:
                     f"group {txn.group!r} {tp}: committed offset is {actual}, expected {expected}"
                 )
 
-    def _append_one(self, out: OutRecord) -> None:
-        topic = self._topic(out.topic)
-        assert out.partition is not None and out.timestamp is not None
-        part = topic.partitions[out.partition]
-        record = Record(
-            out.topic, out.partition, part.next_offset, out.timestamp, out.key, out.value, out.headers
-        )
+    def _append_one(self, tp: TopicPartition, item: PendingRecord) -> None:
+        topic = self._topic(tp.topic)
+        part = topic.partitions[tp.partition]
+        timestamp, key, value, headers = item
+        record = Record(tp.topic, tp.partition, part.next_offset, timestamp, key, value, headers)
         part.next_offset += 1
         if topic.config.compacted:
-            part.latest.pop(out.key, None)
-            if out.value is not None:
-                part.latest[out.key] = record
+            part.latest.pop(key, None)
+            if value is not None:
+                part.latest[key] = record
             part.records = list(part.latest.values())
         else:
             part.records.append(record)

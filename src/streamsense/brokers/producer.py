@@ -1,8 +1,8 @@
 """The batching producer shared by the memory and embedded brokers.
 
 Records are partitioned at ``send`` (so ordering per partition is the send order) and
-buffered; a batch is written when it reaches ``batch_size`` records, when it is older than
-``linger_ms`` (a background thread checks), or on ``flush``/``close``.
+buffered per partition; a batch is written when it reaches ``batch_size`` records, when it
+is older than ``linger_ms`` (a background thread checks), or on ``flush``/``close``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from streamsense.brokers.base import Headers, OutRecord
+from streamsense.brokers.base import Headers, PendingBatches, PendingRecord, TopicPartition
 from streamsense.brokers.partitioner import partition_for
 from streamsense.errors import ConfigError
 
@@ -27,9 +27,10 @@ class BatchingProducer:
         self._broker = broker
         self._batch_size = batch_size
         self._linger_s = max(linger_ms, 0.0) / 1000.0
-        self._buffer: list[OutRecord] = []
+        # topic -> one list of pending records per partition
+        self._buffers: dict[str, list[list[PendingRecord]]] = {}
+        self._buffered = 0
         self._first_buffered = 0.0
-        self._counts: dict[str, int] = {}
         self._round_robin = itertools.count()
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -47,24 +48,27 @@ class BatchingProducer:
         timestamp: int | None = None,
         headers: Headers = (),
     ) -> None:
-        count = self._counts.get(topic)
-        if count is None:
-            count = self._counts[topic] = self._broker.partition_count(topic)
-        if partition is None:
-            partition = (
-                next(self._round_robin) % count if key is None else partition_for(key, count)
-            )
-        elif not 0 <= partition < count:
-            raise ConfigError(f"topic {topic!r} has no partition {partition}")
         if timestamp is None:
             timestamp = self._now_ms()
-        record = OutRecord(topic, value, key, partition, timestamp, headers)
         with self._lock:
-            self._raise_pending_error()
-            if not self._buffer:
+            if self._error is not None:
+                self._raise_pending_error()
+            parts = self._buffers.get(topic)
+            if parts is None:
+                count = self._broker.partition_count(topic)
+                parts = self._buffers[topic] = [[] for _ in range(count)]
+            if partition is None:
+                count = len(parts)
+                partition = (
+                    next(self._round_robin) % count if key is None else partition_for(key, count)
+                )
+            elif not 0 <= partition < len(parts):
+                raise ConfigError(f"topic {topic!r} has no partition {partition}")
+            if not self._buffered:
                 self._first_buffered = time.monotonic()
-            self._buffer.append(record)
-            full = len(self._buffer) >= self._batch_size
+            parts[partition].append((timestamp, key, value, headers))
+            self._buffered += 1
+            full = self._buffered >= self._batch_size
         if full:
             self.flush()
         elif self._lingerer is None and self._linger_s > 0:
@@ -73,9 +77,7 @@ class BatchingProducer:
     def flush(self) -> None:
         with self._lock:
             self._raise_pending_error()
-            batch, self._buffer = self._buffer, []
-            if batch:
-                self._broker.store.append(batch)
+            self._write(self._take())
 
     def close(self) -> None:
         self._closed.set()
@@ -89,23 +91,38 @@ class BatchingProducer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _take(self) -> PendingBatches:
+        """Everything buffered, by partition (call with the lock held)."""
+        buffers, self._buffers = self._buffers, {}
+        self._buffered = 0
+        return {
+            TopicPartition(topic, p): records
+            for topic, parts in buffers.items()
+            for p, records in enumerate(parts)
+            if records
+        }
+
+    def _write(self, batches: PendingBatches) -> None:
+        if batches:
+            self._broker.store.append(batches)
+
     def _raise_pending_error(self) -> None:
         if self._error is not None:
             error, self._error = self._error, None
             raise error
 
     def _start_lingerer(self) -> None:
-        self._lingerer = threading.Thread(target=self._linger_loop, daemon=True, name="producer-linger")
+        self._lingerer = threading.Thread(
+            target=self._linger_loop, daemon=True, name="producer-linger"
+        )
         self._lingerer.start()
 
     def _linger_loop(self) -> None:
         while not self._closed.wait(self._linger_s):
             with self._lock:
-                due = self._buffer and time.monotonic() - self._first_buffered >= self._linger_s
-                if not due:
+                if not self._buffered or time.monotonic() - self._first_buffered < self._linger_s:
                     continue
-                batch, self._buffer = self._buffer, []
                 try:
-                    self._broker.store.append(batch)
+                    self._write(self._take())
                 except BaseException as error:  # surfaced on the caller's next send/flush
                     self._error = error

@@ -28,7 +28,9 @@ from streamsense.runtime.ingest import count_rows, ingest_file
 from streamsense.runtime.loader import LoadedApp, load_app
 from streamsense.runtime.worker import Mode, Worker, WorkerConfig, WorkerStats
 
-AppArgument = Annotated[str, typer.Argument(help="App folder (apps/fraud), file.py or module[:attr].")]
+AppArgument = Annotated[
+    str, typer.Argument(help="App folder (apps/fraud), file.py or module[:attr].")
+]
 ModeOption = Annotated[str, typer.Option("--mode", help="realtime or microbatch.")]
 BatchOption = Annotated[int, typer.Option("--batch-size", min=1, help="Events per microbatch.")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v")]
@@ -45,7 +47,9 @@ def _stop_on_signals(worker: Worker) -> None:
     """SIGTERM and the first Ctrl-C finish the current batch, commit, and leave cleanly."""
 
     def handler(signum: int, frame: object) -> None:
-        console.print(f"[yellow]{signal.Signals(signum).name}: finishing the current batch[/yellow]")
+        console.print(
+            f"[yellow]{signal.Signals(signum).name}: finishing the current batch[/yellow]"
+        )
         worker.stop()
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
@@ -181,9 +185,7 @@ def _ingest_with_progress(broker: Broker, stream: Stream[Any], path: Path) -> No
 
 
 def _run_with_progress(worker: Worker) -> WorkerStats:
-    total = sum(
-        worker.broker.describe_topic(topic).messages for topic in worker.app.flows
-    )
+    total = sum(worker.broker.describe_topic(topic).messages for topic in worker.app.flows)
     done = threading.Event()
     with Progress(console=console) as progress:
         task = progress.add_task(f"processing {worker.app.name}", total=total)
@@ -195,7 +197,7 @@ def _run_with_progress(worker: Worker) -> WorkerStats:
         updater = threading.Thread(target=refresh, daemon=True)
         updater.start()
         try:
-            stats = worker.run(until_caught_up=True)
+            stats = worker.run(until_caught_up=True, own_all=True)
         finally:
             done.set()
             updater.join()

@@ -9,15 +9,26 @@ import typer
 from rich.progress import Progress
 
 from streamsense.brokers import TopicPartition
-from streamsense.cli.common import DEFAULT_STATE_DIR, BrokerOption, StateDirOption, connect, console, fail
+from streamsense.cli.common import (
+    DEFAULT_STATE_DIR,
+    BrokerOption,
+    StateDirOption,
+    connect,
+    console,
+    fail,
+)
 from streamsense.errors import StreamsenseError
 from streamsense.runtime.ingest import count_rows, file_chunks
 
 
 def produce(
     topic: str,
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSON lines or Parquet.")],
-    key: Annotated[str | None, typer.Option(help="Field whose value keys (partitions) each row.")] = None,
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="JSON lines or Parquet.")
+    ],
+    key: Annotated[
+        str | None, typer.Option(help="Field whose value keys (partitions) each row.")
+    ] = None,
     broker: BrokerOption = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
 ) -> None:
@@ -44,8 +55,12 @@ def consume(
     topic: str,
     group: Annotated[str | None, typer.Option(help="Consumer group (commits offsets).")] = None,
     max_records: Annotated[int | None, typer.Option("--max", help="Stop after this many.")] = None,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep waiting for new records.")] = False,
-    from_end: Annotated[bool, typer.Option("--from-end", help="Start at the end of the topic.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep waiting for new records.")
+    ] = False,
+    from_end: Annotated[
+        bool, typer.Option("--from-end", help="Start at the end of the topic.")
+    ] = False,
     broker: BrokerOption = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
 ) -> None:

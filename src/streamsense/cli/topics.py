@@ -8,7 +8,14 @@ import typer
 from rich.table import Table
 
 from streamsense.brokers import TopicConfig
-from streamsense.cli.common import DEFAULT_STATE_DIR, BrokerOption, StateDirOption, connect, console, fail
+from streamsense.cli.common import (
+    DEFAULT_STATE_DIR,
+    BrokerOption,
+    StateDirOption,
+    connect,
+    console,
+    fail,
+)
 from streamsense.errors import StreamsenseError
 
 topics_app = typer.Typer(help="Create, list and describe topics.", no_args_is_help=True)
@@ -30,7 +37,9 @@ def list_topics(broker: BrokerOption = None, state_dir: StateDirOption = DEFAULT
 def create(
     name: str,
     partitions: Annotated[int, typer.Option("--partitions", "-p", min=1)] = 1,
-    retention_ms: Annotated[int | None, typer.Option(help="Delete records older than this.")] = None,
+    retention_ms: Annotated[
+        int | None, typer.Option(help="Delete records older than this.")
+    ] = None,
     retention_bytes: Annotated[int | None, typer.Option(help="Per-partition size budget.")] = None,
     compacted: Annotated[bool, typer.Option(help="Keep only the latest record per key.")] = False,
     broker: BrokerOption = None,
@@ -49,7 +58,9 @@ def create(
 
 
 @topics_app.command("describe")
-def describe(name: str, broker: BrokerOption = None, state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
+def describe(
+    name: str, broker: BrokerOption = None, state_dir: StateDirOption = DEFAULT_STATE_DIR
+) -> None:
     """Show a topic's configuration and each partition's offsets."""
     with_broker = connect(broker, state_dir)
     try:

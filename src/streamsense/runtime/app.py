@@ -81,7 +81,10 @@ class TopicSink:
     def records(self, event: Event[Any], value: Any) -> list[OutRecord]:
         return [
             OutRecord(
-                self.topic, self.encode(value), event.key.encode(), timestamp=event.event_time,
+                self.topic,
+                self.encode(value),
+                event.key.encode(),
+                timestamp=event.event_time,
                 headers=source_headers(event),
             )
         ]

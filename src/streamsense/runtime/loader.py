@@ -31,7 +31,9 @@ def load_app(spec: str) -> LoadedApp:
     if target is None and hasattr(module, "create_app"):
         target = module.create_app()
     if not isinstance(target, App):
-        raise ConfigError(f"{spec!r} defines no streamsense App named {attribute!r} (or create_app())")
+        raise ConfigError(
+            f"{spec!r} defines no streamsense App named {attribute!r} (or create_app())"
+        )
     return LoadedApp(target, module)
 
 

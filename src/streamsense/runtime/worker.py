@@ -14,7 +14,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from streamsense.brokers.base import Broker, Consumer, OutRecord, Record, TopicPartition, Transaction
+from streamsense.brokers.base import (
+    Broker,
+    Consumer,
+    OutRecord,
+    Record,
+    TopicPartition,
+    Transaction,
+)
 from streamsense.errors import FencedError, InvalidEvent, StreamsenseError
 from streamsense.events import Event
 from streamsense.runtime.app import App, Context, Flow
@@ -69,13 +76,24 @@ class Worker:
         self._stop.set()
 
     # -- the loop ---------------------------------------------------------------------------
-    def run(self, *, until_caught_up: bool = False) -> WorkerStats:
+    def run(self, *, until_caught_up: bool = False, own_all: bool = False) -> WorkerStats:
+        """Process events until ``stop()`` (or, with ``until_caught_up``, until every source
+        partition is read to its end). ``own_all`` takes every partition without joining
+        the group (replays): members that died without leaving cannot hold a share of it,
+        and fencing still stops a concurrent worker from committing the same offsets."""
         self.ensure_topics()
         consumer = self.broker.consumer(
             self.app.group, session_timeout_ms=self.config.session_timeout_ms
         )
         self._consumer = consumer
-        consumer.subscribe(list(self.app.flows), on_assign=self._on_assign, on_revoke=self._on_revoke)
+        if own_all:
+            everything = self._source_partitions()
+            consumer.assign(everything)
+            self._on_assign(everything)
+        else:
+            consumer.subscribe(
+                list(self.app.flows), on_assign=self._on_assign, on_revoke=self._on_revoke
+            )
         try:
             self._loop(consumer, until_caught_up)
             self._commit()
@@ -83,6 +101,13 @@ class Worker:
             consumer.close()
             self._consumer = None
         return self.stats
+
+    def _source_partitions(self) -> list[TopicPartition]:
+        return [
+            TopicPartition(topic, p)
+            for topic in self.app.flows
+            for p in range(self.broker.describe_topic(topic).config.partitions)
+        ]
 
     def _loop(self, consumer: Consumer, until_caught_up: bool) -> None:
         realtime = self.config.mode == "realtime"
@@ -94,7 +119,9 @@ class Worker:
                 self._process(record)
             if records and batch_started is None:
                 batch_started = time.monotonic()
-            if batch_started is not None and (realtime or not records or self._batch_due(batch_started)):
+            if batch_started is not None and (
+                realtime or not records or self._batch_due(batch_started)
+            ):
                 self._commit()
                 batch_started = None
             if until_caught_up and not records and self._caught_up(consumer):
@@ -106,15 +133,17 @@ class Worker:
         return (time.monotonic() - started) * 1000 >= self.config.batch_ms
 
     def _caught_up(self, consumer: Consumer) -> bool:
-        assigned = consumer.assignment()
-        if not assigned:
-            return False
-        highs: dict[str, list[int]] = {}
-        for tp in assigned:
-            if tp.topic not in highs:
-                highs[tp.topic] = [p.high for p in self.broker.describe_topic(tp.topic).partitions]
-            if consumer.position(tp) < highs[tp.topic][tp.partition]:
-                return False
+        """Every source partition is read to its end: by this worker for the partitions it
+        owns, by the group's commits for the others."""
+        owned = set(consumer.assignment())
+        others = [tp for tp in self._source_partitions() if tp not in owned]
+        committed = self.broker.committed(self.app.group, others) if others else {}
+        for topic in self.app.flows:
+            for part in self.broker.describe_topic(topic).partitions:
+                tp = TopicPartition(topic, part.partition)
+                done = consumer.position(tp) if tp in owned else committed.get(tp)
+                if (part.low if done is None else done) < part.high:
+                    return False
         return True
 
     # -- one event --------------------------------------------------------------------------
@@ -127,7 +156,9 @@ class Worker:
             self._pending.append(flow.source.dead_letter(record, error))
             self.stats.dead_letters += 1
             reason = error.field or error.reason.split(" ")[0]
-            self.stats.dead_letter_reasons[reason] = self.stats.dead_letter_reasons.get(reason, 0) + 1
+            self.stats.dead_letter_reasons[reason] = (
+                self.stats.dead_letter_reasons.get(reason, 0) + 1
+            )
         else:
             if value is not None:
                 for sink in flow.sinks:
