@@ -37,15 +37,17 @@ def _feed(db: Path) -> None:
     broker.close()
 
 
-def _start_worker(state_dir: Path, mode: str, batch_size: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+def _start_worker(
+    state_dir: Path, mode: str, batch_size: int, app: str = APP
+) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
     return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "streamsense",
             "run",
-            APP,
+            app,
             "--state-dir",
             str(state_dir),
             "--mode",
@@ -113,3 +115,60 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) -
         assert ns == list(range(1, len(ns) + 1))  # per-key order and state survived
     assert len(letters) == BAD
     assert len({dict(r.headers)["source"] for r in letters}) == BAD
+
+
+WINDOWED = str(ROOT / "tests" / "apps" / "windowed.py")
+
+
+def test_sigkill_never_changes_windowed_features(tmp_path: Path) -> None:
+    """The feature engine's state comes back from snapshots plus a silent replay: after
+    kills, every feature vector equals the one an uninterrupted run computes."""
+    from tests.apps import windowed
+
+    items = make_clicks(20_000, users=50)
+    db = tmp_path / "broker.db"
+    broker = EmbeddedBroker(db)
+    Worker(windowed.app, broker).ensure_topics()
+    with broker.producer() as producer:
+        for click in items:
+            out = windowed.clicks.to_record(click)
+            producer.send(out.topic, out.value, out.key)
+    broker.close()
+    total = len(items)
+    rng = random.Random(7)
+
+    def committed() -> int:
+        b = EmbeddedBroker(db)
+        try:
+            tps = [TopicPartition(windowed.clicks.topic, p) for p in range(3)]
+            return sum(v or 0 for v in b.committed("windowed", tps).values())
+        finally:
+            b.close()
+
+    for target in sorted(rng.uniform(0.1, 0.9) * total for _ in range(4)):
+        worker = _start_worker(tmp_path, "microbatch", rng.choice([100, 500]), WINDOWED)
+        _wait_until(lambda t=target: committed() >= t, worker)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+    worker = _start_worker(tmp_path, "microbatch", 500, WINDOWED)
+    _wait_until(lambda: committed() >= total, worker)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+
+    from streamsense.brokers import MemoryBroker
+
+    straight = MemoryBroker()
+    Worker(windowed.app, straight).ensure_topics()
+    with straight.producer() as producer:
+        for click in items:
+            out = windowed.clicks.to_record(click)
+            producer.send(out.topic, out.value, out.key)
+    Worker(windowed.build(allowed_lateness_ms=2000, idle_timeout_ms=None), straight).run(
+        until_caught_up=True
+    )
+    broker = EmbeddedBroker(db)
+    got = sorted(r.value or b"" for r in drain_topic(broker, "windowed.features"))
+    broker.close()
+    want = sorted(r.value or b"" for r in drain_topic(straight, "windowed.features"))
+    assert len(got) == total
+    assert got == want

@@ -52,6 +52,37 @@ class Stage:
     fn: StageFn
 
 
+class BatchStage(Protocol):
+    """A stage that works on micro-batches and keeps its own state (the feature engine).
+
+    ``process_batch`` gets one partition's events in log order and the values the previous
+    stages produced, and returns a value per event (None drops it) plus extra records
+    (late events, closed windows). Its state is snapshotted with the commits; after a
+    restart the worker restores the snapshot and replays the events after it, with outputs
+    suppressed up to the committed offsets, so state and outputs stay exactly once. Batch
+    stages come first in a flow, as they replay from the source."""
+
+    name: str
+
+    def topic_configs(self, partitions: int) -> dict[str, TopicConfig]: ...
+
+    def process_batch(
+        self, partition: int, events: list[Event[Any]], values: list[Any]
+    ) -> tuple[list[Any], list[OutRecord]]: ...
+
+    def on_idle(self, partition: int, now_ms: int) -> list[OutRecord]:
+        """Called when a partition had no event for a while (closes windows)."""
+        ...
+
+    def snapshot(self, partition: int) -> bytes: ...
+
+    def restore(self, partition: int, data: bytes | None) -> None:
+        """Load a snapshot (None: start empty) for a partition this worker now owns."""
+        ...
+
+    def drop(self, partition: int) -> None: ...
+
+
 class Sink(Protocol):
     """Turns a flow's final value into records committed with the event's offset."""
 
@@ -93,14 +124,28 @@ class TopicSink:
 @dataclass
 class Flow:
     source: Stream[Any]
-    stages: list[Stage] = field(default_factory=list)
+    stages: list[Stage | BatchStage] = field(default_factory=list)
     sinks: list[Sink] = field(default_factory=list)
 
     def stage(self, name: str, fn: StageFn) -> Flow:
-        if any(s.name == name for s in self.stages):
-            raise ConfigError(f"stage {name!r} appears twice in the flow")
+        self._check_name(name)
         self.stages.append(Stage(name, fn))
         return self
+
+    def batch(self, stage: BatchStage) -> Flow:
+        """Add a micro-batch stage (see BatchStage); it must come before function stages."""
+        self._check_name(stage.name)
+        if any(isinstance(s, Stage) for s in self.stages):
+            raise ConfigError(f"batch stage {stage.name!r} must come before function stages")
+        self.stages.append(stage)
+        return self
+
+    def batch_stages(self) -> list[BatchStage]:
+        return [s for s in self.stages if not isinstance(s, Stage)]
+
+    def _check_name(self, name: str) -> None:
+        if any(s.name == name for s in self.stages):
+            raise ConfigError(f"stage {name!r} appears twice in the flow")
 
     def sink(self, sink: Sink) -> Flow:
         self.sinks.append(sink)
@@ -134,7 +179,14 @@ class App:
         return next(iter(self.flows.values())).source.partitions
 
     def stage_names(self) -> list[str]:
-        return sorted({s.name for f in self.flows.values() for s in f.stages})
+        """Function stages: their keyed state lives in changelog topics."""
+        return sorted({s.name for f in self.flows.values() for s in f.stages if isinstance(s, Stage)})
+
+    def batch_stages(self) -> dict[str, BatchStage]:
+        return {s.name: s for f in self.flows.values() for s in f.batch_stages()}
+
+    def snapshot_topic(self, stage: str) -> str:
+        return f"{self.name}.{stage}.snapshots"
 
     def changelog_topic(self, stage: str) -> str:
         return f"{self.name}.{stage}.changelog"
@@ -148,4 +200,7 @@ class App:
                 configs.update(sink.topic_configs(self.partitions))
         for stage in self.stage_names():
             configs[self.changelog_topic(stage)] = TopicConfig(self.partitions, compacted=True)
+        for name, batch in self.batch_stages().items():
+            configs.update(batch.topic_configs(self.partitions))
+            configs[self.snapshot_topic(name)] = TopicConfig(self.partitions, compacted=True)
         return configs

@@ -1,9 +1,9 @@
-"""The worker loop: poll, run each event through its flow, commit outputs, state changes and
-offsets together.
+"""The worker loop: poll, run each partition's records through its flow, commit outputs,
+state changes and offsets together.
 
 ``realtime`` commits after every event (lowest latency); ``microbatch`` commits up to
-``batch_size`` events or every ``batch_ms`` (highest throughput). Both run the same code per
-event in offset order, so they write the same outputs.
+``batch_size`` events or every ``batch_ms`` (highest throughput). Both run the same code in
+offset order per partition, so they write the same outputs.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from streamsense.brokers.base import (
     Broker,
@@ -22,9 +22,10 @@ from streamsense.brokers.base import (
     TopicPartition,
     Transaction,
 )
-from streamsense.errors import FencedError, InvalidEvent, StreamsenseError
-from streamsense.events import Event
-from streamsense.runtime.app import App, Context, Flow
+from streamsense.errors import FencedError, StreamsenseError
+from streamsense.runtime.app import App
+from streamsense.runtime.flows import run_flow
+from streamsense.runtime.restore import Restorer
 from streamsense.runtime.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -34,12 +35,16 @@ Mode = Literal["realtime", "microbatch"]
 
 @dataclass(frozen=True)
 class WorkerConfig:
+    """How a worker batches, commits and snapshots."""
+
     mode: Mode = "microbatch"
     batch_size: int = 1000
     batch_ms: int = 100
     poll_timeout_s: float = 0.05
     session_timeout_ms: int = 10_000
     commit_attempts: int = 5
+    snapshot_every_events: int = 200_000
+    snapshot_every_s: float = 30.0
 
 
 @dataclass
@@ -50,16 +55,20 @@ class WorkerStats:
     commits: int = 0
     fenced: int = 0
     restored_keys: int = 0
+    replayed_events: int = 0
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
 
 
 class Worker:
+    """Runs an App against a broker: one member of the app's consumer group."""
+
     def __init__(self, app: App, broker: Broker, config: WorkerConfig | None = None) -> None:
         self.app = app
         self.broker = broker
         self.config = config or WorkerConfig()
         self.stats = WorkerStats()
         self._state = StateStore({s: app.changelog_topic(s) for s in app.stage_names()})
+        self._restorer = Restorer(app, broker, self.config)
         self._pending: list[OutRecord] = []
         self._offsets: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int | None] = {}
@@ -96,7 +105,7 @@ class Worker:
             )
         try:
             self._loop(consumer, until_caught_up)
-            self._commit()
+            self._commit(final=True)
         finally:
             consumer.close()
             self._consumer = None
@@ -115,13 +124,14 @@ class Worker:
         while not self._stop.is_set():
             limit = 1 if realtime else self.config.batch_size - self._events_in_batch
             records = consumer.poll(limit, timeout=self.config.poll_timeout_s)
-            for record in records:
-                self._process(record)
-            if records and batch_started is None:
-                batch_started = time.monotonic()
-            if batch_started is not None and (
-                realtime or not records or self._batch_due(batch_started)
-            ):
+            if records:
+                self._process(records)
+                if batch_started is None:
+                    batch_started = time.monotonic()
+            else:
+                self._pending.extend(self._restorer.idle(consumer.assignment()))
+            due = batch_started is not None and self._batch_due(batch_started)
+            if realtime or not records or due:
                 self._commit()
                 batch_started = None
             if until_caught_up and not records and self._caught_up(consumer):
@@ -146,44 +156,42 @@ class Worker:
                     return False
         return True
 
-    # -- one event --------------------------------------------------------------------------
-    def _process(self, record: Record) -> None:
-        flow = self.app.flows[record.topic]
-        try:
-            event = flow.source.decode(record)
-            value = self._run_stages(flow, event)
-        except InvalidEvent as error:
-            self._pending.append(flow.source.dead_letter(record, error))
-            self.stats.dead_letters += 1
-            reason = error.field or error.reason.split(" ")[0]
-            self.stats.dead_letter_reasons[reason] = (
-                self.stats.dead_letter_reasons.get(reason, 0) + 1
+    # -- processing -------------------------------------------------------------------------
+    def _process(self, records: list[Record]) -> None:
+        by_partition: dict[TopicPartition, list[Record]] = {}
+        for record in records:
+            by_partition.setdefault(TopicPartition(record.topic, record.partition), []).append(
+                record
             )
-        else:
-            if value is not None:
-                for sink in flow.sinks:
-                    out = sink.records(event, value)
-                    self._pending.extend(out)
-                    self.stats.outputs += len(out)
-        self._offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
-        self._events_in_batch += 1
-        self.stats.events += 1
+        for tp, batch in by_partition.items():
+            replay, live = self._restorer.split(tp, batch)
+            flow = self.app.flows[tp.topic]
+            if replay:
+                run_flow(flow, self._state, tp.partition, replay, restoring=True)
+                self.stats.replayed_events += len(replay)
+            if live:
+                outcome = run_flow(flow, self._state, tp.partition, live, restoring=False)
+                self._pending.extend(outcome.records)
+                self._offsets[tp] = live[-1].offset + 1
+                self._events_in_batch += len(live)
+                self._restorer.count(tp.partition, len(live))
+                self._record(outcome.events, outcome.outputs, outcome.dead_letters)
 
-    def _run_stages(self, flow: Flow, event: Event[Any]) -> Any:
-        value: Any = event.payload
-        for stage in flow.stages:
-            ctx = Context(event, self._state.state(stage.name, event.partition, event.key))
-            value = stage.fn(value, ctx)
-            if value is None:
-                return None
-        return value
+    def _record(self, events: int, outputs: int, dead_letters: dict[str, int]) -> None:
+        self.stats.events += events
+        self.stats.outputs += outputs
+        for reason, n in dead_letters.items():
+            self.stats.dead_letters += n
+            self.stats.dead_letter_reasons[reason] = self.stats.dead_letter_reasons.get(reason, 0) + n
 
     # -- committing -------------------------------------------------------------------------
-    def _commit(self) -> None:
-        if not self._offsets:
+    def _commit(self, *, final: bool = False) -> None:
+        if not self._offsets and not self._pending:
             return
         offsets, self._offsets = self._offsets, {}
         records = self._pending + self._state.take_changes()
+        if self._consumer is not None:
+            records += self._restorer.snapshots_due(self._consumer, force=final)
         self._pending = []
         self._events_in_batch = 0
         txn = Transaction(
@@ -218,25 +226,33 @@ class Worker:
     def _reload(self, partitions: list[TopicPartition]) -> None:
         """Forget uncommitted work on ``partitions``: state and position go back to what
         the group committed."""
-        self._state.restore(self.broker, {tp.partition for tp in partitions})
-        committed = self.broker.committed(self.app.group, partitions)
+        numbers = {tp.partition for tp in partitions}
+        self._state.restore(self.broker, numbers)
+        every = [tp for tp in self._source_partitions() if tp.partition in numbers]
+        committed = self.broker.committed(self.app.group, every)
         self._committed.update(committed)
         if self._consumer is not None:
-            for tp in partitions:
-                self._consumer.seek(tp, committed[tp] or 0)
+            for tp in every:
+                if tp in self._consumer.assignment():
+                    self._consumer.seek(tp, committed[tp] or 0)
+            self._restorer.restore(self._consumer, numbers, committed)
 
     # -- rebalances -------------------------------------------------------------------------
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
-        self._committed.update(self.broker.committed(self.app.group, partitions))
-        self.stats.restored_keys += self._state.restore(
-            self.broker, {tp.partition for tp in partitions}
-        )
+        committed = self.broker.committed(self.app.group, partitions)
+        self._committed.update(committed)
+        numbers = {tp.partition for tp in partitions}
+        self.stats.restored_keys += self._state.restore(self.broker, numbers)
+        if self._consumer is not None:
+            self._restorer.restore(self._consumer, numbers, committed)
         log.info("assigned %s", partitions)
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
-        self._commit()
+        self._commit(final=True)
         # Partition p of every source moves as one (co-partitioning), so its state goes too.
-        self._state.drop({tp.partition for tp in partitions})
+        numbers = {tp.partition for tp in partitions}
+        self._state.drop(numbers)
+        self._restorer.drop(numbers)
         for tp in partitions:
             self._committed.pop(tp, None)
         log.info("revoked %s", partitions)

@@ -1,0 +1,195 @@
+"""Apache Kafka as a streamsense broker, through confluent-kafka (librdkafka).
+
+``open_broker("kafka://host:port[,host:port][?exactly_once=true&transactional_id=ID]")``.
+
+How the contract in ``base`` maps onto Kafka:
+
+* Topics are made with the AdminClient; retention and compaction become topic configs,
+  and Kafka itself enforces them (``enforce_retention`` has nothing to do).
+* Producers are idempotent and pick partitions themselves (murmur2 of the key, as Java
+  clients do; round robin without a key).
+* Consumers read committed data only and commit only when told to. Groups rebalance with
+  Kafka's classic protocol; a member that stops heartbeating for ``session_timeout_ms``
+  loses its partitions.
+* ``commit_transaction`` is at least once by default and exactly once with
+  ``exactly_once=True`` (Kafka transactions); see ``kafka_txn`` for how stale workers are
+  fenced without ``Transaction.expected``.
+"""
+
+from __future__ import annotations
+
+import uuid
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import parse_qsl
+
+from streamsense.brokers.base import (
+    OffsetReset,
+    TopicConfig,
+    TopicInfo,
+    TopicPartition,
+    Transaction,
+)
+from streamsense.brokers.kafka_admin import KafkaAdmin
+from streamsense.brokers.kafka_common import client_config
+from streamsense.brokers.kafka_consumer import KafkaConsumer, consumer_config
+from streamsense.brokers.kafka_producer import KafkaProducer, producer_config
+from streamsense.brokers.kafka_txn import AtLeastOnceCommitter, ExactlyOnceCommitter
+from streamsense.clock import SYSTEM_CLOCK, Clock
+from streamsense.errors import ConfigError
+
+# An open transaction holds back read_committed readers until it ends or times out; a
+# record must be delivered (or fail) within the transaction's lifetime.
+_TRANSACTIONAL = {"transaction.timeout.ms": 60_000, "delivery.timeout.ms": 60_000}
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+class KafkaBroker:
+    """A Broker on an Apache Kafka cluster.
+
+    ``bootstrap`` is ``host:port[,host:port...]``, optionally followed by URL options
+    ``?exactly_once=true&transactional_id=ID``. ``replication_factor=-1`` uses the
+    cluster's ``default.replication.factor``. ``config`` adds librdkafka settings to every
+    client (security, timeouts)."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        exactly_once: bool = False,
+        transactional_id: str | None = None,
+        replication_factor: int = -1,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        servers, options = _parse_address(bootstrap)
+        exactly_once = exactly_once or options.get("exactly_once", False) is True
+        transactional_id = transactional_id or _str_option(options, "transactional_id")
+        self.url = f"kafka://{bootstrap}"
+        self.clock = clock
+        self.exactly_once = exactly_once
+        self._config = client_config(servers, config or {})
+        self._admin = KafkaAdmin(self._config, replication_factor=replication_factor)
+        # Closed with the broker; weak, so short-lived clients do not pile up here.
+        self._clients: weakref.WeakSet[KafkaProducer | KafkaConsumer] = weakref.WeakSet()
+        self._committer: AtLeastOnceCommitter | ExactlyOnceCommitter
+        if exactly_once:
+            # A fixed id lets a restarted worker abort its crashed predecessor's open
+            # transaction at once; with a fresh one, readers of those partitions wait for
+            # the transaction timeout. Stale workers are fenced by the group either way.
+            txn_id = transactional_id or f"streamsense-{uuid.uuid4().hex}"
+            settings = {"transactional.id": txn_id, **_TRANSACTIONAL}
+            self._committer = ExactlyOnceCommitter(
+                lambda: self._producer(settings), self._member, self._admin.live_members
+            )
+        else:
+            self._committer = AtLeastOnceCommitter(lambda: self._producer({}), self._member)
+
+    # -- topics -----------------------------------------------------------------------------
+    def create_topic(self, name: str, config: TopicConfig, *, exist_ok: bool = False) -> None:
+        self._admin.create_topic(name, config, exist_ok=exist_ok)
+
+    def delete_topic(self, name: str) -> None:
+        self._admin.delete_topic(name)
+
+    def list_topics(self) -> list[str]:
+        return self._admin.list_topics()
+
+    def describe_topic(self, name: str) -> TopicInfo:
+        return self._admin.describe_topic(name)
+
+    # -- clients ----------------------------------------------------------------------------
+    def producer(self, *, batch_size: int = 10_000, linger_ms: float = 5.0) -> KafkaProducer:
+        if batch_size < 1:
+            raise ConfigError("batch_size must be at least 1")
+        producer = self._producer({}, batch_size=batch_size, linger_ms=linger_ms)
+        self._clients.add(producer)
+        return producer
+
+    def consumer(
+        self,
+        group: str | None = None,
+        *,
+        auto_offset_reset: OffsetReset = "earliest",
+        session_timeout_ms: int = 10_000,
+        max_poll_interval_ms: int = 300_000,
+    ) -> KafkaConsumer:
+        """``max_poll_interval_ms``: a member that does not poll for this long leaves the
+        group (Kafka's liveness check for a stuck worker whose heartbeats still run)."""
+        settings = consumer_config(
+            group,
+            auto_offset_reset=auto_offset_reset,
+            session_timeout_ms=session_timeout_ms,
+            max_poll_interval_ms=max_poll_interval_ms,
+        )
+        consumer = KafkaConsumer(
+            group, {**self._config, **settings}, self._admin, auto_offset_reset
+        )
+        self._clients.add(consumer)
+        return consumer
+
+    def _producer(
+        self, extra: dict[str, Any], *, batch_size: int = 10_000, linger_ms: float = 5.0
+    ) -> KafkaProducer:
+        settings = producer_config(batch_size=batch_size, linger_ms=linger_ms)
+        # Not in self._clients: the committers own and close theirs.
+        return KafkaProducer({**self._config, **settings, **extra}, self.clock.now_ms)
+
+    def _member(self, group: str) -> KafkaConsumer:
+        return self.consumer(group)
+
+    # -- commits ----------------------------------------------------------------------------
+    def commit_transaction(self, txn: Transaction) -> None:
+        """Write ``txn.records`` and commit ``txn.offsets`` as ``txn.consumer`` (see
+        ``kafka_txn``). ``txn.expected`` is not checked: Kafka fences through the group
+        generation instead."""
+        self._committer.commit(txn)
+
+    def committed(
+        self, group: str, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int | None]:
+        return self._admin.committed(group, partitions)
+
+    def enforce_retention(self) -> int:
+        """Kafka deletes expired segments by itself, so there is nothing to do here."""
+        return 0
+
+    def close(self) -> None:
+        # Consumers first: leaving the group runs on_revoke, which may still commit.
+        clients = list(self._clients)
+        for client in clients:
+            if isinstance(client, KafkaConsumer):
+                client.close()
+        self._committer.close()
+        for client in clients:
+            client.close()
+
+    def __enter__(self) -> KafkaBroker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _parse_address(address: str) -> tuple[str, dict[str, str | bool]]:
+    """Split ``host:port,...?options`` into the bootstrap servers and known options."""
+    servers, _, query = address.partition("?")
+    if not servers:
+        raise ConfigError(f"kafka URL {address!r} names no bootstrap server")
+    options: dict[str, str | bool] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name == "exactly_once":
+            if value.lower() not in _BOOLEANS:
+                raise ConfigError(f"exactly_once must be true or false, not {value!r}")
+            options[name] = _BOOLEANS[value.lower()]
+        elif name == "transactional_id":
+            options[name] = value
+        else:
+            raise ConfigError(f"unknown kafka URL option {name!r}")
+    return servers, options
+
+
+def _str_option(options: Mapping[str, str | bool], name: str) -> str | None:
+    value = options.get(name)
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,283 @@
+"""The Kafka consumer: confluent-kafka's Consumer behind streamsense's Consumer protocol.
+
+Offsets are committed only when streamsense says so (never automatically), and only
+committed transactions are read. Where a partition starts is resolved when it is assigned
+(the group's committed offset, else the log start or end), so ``position`` is known at
+once and "latest" means the end at assignment time, not whenever librdkafka gets to it.
+
+Groups use Kafka's classic protocol with the range assignor: partition p of every topic
+with the same partition count goes to the same member, which keeps co-partitioned sources
+and their keyed state together. The protocol is eager: a rebalance revokes every partition
+(``on_revoke`` gets all of them) and then assigns the new set (``on_assign``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from confluent_kafka import Consumer as KafkaClient
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import TopicPartition as KafkaPartition
+
+from streamsense.brokers.base import OffsetReset, RebalanceCallback, Record, TopicPartition
+from streamsense.brokers.kafka_admin import KafkaAdmin
+from streamsense.brokers.kafka_common import (
+    REQUEST_TIMEOUT_S,
+    from_kafka,
+    log,
+    offsets_of,
+    to_error,
+    to_kafka,
+)
+from streamsense.errors import ConfigError
+
+# Not failures of this consumer: librdkafka recovers from them by itself.
+_TRANSIENT = frozenset({KafkaError._PARTITION_EOF, KafkaError._MAX_POLL_EXCEEDED})
+
+
+def consumer_config(
+    group: str | None,
+    *,
+    auto_offset_reset: OffsetReset,
+    session_timeout_ms: int,
+    max_poll_interval_ms: int,
+) -> dict[str, Any]:
+    return {
+        # librdkafka needs a group id even to read assigned partitions; an unused, unique
+        # one never joins a group and never commits.
+        "group.id": group or f"__streamsense-anonymous-{uuid.uuid4().hex}",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "isolation.level": "read_committed",
+        "auto.offset.reset": auto_offset_reset,
+        "session.timeout.ms": session_timeout_ms,
+        "heartbeat.interval.ms": max(100, min(3000, session_timeout_ms // 3)),
+        "max.poll.interval.ms": max(max_poll_interval_ms, session_timeout_ms),
+        "partition.assignment.strategy": "range",
+        "enable.partition.eof": False,
+        # A seek or resume takes effect only when the fetch in flight returns, and an idle
+        # fetch waits this long at the broker (default 500 ms): keep that delay short.
+        "fetch.wait.max.ms": 100,
+    }
+
+
+class KafkaConsumer:
+    def __init__(
+        self,
+        group: str | None,
+        config: dict[str, Any],
+        admin: KafkaAdmin,
+        auto_offset_reset: OffsetReset,
+    ) -> None:
+        self.group = group
+        self.client = KafkaClient(config)
+        self._admin = admin
+        self._latest = auto_offset_reset == "latest"
+        self._assigned: list[TopicPartition] = []
+        # Where reading resumes for partitions librdkafka has not returned a record from
+        # since they were assigned or sought (its own position is unknown until then).
+        self._starts: dict[TopicPartition, int] = {}
+        self._paused: set[TopicPartition] = set()
+        self._on_assign: RebalanceCallback | None = None
+        self._on_revoke: RebalanceCallback | None = None
+        self.subscribed = False  # a member of the group (else reads assigned partitions)
+        self._closed = False
+
+    # -- membership -------------------------------------------------------------------------
+    def subscribe(
+        self,
+        topics: Sequence[str],
+        *,
+        on_assign: RebalanceCallback | None = None,
+        on_revoke: RebalanceCallback | None = None,
+    ) -> None:
+        if self.group is None:
+            raise ConfigError("subscribe needs a consumer group; use assign() without one")
+        for topic in topics:
+            self._admin.partition_count(topic)  # fail fast on an unknown topic
+        self._on_assign, self._on_revoke = on_assign, on_revoke
+        self.client.subscribe(
+            list(topics), on_assign=self._gained, on_revoke=self._lost, on_lost=self._lost
+        )
+        self.subscribed = True
+
+    def assign(self, partitions: Sequence[TopicPartition]) -> None:
+        if self.subscribed:
+            # Leaving the group revokes asynchronously, which would undo this assignment.
+            raise ConfigError("this consumer subscribed; use another one to assign()")
+        kept = {tp: self.position(tp) for tp in partitions if tp in self._starts}
+        self._take(list(partitions), kept)
+
+    def assignment(self) -> list[TopicPartition]:
+        return list(self._assigned)
+
+    def _gained(self, _client: KafkaClient, partitions: list[KafkaPartition]) -> None:
+        gained = from_kafka(partitions)
+        self._take(gained, {})
+        if gained and self._on_assign is not None:
+            self._on_assign(gained)
+
+    def _lost(self, _client: KafkaClient, partitions: list[KafkaPartition]) -> None:
+        lost = from_kafka(partitions)
+        try:
+            if lost and self._on_revoke is not None:
+                self._on_revoke(lost)  # still assigned here, so it can commit and seek
+        finally:
+            self.client.unassign()
+            self._assigned, self._starts, self._paused = [], {}, set()
+
+    def _take(self, partitions: list[TopicPartition], known: dict[TopicPartition, int]) -> None:
+        starts = {**self._start_offsets([tp for tp in partitions if tp not in known]), **known}
+        try:
+            for topic in {tp.topic for tp in starts if tp not in self._starts}:
+                # Learn the leaders now: left to itself, librdkafka may look a new topic up
+                # only at its next periodic scan, up to a second later.
+                self.client.list_topics(topic, timeout=REQUEST_TIMEOUT_S)
+            self.client.assign(to_kafka(starts))
+            # Pause again what the caller paused: a new assignment may start unpaused.
+            self._paused &= set(starts)
+            if self._paused:
+                self.client.pause([KafkaPartition(*tp) for tp in self._paused])
+        except KafkaException as error:
+            raise to_error(error, "assigning partitions") from None
+        self._assigned = sorted(starts)
+        self._starts = starts
+
+    def _start_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        if not partitions:
+            return {}
+        starts: dict[TopicPartition, int | None] = dict.fromkeys(partitions)
+        if self.group is not None:
+            starts.update(self.committed(partitions))
+        missing = [tp for tp, offset in starts.items() if offset is None]
+        if missing:
+            starts.update(self._admin.ends(missing, latest=self._latest))
+        return {tp: offset for tp, offset in starts.items() if offset is not None}
+
+    # -- reading ----------------------------------------------------------------------------
+    def poll(self, max_records: int = 500, timeout: float = 0.0) -> list[Record]:
+        if max_records < 1:
+            return []
+        client = self.client
+        try:
+            # First what librdkafka has prefetched; only if that is nothing, wait for one
+            # record (consume() would wait for the whole batch) and take what came with it.
+            messages = client.consume(max_records, 0)
+            if not messages and timeout > 0:
+                first = client.poll(timeout)
+                if first is None:
+                    return []
+                messages = [first]
+                if max_records > 1:
+                    messages.extend(client.consume(max_records - 1, 0))
+        except KafkaException as error:
+            raise to_error(error, "polling") from None
+        return self._records(messages)
+
+    def _records(self, messages: list[Any]) -> list[Record]:
+        # The hot path: one Record per message and nothing else. Messages are typed Any
+        # because a message without an error always has its topic, partition and offset.
+        records: list[Record] = []
+        append = records.append
+        for message in messages:
+            if message.error() is not None:
+                self._handle(message.error())
+                continue
+            headers = message.headers()
+            append(
+                Record(
+                    message.topic(),
+                    message.partition(),
+                    message.offset(),
+                    message.timestamp()[1],
+                    message.key(),
+                    message.value(),
+                    tuple(headers) if headers else (),
+                )
+            )
+        return records
+
+    def _handle(self, error: KafkaError) -> None:
+        mapped = to_error(error, "consuming")
+        if error.code() in _TRANSIENT or mapped.retryable:
+            log.warning("%s", mapped)
+            return
+        raise mapped
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self._require_assigned(tp)
+        try:
+            self.client.seek(KafkaPartition(tp.topic, tp.partition, offset))
+        except KafkaException as error:
+            raise to_error(error, f"seeking {tp}") from None
+        self._starts[tp] = offset
+
+    def position(self, tp: TopicPartition) -> int:
+        self._require_assigned(tp)
+        current = self.client.position([KafkaPartition(tp.topic, tp.partition)])[0].offset
+        return current if current >= 0 else self._starts[tp]
+
+    def pause(self, partitions: Sequence[TopicPartition]) -> None:
+        chosen = [tp for tp in partitions if tp in self._starts]
+        if chosen:
+            self.client.pause([KafkaPartition(*tp) for tp in chosen])
+            self._paused.update(chosen)
+
+    def resume(self, partitions: Sequence[TopicPartition]) -> None:
+        chosen = [tp for tp in partitions if tp in self._paused]
+        if chosen:
+            self.client.resume([KafkaPartition(*tp) for tp in chosen])
+            self._paused.difference_update(chosen)
+
+    # -- committing -------------------------------------------------------------------------
+    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        """Commit as this member of the group. Kafka refuses commits from a member whose
+        generation is stale (FencedError): the group's generation is what fences a worker
+        that lost its partitions."""
+        if self.group is None:
+            raise ConfigError("commit needs a consumer group")
+        chosen = {tp: self.position(tp) for tp in self._assigned} if offsets is None else offsets
+        if not chosen:
+            return
+        try:
+            answer = self.client.commit(offsets=to_kafka(chosen), asynchronous=False)
+        except KafkaException as error:
+            raise to_error(error, f"committing offsets of group {self.group!r}") from None
+        offsets_of(answer, f"committing offsets of group {self.group!r}")
+
+    def committed(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
+        if self.group is None:
+            raise ConfigError("committed offsets need a consumer group")
+        wanted = [KafkaPartition(*tp) for tp in partitions]
+        what = f"reading group {self.group!r}'s offsets"
+        try:
+            return offsets_of(self.client.committed(wanted, timeout=REQUEST_TIMEOUT_S), what)
+        except KafkaException as error:
+            raise to_error(error, what) from None
+
+    def group_metadata(self) -> Any:
+        """The member's identity and generation, for offsets sent with a transaction."""
+        return self.client.consumer_group_metadata()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.client.close()  # leaves the group; on_revoke runs first
+        except KafkaException as error:
+            raise to_error(error, "closing the consumer") from None
+        finally:
+            self._assigned, self._starts = [], {}
+
+    def __enter__(self) -> KafkaConsumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _require_assigned(self, tp: TopicPartition) -> None:
+        if tp not in self._starts:
+            raise ConfigError(f"{tp} is not assigned to this consumer")

@@ -1,0 +1,150 @@
+"""One feature group's keyed event buffer in one partition: key → slot, and the pool of
+rows the kernels read and write (see kernels.py for the layout)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from streamsense.features import kernels
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+
+
+class KeyedBuffer:
+    def __init__(self, n_values: int, pool_rows: int = 1 << 12, slot_rows: int = 1 << 10) -> None:
+        self.n_values = max(1, n_values)
+        self.slot_of: dict[Any, int] = {}
+        self.key_of: list[Any] = []
+        self.free: list[int] = []
+        self.ptime: I64 = np.zeros(pool_rows, np.int64)
+        self.pseq: I64 = np.zeros(pool_rows, np.int64)
+        self.pval: F64 = np.zeros((pool_rows, self.n_values), np.float64)
+        self.seg_start: I64 = np.zeros(slot_rows, np.int64)
+        self.seg_cap: I64 = np.zeros(slot_rows, np.int64)
+        self.seg_begin: I64 = np.zeros(slot_rows, np.int64)
+        self.seg_len: I64 = np.zeros(slot_rows, np.int64)
+        self.top: I64 = np.zeros(1, np.int64)
+        self.wasted: I64 = np.zeros(1, np.int64)
+
+    # -- keys -------------------------------------------------------------------------------
+    def slots(self, keys: npt.NDArray[Any]) -> I64:
+        """The slot of each key, creating slots for new keys."""
+        unique, inverse = np.unique(keys, return_inverse=True)
+        mapped = np.empty(len(unique), np.int64)
+        for i, key in enumerate(unique.tolist()):
+            slot = self.slot_of.get(key)
+            mapped[i] = self._new_slot(key) if slot is None else slot
+        return mapped[inverse]
+
+    def lookup(self, keys: list[Any]) -> I64:
+        """Slots of existing keys, -1 for keys never seen (or expired)."""
+        return np.array([self.slot_of.get(k, -1) for k in keys], np.int64)
+
+    def _new_slot(self, key: Any) -> int:
+        if self.free:
+            slot = self.free.pop()
+            self.key_of[slot] = key
+        else:
+            slot = len(self.key_of)
+            self.key_of.append(key)
+            if slot >= len(self.seg_len):
+                self._grow_slots()
+        self.slot_of[key] = slot
+        return slot
+
+    def _grow_slots(self) -> None:
+        size = len(self.seg_len) * 2
+        for name in ("seg_start", "seg_cap", "seg_begin", "seg_len"):
+            old = getattr(self, name)
+            grown = np.zeros(size, np.int64)
+            grown[: len(old)] = old
+            setattr(self, name, grown)
+
+    # -- the pool ---------------------------------------------------------------------------
+    def grow_pool(self) -> None:
+        rows = len(self.ptime) * 2
+        self.ptime = np.resize(self.ptime, rows)
+        self.pseq = np.resize(self.pseq, rows)
+        self.pval = np.resize(self.pval, (rows, self.n_values))
+
+    def compact_if_wasteful(self) -> None:
+        """Pack the pool when most of it is abandoned segments: memory stays proportional
+        to the events still inside some window."""
+        live = int(self.seg_len.sum())
+        if self.wasted[0] < max(1 << 16, 2 * live) and self.top[0] < 4 * max(live, 1 << 14):
+            return
+        rows = max(1 << 12, int(2 * live + live // 2 + 4 * len(self.key_of)))
+        new_time, new_seq = np.zeros(rows, np.int64), np.zeros(rows, np.int64)
+        new_val = np.zeros((rows, self.n_values), np.float64)
+        top = kernels.compact(
+            self.ptime, self.pseq, self.pval, self.seg_start, self.seg_cap, self.seg_begin,
+            self.seg_len, new_time, new_seq, new_val,
+        )
+        self.ptime, self.pseq, self.pval = new_time, new_seq, new_val
+        self.top[0], self.wasted[0] = top, 0
+
+    def release_empty(self) -> int:
+        """Forget keys that hold no event any more (their TTL passed); returns how many."""
+        empty = [s for s, key in enumerate(self.key_of) if key is not None and self.seg_len[s] == 0]
+        for slot in empty:
+            del self.slot_of[self.key_of[slot]]
+            self.key_of[slot] = None
+            self.seg_cap[slot] = 0
+            self.free.append(slot)
+        return len(empty)
+
+    @property
+    def live_events(self) -> int:
+        return int(self.seg_len.sum())
+
+    # -- durability -------------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        """Every key's live rows, packed (keys first, then rows grouped by key)."""
+        keys = [k for k in self.key_of if k is not None]
+        slots = np.array([self.slot_of[k] for k in keys], np.int64)
+        lengths = self.seg_len[slots] if len(slots) else np.zeros(0, np.int64)
+        index = np.concatenate(
+            [np.arange(self.seg_start[s] + self.seg_begin[s], self.seg_start[s] + self.seg_begin[s] + n)
+             for s, n in zip(slots.tolist(), lengths.tolist(), strict=True)]
+            or [np.zeros(0, np.int64)]
+        ).astype(np.int64)
+        return msgspec.msgpack.encode(
+            {
+                "keys": keys,
+                "lengths": lengths.tobytes(),
+                "time": self.ptime[index].tobytes(),
+                "seq": self.pseq[index].tobytes(),
+                "values": self.pval[index].tobytes(),
+            }
+        )
+
+    @classmethod
+    def restore(cls, n_values: int, data: bytes) -> KeyedBuffer:
+        state = msgspec.msgpack.decode(data)
+        lengths = np.frombuffer(state["lengths"], np.int64)
+        times = np.frombuffer(state["time"], np.int64)
+        buffer = cls(n_values, pool_rows=max(1 << 12, 2 * len(times) + 8 * len(lengths)))
+        width = buffer.n_values
+        values = np.frombuffer(state["values"], np.float64).reshape(-1, width)
+        seqs = np.frombuffer(state["seq"], np.int64)
+        keys = [tuple(k) if isinstance(k, list) else k for k in state["keys"]]
+        position = 0
+        for key, n in zip(keys, lengths.tolist(), strict=True):
+            slot = buffer._new_slot(key)
+            cap = max(4, n + (n >> 1))
+            start = int(buffer.top[0])
+            while start + cap > len(buffer.ptime):
+                buffer.grow_pool()
+            buffer.ptime[start : start + n] = times[position : position + n]
+            buffer.pseq[start : start + n] = seqs[position : position + n]
+            buffer.pval[start : start + n] = values[position : position + n]
+            buffer.seg_start[slot], buffer.seg_cap[slot] = start, cap
+            buffer.seg_begin[slot], buffer.seg_len[slot] = 0, n
+            buffer.top[0] = start + cap
+            position += n
+        return buffer

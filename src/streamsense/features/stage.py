@@ -1,0 +1,109 @@
+"""The feature engine as a pipeline stage: each event leaves it with its feature vector.
+
+Late events (older than the partition's watermark) go to ``<source>.late`` with their
+original payload; windows that close (tumbling, hopping, session) go to
+``<stage>.windows`` with their final values. A partition with no event for
+``idle_timeout_ms`` (by the injected clock) advances its watermark so windows still close.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from streamsense.brokers.base import OutRecord, TopicConfig
+from streamsense.clock import SYSTEM_CLOCK, Clock
+from streamsense.events import Event
+from streamsense.features.definitions import FeatureSet
+from streamsense.features.engine import BatchResult, FeatureEngine
+from streamsense.features.group import Final
+
+_encode = msgspec.json.Encoder().encode
+
+
+class Enriched(msgspec.Struct, frozen=True):
+    """An event's payload with its features, as the next stages receive it."""
+
+    payload: Any
+    features: dict[str, float | int]
+
+
+class FeatureStage:
+    def __init__(
+        self,
+        name: str,
+        features: FeatureSet,
+        *,
+        allowed_lateness_ms: int = 0,
+        idle_timeout_ms: int | None = 60_000,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.name = name
+        self.engine = FeatureEngine(features, allowed_lateness_ms=allowed_lateness_ms)
+        self.idle_timeout_ms = idle_timeout_ms
+        self.clock = clock
+        self.late_topic = f"{self.engine.source.topic}.late"
+        self.windows_topic = f"{name}.windows"
+        self.late_events = 0
+        self._last_event_ms: dict[int, int] = {}
+
+    def topic_configs(self, partitions: int) -> dict[str, TopicConfig]:
+        return {self.late_topic: TopicConfig(partitions), self.windows_topic: TopicConfig(partitions)}
+
+    def process_batch(
+        self, partition: int, events: list[Event[Any]], values: list[Any]
+    ) -> tuple[list[Any], list[OutRecord]]:
+        self._last_event_ms[partition] = self.clock.now_ms()
+        result = self.engine.process_events(partition, events)
+        out: list[Any] = []
+        extra: list[OutRecord] = []
+        for i, (event, value) in enumerate(zip(events, values, strict=True)):
+            if result.late[i]:
+                extra.append(self._late_record(event, result))
+                out.append(None)
+            else:
+                out.append(Enriched(value, self._features(result, i)))
+        extra.extend(self._final_record(partition, f) for f in result.finals)
+        return out, extra
+
+    def _features(self, result: BatchResult, i: int) -> dict[str, float | int]:
+        row = result.values[i].tolist()
+        return {
+            f.name: (int(v) if f.output_dtype == "int64" else v)
+            for f, v in zip(self.engine.features.features, row, strict=True)
+        }
+
+    def _late_record(self, event: Event[Any], result: BatchResult) -> OutRecord:
+        self.late_events += 1
+        headers = (("source", event.id.encode()), ("reason", b"older than the watermark"))
+        return OutRecord(
+            self.late_topic, _encode(event.payload), event.key.encode(),
+            partition=event.partition, timestamp=event.event_time, headers=headers,
+        )
+
+    def _final_record(self, partition: int, final: Final) -> OutRecord:
+        body = {"feature": final.feature, "key": final.key, "start": final.start,
+                "end": final.end, "value": final.value}
+        return OutRecord(self.windows_topic, _encode(body), str(final.key).encode(),
+                         partition=partition, timestamp=final.end)
+
+    def on_idle(self, partition: int, now_ms: int) -> list[OutRecord]:
+        last = self._last_event_ms.get(partition)
+        if self.idle_timeout_ms is None or last is None or now_ms - last < self.idle_timeout_ms:
+            return []
+        engine = self.engine.partition(partition)
+        target = now_ms - self.idle_timeout_ms - self.engine.lateness_ms
+        return [self._final_record(partition, f) for f in engine.advance(target)]
+
+    def snapshot(self, partition: int) -> bytes:
+        return self.engine.partition(partition).snapshot()
+
+    def restore(self, partition: int, data: bytes | None) -> None:
+        self.drop(partition)
+        if data is not None:
+            self.engine.partition(partition).restore(data)
+
+    def drop(self, partition: int) -> None:
+        self.engine.partitions.pop(partition, None)
+        self._last_event_ms.pop(partition, None)

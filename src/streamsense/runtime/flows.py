@@ -1,0 +1,92 @@
+"""Running one partition's records through a flow: decode, stages, sinks.
+
+Records arrive in log order. Invalid ones become dead letters; function stages run per
+event with keyed state; batch stages (the feature engine) see the whole micro-batch.
+In ``restoring`` mode (rebuilding batch-stage state after a restart) only the batch stages
+run and nothing is written: those events' outputs were committed before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamsense.brokers.base import OutRecord, Record
+from streamsense.errors import InvalidEvent
+from streamsense.events import Event
+from streamsense.runtime.app import Context, Flow, Stage
+from streamsense.runtime.state import StateStore
+
+
+@dataclass
+class FlowOutcome:
+    records: list[OutRecord] = field(default_factory=list)
+    events: int = 0
+    outputs: int = 0
+    dead_letters: dict[str, int] = field(default_factory=dict)
+
+
+def run_flow(
+    flow: Flow, state: StateStore, partition: int, records: list[Record], *, restoring: bool
+) -> FlowOutcome:
+    outcome = FlowOutcome(events=len(records))
+    sources: list[Record] = []
+    events: list[Event[Any]] = []
+    for record in records:
+        try:
+            events.append(flow.source.decode(record))
+            sources.append(record)
+        except InvalidEvent as error:
+            _dead_letter(flow, record, error, outcome)
+    values: list[Any] = [e.payload for e in events]
+    for stage in flow.stages:
+        if isinstance(stage, Stage):
+            if restoring:  # function-stage state is already at the committed offsets
+                break
+            events, values, sources = _run_function(flow, stage, state, partition, events, values,
+                                                    sources, outcome)
+        else:
+            values, extra = stage.process_batch(partition, events, values)
+            outcome.records.extend(extra)
+            kept = [i for i, v in enumerate(values) if v is not None]
+            events, values, sources = ([events[i] for i in kept], [values[i] for i in kept],
+                                       [sources[i] for i in kept])
+    if restoring:
+        return FlowOutcome(events=len(records))
+    for event, value in zip(events, values, strict=True):
+        for sink in flow.sinks:
+            out = sink.records(event, value)
+            outcome.records.extend(out)
+            outcome.outputs += len(out)
+    return outcome
+
+
+def _run_function(
+    flow: Flow,
+    stage: Stage,
+    state: StateStore,
+    partition: int,
+    events: list[Event[Any]],
+    values: list[Any],
+    sources: list[Record],
+    outcome: FlowOutcome,
+) -> tuple[list[Event[Any]], list[Any], list[Record]]:
+    kept_events, kept_values, kept_sources = [], [], []
+    for event, value, source in zip(events, values, sources, strict=True):
+        ctx = Context(event, state.state(stage.name, partition, event.key))
+        try:
+            result = stage.fn(value, ctx)
+        except InvalidEvent as error:  # a stage may reject an event it cannot handle
+            _dead_letter(flow, source, error, outcome)
+            continue
+        if result is not None:
+            kept_events.append(event)
+            kept_values.append(result)
+            kept_sources.append(source)
+    return kept_events, kept_values, kept_sources
+
+
+def _dead_letter(flow: Flow, record: Record, error: InvalidEvent, outcome: FlowOutcome) -> None:
+    outcome.records.append(flow.source.dead_letter(record, error))
+    reason = error.field or error.reason.split(" ")[0]
+    outcome.dead_letters[reason] = outcome.dead_letters.get(reason, 0) + 1
