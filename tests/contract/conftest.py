@@ -48,7 +48,7 @@ while True:
 class Member:
     """A member of a group that will stop heartbeating without leaving."""
 
-    def __init__(self, consumer: Consumer | None, process: subprocess.Popen[bytes] | None):
+    def __init__(self, consumer: Consumer | None, process: subprocess.Popen[bytes] | None) -> None:
         self._consumer = consumer  # self-hosted: alive until it misses heartbeats
         self._process = process
 
@@ -93,7 +93,9 @@ class Backend:
         and never one that would take the partition below the limit (segments >= 1 MiB)."""
         return (1 << 20) if self.name == "kafka" else 0
 
-    def settle(self, clock: ManualClock, consumers: Sequence[Consumer], done: Callable[[], bool]):
+    def settle(
+        self, clock: ManualClock, consumers: Sequence[Consumer], done: Callable[[], bool]
+    ) -> None:
         """Poll ``consumers`` (advancing the ManualClock a heartbeat at a time for the
         self-hosted brokers) until ``done()``, or fail after SETTLE_TIMEOUT_S."""
         deadline = time.monotonic() + SETTLE_TIMEOUT_S

@@ -233,7 +233,10 @@ def test_a_stale_transaction_is_fenced_and_writes_nothing(
     backend: Backend, broker: Broker, unique: Names
 ) -> None:
     if not backend.checks_expected_offsets:
-        pytest.skip("Kafka fences by group generation, not Transaction.expected")
+        pytest.skip(
+            "Kafka fences stale workers by group generation, not Transaction.expected "
+            "(tests/integration/test_kafka_transactions.py)"
+        )
     source, out, g = unique("in"), unique("out"), unique("g")
     broker.create_topic(source, TopicConfig(partitions=1))
     broker.create_topic(out, TopicConfig(partitions=1))

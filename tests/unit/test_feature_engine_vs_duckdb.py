@@ -5,6 +5,7 @@ Hypothesis generates streams with ties, bursts, gaps, out-of-order and late even
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import duckdb
@@ -61,7 +62,9 @@ def window_predicate(window: Window) -> str:
     return "b.t <= a.t"  # last_n and session: narrowed by rank / run below
 
 
-def reference(rows: list[tuple[int, int, int, float]], window: Window, at: int | None) -> dict[int, dict[str, float]]:
+def reference(
+    rows: list[tuple[int, int, int, float]], window: Window, at: int | None
+) -> dict[int, dict[str, float]]:
     """Features per row index i (or, with ``at``, per key read at time ``at``)."""
     con = duckdb.connect()
     con.execute("CREATE TABLE e (i BIGINT, k BIGINT, t BIGINT, v DOUBLE)")
@@ -159,13 +162,15 @@ def late_flags(times: list[int], lateness: int) -> list[bool]:
     return flags
 
 
-def run_engine(engine: F.FeatureEngine, stream: list[tuple[int, int, float]], cuts: list[int]) -> F.BatchResult:
+def run_engine(
+    engine: F.FeatureEngine, stream: list[tuple[int, int, float]], cuts: list[int]
+) -> F.BatchResult:
     keys = np.array([k for k, _, _ in stream], np.int64)
     times = np.array([t for _, t, _ in stream], np.int64)
     values = np.array([v for _, _, v in stream], np.float64)
     results = []
     bounds = [0, *sorted(set(cuts)), len(stream)]
-    for lo, hi in zip(bounds, bounds[1:], strict=False):
+    for lo, hi in itertools.pairwise(bounds):
         if hi > lo:
             results.append(engine.process(0, times[lo:hi], {"k": keys[lo:hi], "v": values[lo:hi]}))
     return F.BatchResult(
@@ -192,7 +197,9 @@ def test_every_window_and_aggregation_matches_duckdb(
             continue
         expected = expected_row(ref.get(i))
         for j, name in enumerate(result.names):
-            assert_close(result.values[i, j], expected[name], name, f"event {i} {window.describe()}")
+            assert_close(
+                result.values[i, j], expected[name], name, f"event {i} {window.describe()}"
+            )
     # Reads at request time, at or after the watermark, see the window as of the read time.
     at = max(t for _, t, _ in stream) + 3
     read_ref = reference(rows, window, at=at)
@@ -208,10 +215,14 @@ def test_every_window_and_aggregation_matches_duckdb(
 def test_any_batching_gives_bit_identical_features(
     stream: list[tuple[int, int, float]], window: Window, lateness: int, cuts: list[int]
 ) -> None:
-    one_by_one = run_engine(F.FeatureEngine(feature_set(window), allowed_lateness_ms=lateness),
-                            stream, list(range(len(stream))))
-    batched = run_engine(F.FeatureEngine(feature_set(window), allowed_lateness_ms=lateness),
-                         stream, cuts)
+    one_by_one = run_engine(
+        F.FeatureEngine(feature_set(window), allowed_lateness_ms=lateness),
+        stream,
+        list(range(len(stream))),
+    )
+    batched = run_engine(
+        F.FeatureEngine(feature_set(window), allowed_lateness_ms=lateness), stream, cuts
+    )
     assert one_by_one.late.tolist() == batched.late.tolist()
     live = ~one_by_one.late
     assert one_by_one.values[live].tobytes() == batched.values[live].tobytes()

@@ -27,9 +27,7 @@ def shuffled_clicks(n: int) -> list[Click]:
     """Mostly in order, some out of order, a few late."""
     items = make_clicks(n, users=7)
     rng = np.random.default_rng(3)
-    return [
-        Click(c.user, c.ts - int(rng.choice([0, 0, 0, 1500, 4000])), c.amount) for c in items
-    ]
+    return [Click(c.user, c.ts - int(rng.choice([0, 0, 0, 1500, 4000])), c.amount) for c in items]
 
 
 def outputs(broker: LogBroker, topic: str = "windowed.features") -> list[tuple[int, bytes | None]]:
@@ -86,7 +84,9 @@ def test_replay_after_an_unclean_stop_rebuilds_state_without_writing_twice(tmp_p
     assert stats.replayed_events == 500 and stats.events == 100
     straight = MemoryBroker()
     feed(straight, items + items[:100], build())
-    Worker(build(allowed_lateness_ms=2000, idle_timeout_ms=None), straight).run(until_caught_up=True)
+    Worker(build(allowed_lateness_ms=2000, idle_timeout_ms=None), straight).run(
+        until_caught_up=True
+    )
     assert sorted(outputs(broker)) == sorted(outputs(straight))
     broker.close()
 
@@ -143,13 +143,17 @@ def test_user_defined_aggregators_fold_the_same_windows() -> None:
     engine = F.FeatureEngine(F.FeatureSet("udf", group.features))
     items = shuffled_clicks(200)
     times = np.array([c.ts for c in items], np.int64)
-    columns = {"user": np.array([c.user for c in items]), "amount": np.array([c.amount for c in items])}
+    columns = {
+        "user": np.array([c.user for c in items]),
+        "amount": np.array([c.amount for c in items]),
+    }
     result = engine.process(0, times, columns)
     for i, click in enumerate(items):
         if result.late[i]:
             continue
         window = [
-            c.amount for j, c in enumerate(items[: i + 1])
+            c.amount
+            for j, c in enumerate(items[: i + 1])
             if not result.late[j] and c.user == click.user and click.ts - 5000 < c.ts <= click.ts
         ]
         assert result.values[i, 0] == sum(a * a for a in window)

@@ -59,5 +59,7 @@ def open_broker(url: str, *, clock: Clock = SYSTEM_CLOCK) -> Broker:
     if url.startswith("embedded://"):
         return EmbeddedBroker(url.removeprefix("embedded://"), clock=clock)
     if "://" in url:
-        raise ConfigError(f"unknown broker URL {url!r}: use memory://, embedded://PATH or kafka://HOST:PORT")
+        raise ConfigError(
+            f"unknown broker URL {url!r}: use memory://, embedded://PATH or kafka://HOST:PORT"
+        )
     return EmbeddedBroker(Path(url), clock=clock)

@@ -1,12 +1,12 @@
 """Windowed features over event streams.
 
-    from streamsense import features as F
+from streamsense import features as F
 
-    customer = F.FeatureGroup(transactions, key="customer_id")
-    customer.add("nb_tx_1d", F.count(), F.rolling("1d"))
-    customer.add("avg_amount_7d", F.mean("tx_amount"), F.rolling("7d"))
-    stage = F.FeatureStage("features", F.FeatureSet("fraud", customer.features))
-    app.flow(transactions).batch(stage).stage("decide", decide)
+customer = F.FeatureGroup(transactions, key="customer_id")
+customer.add("nb_tx_1d", F.count(), F.rolling("1d"))
+customer.add("avg_amount_7d", F.mean("tx_amount"), F.rolling("7d"))
+stage = F.FeatureStage("features", F.FeatureSet("fraud", customer.features))
+app.flow(transactions).batch(stage).stage("decide", decide)
 """
 
 from __future__ import annotations
@@ -27,15 +27,47 @@ from streamsense.features.aggregations import (
     sum,
     var,
 )
-from streamsense.features.definitions import Computed, Feature, FeatureGroup, FeatureSet, night, weekend
+from streamsense.features.definitions import (
+    Computed,
+    Feature,
+    FeatureGroup,
+    FeatureSet,
+    night,
+    weekend,
+)
 from streamsense.features.engine import BatchResult, FeatureEngine
 from streamsense.features.stage import Enriched, FeatureStage
 from streamsense.features.windows import Window, hopping, last_n, rolling, session, tumbling
 
 __all__ = [
-    "Aggregation", "Aggregator", "BatchResult", "Computed", "Enriched", "Feature",
-    "FeatureEngine", "FeatureGroup", "FeatureSet", "FeatureStage", "Window",
-    "approx_distinct_count", "count", "custom", "distinct_count", "first", "hopping", "last",
-    "last_n", "max", "mean", "min", "night", "rolling", "session", "std", "sum", "tumbling",
-    "var", "weekend",
+    "Aggregation",
+    "Aggregator",
+    "BatchResult",
+    "Computed",
+    "Enriched",
+    "Feature",
+    "FeatureEngine",
+    "FeatureGroup",
+    "FeatureSet",
+    "FeatureStage",
+    "Window",
+    "approx_distinct_count",
+    "count",
+    "custom",
+    "distinct_count",
+    "first",
+    "hopping",
+    "last",
+    "last_n",
+    "max",
+    "mean",
+    "min",
+    "night",
+    "rolling",
+    "session",
+    "std",
+    "sum",
+    "tumbling",
+    "var",
+    "weekend",
 ]

@@ -12,8 +12,18 @@ from typing import Any, Protocol
 
 COUNT, SUM, MEAN, MIN, MAX, VAR, STD, DISTINCT, APPROX_DISTINCT, FIRST, LAST, CUSTOM = range(12)
 _NAMES = [
-    "count", "sum", "mean", "min", "max", "var", "std", "distinct_count",
-    "approx_distinct_count", "first", "last", "custom",
+    "count",
+    "sum",
+    "mean",
+    "min",
+    "max",
+    "var",
+    "std",
+    "distinct_count",
+    "approx_distinct_count",
+    "first",
+    "last",
+    "custom",
 ]
 INTEGER_KINDS = (COUNT, DISTINCT, APPROX_DISTINCT)
 
@@ -53,7 +63,7 @@ def count() -> Aggregation:
     return Aggregation(COUNT)
 
 
-def sum(field: str) -> Aggregation:  # noqa: A001 - the name users expect
+def sum(field: str) -> Aggregation:
     return Aggregation(SUM, field)
 
 
@@ -61,11 +71,11 @@ def mean(field: str) -> Aggregation:
     return Aggregation(MEAN, field)
 
 
-def min(field: str) -> Aggregation:  # noqa: A001
+def min(field: str) -> Aggregation:
     return Aggregation(MIN, field)
 
 
-def max(field: str) -> Aggregation:  # noqa: A001
+def max(field: str) -> Aggregation:
     return Aggregation(MAX, field)
 
 
@@ -103,6 +113,18 @@ def custom(aggregator: Aggregator, field: str) -> Aggregation:
 
 
 __all__ = [
-    "Aggregation", "Aggregator", "approx_distinct_count", "count", "custom", "distinct_count",
-    "first", "last", "max", "mean", "min", "std", "sum", "var",
+    "Aggregation",
+    "Aggregator",
+    "approx_distinct_count",
+    "count",
+    "custom",
+    "distinct_count",
+    "first",
+    "last",
+    "max",
+    "mean",
+    "min",
+    "std",
+    "sum",
+    "var",
 ]

@@ -82,8 +82,16 @@ class KeyedBuffer:
         new_time, new_seq = np.zeros(rows, np.int64), np.zeros(rows, np.int64)
         new_val = np.zeros((rows, self.n_values), np.float64)
         top = kernels.compact(
-            self.ptime, self.pseq, self.pval, self.seg_start, self.seg_cap, self.seg_begin,
-            self.seg_len, new_time, new_seq, new_val,
+            self.ptime,
+            self.pseq,
+            self.pval,
+            self.seg_start,
+            self.seg_cap,
+            self.seg_begin,
+            self.seg_len,
+            new_time,
+            new_seq,
+            new_val,
         )
         self.ptime, self.pseq, self.pval = new_time, new_seq, new_val
         self.top[0], self.wasted[0] = top, 0
@@ -109,8 +117,12 @@ class KeyedBuffer:
         slots = np.array([self.slot_of[k] for k in keys], np.int64)
         lengths = self.seg_len[slots] if len(slots) else np.zeros(0, np.int64)
         index = np.concatenate(
-            [np.arange(self.seg_start[s] + self.seg_begin[s], self.seg_start[s] + self.seg_begin[s] + n)
-             for s, n in zip(slots.tolist(), lengths.tolist(), strict=True)]
+            [
+                np.arange(
+                    self.seg_start[s] + self.seg_begin[s], self.seg_start[s] + self.seg_begin[s] + n
+                )
+                for s, n in zip(slots.tolist(), lengths.tolist(), strict=True)
+            ]
             or [np.zeros(0, np.int64)]
         ).astype(np.int64)
         return msgspec.msgpack.encode(

@@ -42,7 +42,9 @@ class BatchResult:
 class PartitionEngine:
     """One source partition's watermark and feature groups."""
 
-    def __init__(self, plans: Mapping[str, GroupPlan], computed: list[Any], lateness_ms: int) -> None:
+    def __init__(
+        self, plans: Mapping[str, GroupPlan], computed: list[Any], lateness_ms: int
+    ) -> None:
         self.plans = plans
         self.computed = computed
         self.lateness_ms = lateness_ms
@@ -53,7 +55,9 @@ class PartitionEngine:
     def process(self, times: I64, columns: Columns, order: list[tuple[str, int]]) -> BatchResult:
         n = len(times)
         # The watermark before each event: a running maximum, so lateness is vectorised.
-        running = np.maximum.accumulate(np.concatenate(([self.watermark + self.lateness_ms], times)))
+        running = np.maximum.accumulate(
+            np.concatenate(([self.watermark + self.lateness_ms], times))
+        )
         before = np.maximum(running[:-1] - self.lateness_ms, self.watermark)
         late = times < before
         seqs = np.arange(self.next_seq, self.next_seq + n, dtype=np.int64)

@@ -12,7 +12,7 @@ from streamsense.features import kernels
 from streamsense.features.aggregations import CUSTOM
 from streamsense.features.buffer import F64, I64, KeyedBuffer
 from streamsense.features.definitions import Feature
-from streamsense.features.windows import SESSION, TUMBLING, HOPPING
+from streamsense.features.windows import HOPPING, SESSION, TUMBLING
 
 Columns = dict[str, npt.NDArray[Any]]
 
@@ -58,8 +58,14 @@ class GroupState:
         self.plan = plan
         self.buffer = buffer or KeyedBuffer(len(plan.value_fields))
 
-    def process(self, columns: Columns, times: I64, seqs: I64, late: npt.NDArray[np.bool_],
-                evict_before: int) -> F64:
+    def process(
+        self,
+        columns: Columns,
+        times: I64,
+        seqs: I64,
+        late: npt.NDArray[np.bool_],
+        evict_before: int,
+    ) -> F64:
         """Each event's features as of its own time (rows of late events are left at 0)."""
         plan, buf = self.plan, self.buffer
         n = len(times)
@@ -69,10 +75,26 @@ class GroupState:
         done = 0
         while done < n:
             done = kernels.process(
-                slots, times, seqs, late, rows, out, done,
-                buf.ptime, buf.pseq, buf.pval, buf.seg_start, buf.seg_cap, buf.seg_begin,
-                buf.seg_len, buf.top, buf.wasted, *plan.kernel_args(),
-                evict_before, plan.session_gap, plan.keep_last,
+                slots,
+                times,
+                seqs,
+                late,
+                rows,
+                out,
+                done,
+                buf.ptime,
+                buf.pseq,
+                buf.pval,
+                buf.seg_start,
+                buf.seg_cap,
+                buf.seg_begin,
+                buf.seg_len,
+                buf.top,
+                buf.wasted,
+                *plan.kernel_args(),
+                evict_before,
+                plan.session_gap,
+                plan.keep_last,
             )
             if done < n:
                 buf.grow_pool()
@@ -86,8 +108,9 @@ class GroupState:
             rows[:, i] = columns[name]
         return rows
 
-    def _fold_custom(self, out: F64, slots: I64, times: I64, seqs: I64,
-                     late: npt.NDArray[np.bool_]) -> None:
+    def _fold_custom(
+        self, out: F64, slots: I64, times: I64, seqs: I64, late: npt.NDArray[np.bool_]
+    ) -> None:
         """User-defined aggregations run in Python over the same window rows, limited to
         events at or before each event in log order."""
         buf = self.buffer
@@ -100,8 +123,13 @@ class GroupState:
                 begin = buf.seg_start[slots[i]] + buf.seg_begin[slots[i]]
                 end = begin + buf.seg_len[slots[i]]
                 lo, hi = kernels.window_range(
-                    buf.ptime, begin, end, times[i], feature.window.kind,
-                    feature.window.p1, feature.window.p2,
+                    buf.ptime,
+                    begin,
+                    end,
+                    times[i],
+                    feature.window.kind,
+                    feature.window.p1,
+                    feature.window.p2,
                 )
                 acc = aggregator.create()
                 for row in range(lo, hi):
@@ -114,8 +142,15 @@ class GroupState:
         buf = self.buffer
         out = np.zeros((len(keys), len(self.plan.features)), np.float64)
         kernels.read(
-            buf.lookup(keys), times, out, buf.ptime, buf.pval, buf.seg_start, buf.seg_begin,
-            buf.seg_len, *self.plan.kernel_args(),
+            buf.lookup(keys),
+            times,
+            out,
+            buf.ptime,
+            buf.pval,
+            buf.seg_start,
+            buf.seg_begin,
+            buf.seg_len,
+            *self.plan.kernel_args(),
         )
         return out
 
@@ -143,12 +178,14 @@ class GroupState:
             slot = buf.slot_of[key]
             begin = int(buf.seg_start[slot] + buf.seg_begin[slot])
             times = buf.ptime[begin : begin + int(buf.seg_len[slot])]
-            ends = np.flatnonzero(np.diff(times) >= gap).tolist() + [len(times) - 1]
+            ends = [*np.flatnonzero(np.diff(times) >= gap).tolist(), len(times) - 1]
             starts = [0] + [e + 1 for e in ends[:-1]]
             for a, b in zip(starts, ends, strict=True):
                 if len(times) and before < times[b] + gap <= after:
                     value = self.read([key], times[b : b + 1].copy())[0, f]
-                    finals.append(Final(feature.name, key, int(times[a]), int(times[b] + gap), float(value)))
+                    finals.append(
+                        Final(feature.name, key, int(times[a]), int(times[b] + gap), float(value))
+                    )
         return finals
 
     def _closed(self, f: int, start: int, end: int) -> list[Final]:
@@ -176,7 +213,14 @@ class GroupState:
 
     def sweep(self, evict_before: int) -> None:
         buf, plan = self.buffer, self.plan
-        kernels.sweep(evict_before, plan.session_gap, plan.keep_last, buf.ptime, buf.seg_start,
-                      buf.seg_begin, buf.seg_len)
+        kernels.sweep(
+            evict_before,
+            plan.session_gap,
+            plan.keep_last,
+            buf.ptime,
+            buf.seg_start,
+            buf.seg_begin,
+            buf.seg_len,
+        )
         buf.release_empty()
         buf.compact_if_wasteful()

@@ -14,6 +14,8 @@ time then seq (log order).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numba as nb
 import numpy as np
@@ -33,7 +35,10 @@ from streamsense.features.aggregations import (
 )
 from streamsense.features.windows import HOPPING, LAST_N, ROLLING, SESSION, TUMBLING
 
-jit = nb.njit(cache=True, nogil=True)
+
+def jit(fn: Callable[..., Any]) -> Any:
+    """Compile in nopython mode, cached on disk so only the first run pays for compiling."""
+    return nb.njit(cache=True, nogil=True)(fn)
 
 
 @jit
@@ -238,10 +243,32 @@ def evict(slot, before, session_gap, keep_last, ptime, seg_start, seg_begin, seg
 
 @jit
 def process(  # type: ignore[no-untyped-def]
-    slots, times, seqs, late, rows, out, first_event,
-    ptime, pseq, pval, seg_start, seg_cap, seg_begin, seg_len, top, wasted,
-    wkind, wp1, wp2, akind, acol, adefault, aprec,
-    evict_before, session_gap, keep_last,
+    slots,
+    times,
+    seqs,
+    late,
+    rows,
+    out,
+    first_event,
+    ptime,
+    pseq,
+    pval,
+    seg_start,
+    seg_cap,
+    seg_begin,
+    seg_len,
+    top,
+    wasted,
+    wkind,
+    wp1,
+    wp2,
+    akind,
+    acol,
+    adefault,
+    aprec,
+    evict_before,
+    session_gap,
+    keep_last,
 ):
     """Insert events [first_event, n) and write each one's features (as of its own time,
     with only itself and earlier events in the buffer). Returns the index it stopped at:
@@ -251,8 +278,19 @@ def process(  # type: ignore[no-untyped-def]
             continue
         slot = slots[i]
         moved = insert(
-            slot, times[i], seqs[i], rows, i, ptime, pseq, pval, seg_start, seg_cap, seg_begin,
-            seg_len, top,
+            slot,
+            times[i],
+            seqs[i],
+            rows,
+            i,
+            ptime,
+            pseq,
+            pval,
+            seg_start,
+            seg_cap,
+            seg_begin,
+            seg_len,
+            top,
         )
         if moved < 0:
             return i
@@ -271,8 +309,21 @@ def process(  # type: ignore[no-untyped-def]
 
 @jit
 def read(  # type: ignore[no-untyped-def]
-    slots, times, out, ptime, pval, seg_start, seg_begin, seg_len,
-    wkind, wp1, wp2, akind, acol, adefault, aprec,
+    slots,
+    times,
+    out,
+    ptime,
+    pval,
+    seg_start,
+    seg_begin,
+    seg_len,
+    wkind,
+    wp1,
+    wp2,
+    akind,
+    acol,
+    adefault,
+    aprec,
 ):
     """Features of keys (slot -1: unknown key) at arbitrary times, from everything kept."""
     for i in range(slots.shape[0]):

@@ -49,7 +49,10 @@ class FeatureStage:
         self._last_event_ms: dict[int, int] = {}
 
     def topic_configs(self, partitions: int) -> dict[str, TopicConfig]:
-        return {self.late_topic: TopicConfig(partitions), self.windows_topic: TopicConfig(partitions)}
+        return {
+            self.late_topic: TopicConfig(partitions),
+            self.windows_topic: TopicConfig(partitions),
+        }
 
     def process_batch(
         self, partition: int, events: list[Event[Any]], values: list[Any]
@@ -78,15 +81,29 @@ class FeatureStage:
         self.late_events += 1
         headers = (("source", event.id.encode()), ("reason", b"older than the watermark"))
         return OutRecord(
-            self.late_topic, _encode(event.payload), event.key.encode(),
-            partition=event.partition, timestamp=event.event_time, headers=headers,
+            self.late_topic,
+            _encode(event.payload),
+            event.key.encode(),
+            partition=event.partition,
+            timestamp=event.event_time,
+            headers=headers,
         )
 
     def _final_record(self, partition: int, final: Final) -> OutRecord:
-        body = {"feature": final.feature, "key": final.key, "start": final.start,
-                "end": final.end, "value": final.value}
-        return OutRecord(self.windows_topic, _encode(body), str(final.key).encode(),
-                         partition=partition, timestamp=final.end)
+        body = {
+            "feature": final.feature,
+            "key": final.key,
+            "start": final.start,
+            "end": final.end,
+            "value": final.value,
+        }
+        return OutRecord(
+            self.windows_topic,
+            _encode(body),
+            str(final.key).encode(),
+            partition=partition,
+            timestamp=final.end,
+        )
 
     def on_idle(self, partition: int, now_ms: int) -> list[OutRecord]:
         last = self._last_event_ms.get(partition)

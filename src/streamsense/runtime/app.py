@@ -180,7 +180,9 @@ class App:
 
     def stage_names(self) -> list[str]:
         """Function stages: their keyed state lives in changelog topics."""
-        return sorted({s.name for f in self.flows.values() for s in f.stages if isinstance(s, Stage)})
+        return sorted(
+            {s.name for f in self.flows.values() for s in f.stages if isinstance(s, Stage)}
+        )
 
     def batch_stages(self) -> dict[str, BatchStage]:
         return {s.name: s for f in self.flows.values() for s in f.batch_stages()}

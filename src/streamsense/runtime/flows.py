@@ -43,14 +43,18 @@ def run_flow(
         if isinstance(stage, Stage):
             if restoring:  # function-stage state is already at the committed offsets
                 break
-            events, values, sources = _run_function(flow, stage, state, partition, events, values,
-                                                    sources, outcome)
+            events, values, sources = _run_function(
+                flow, stage, state, partition, events, values, sources, outcome
+            )
         else:
             values, extra = stage.process_batch(partition, events, values)
             outcome.records.extend(extra)
             kept = [i for i, v in enumerate(values) if v is not None]
-            events, values, sources = ([events[i] for i in kept], [values[i] for i in kept],
-                                       [sources[i] for i in kept])
+            events, values, sources = (
+                [events[i] for i in kept],
+                [values[i] for i in kept],
+                [sources[i] for i in kept],
+            )
     if restoring:
         return FlowOutcome(events=len(records))
     for event, value in zip(events, values, strict=True):

@@ -39,7 +39,12 @@ class Restorer:
         self._last_snapshot = time.monotonic()
         self._last_idle_check = 0.0
 
-    def restore(self, consumer: Consumer, partitions: set[int], committed: Mapping[TopicPartition, int | None]) -> None:
+    def restore(
+        self,
+        consumer: Consumer,
+        partitions: set[int],
+        committed: Mapping[TopicPartition, int | None],
+    ) -> None:
         for name, stage in self._stages.items():
             for p in sorted(partitions):
                 snapshot = read_snapshot(self._broker, self._app.snapshot_topic(name), p)
@@ -66,7 +71,7 @@ class Restorer:
         if until is None:
             return [], records
         replay = [r for r in records if r.offset < until]
-        live = records[len(replay):]
+        live = records[len(replay) :]
         if live or (replay and replay[-1].offset + 1 >= until):
             del self._replay_until[tp]
         return replay, live
@@ -79,7 +84,8 @@ class Restorer:
             return []
         elapsed = time.monotonic() - self._last_snapshot >= self._config.snapshot_every_s
         due = [
-            p for p, n in self._since_snapshot.items()
+            p
+            for p, n in self._since_snapshot.items()
             if n > 0 and (force or elapsed or n >= self._config.snapshot_every_events)
         ]
         records = []
@@ -88,7 +94,8 @@ class Restorer:
             for name, stage in self._stages.items():
                 offsets = {
                     t: consumer.position(TopicPartition(t, p))
-                    for t in self._sources[name] if TopicPartition(t, p) in owned
+                    for t in self._sources[name]
+                    if TopicPartition(t, p) in owned
                 }
                 snapshot = Snapshot(offsets, stage.snapshot(p))
                 records.append(snapshot_record(self._app.snapshot_topic(name), p, snapshot))

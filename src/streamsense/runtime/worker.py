@@ -182,7 +182,9 @@ class Worker:
         self.stats.outputs += outputs
         for reason, n in dead_letters.items():
             self.stats.dead_letters += n
-            self.stats.dead_letter_reasons[reason] = self.stats.dead_letter_reasons.get(reason, 0) + n
+            self.stats.dead_letter_reasons[reason] = (
+                self.stats.dead_letter_reasons.get(reason, 0) + n
+            )
 
     # -- committing -------------------------------------------------------------------------
     def _commit(self, *, final: bool = False) -> None:
