@@ -27,7 +27,19 @@ def handbook_features(transactions: ss.Stream[Any]) -> F.FeatureSet:
         delayed = F.rolling(f"{days}d", offset=LABEL_DELAY)
         terminal.add(f"TERMINAL_ID_NB_TX_{days}DAY_WINDOW", F.count(), delayed)
         terminal.add(f"TERMINAL_ID_RISK_{days}DAY_WINDOW", F.mean("tx_fraud"), delayed)
+    amount = F.Computed("TX_AMOUNT", transactions, _amount, ("tx_amount",))
     return F.FeatureSet(
         "handbook",
-        [F.weekend(transactions), F.night(transactions), *customer.features, *terminal.features],
+        [
+            amount,
+            F.weekend(transactions),
+            F.night(transactions),
+            *customer.features,
+            *terminal.features,
+        ],
     )
+
+
+def _amount(_: Any, columns: F.Columns) -> Any:
+    """The payment's own amount, the 15th model input next to the 14 window features."""
+    return columns["tx_amount"]

@@ -18,12 +18,13 @@ def summary(broker: ss.Broker, console: Console, inputs: dict[str, Path]) -> Non
     decisions = [
         msgspec.json.decode(r.value or b"{}") for r in drain_topic(broker, "fraud.decisions")
     ]
-    actions = Counter(d["action"] for d in decisions)
+    rules = Counter((d["action"], d["rule"]) for d in decisions)
     table = Table(title=f"fraud: {len(decisions):,} decisions")
     table.add_column("action")
+    table.add_column("rule")
     table.add_column("decisions", justify="right")
-    for action, count in actions.most_common():
-        table.add_row(action, f"{count:,}")
+    for (action, rule), count in rules.most_common():
+        table.add_row(action, rule, f"{count:,}")
     console.print(table)
     source = inputs.get("transactions")
     if source is None or source.suffix != ".parquet":

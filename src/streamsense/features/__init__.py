@@ -28,6 +28,7 @@ from streamsense.features.aggregations import (
     var,
 )
 from streamsense.features.definitions import (
+    Columns,
     Computed,
     Feature,
     FeatureGroup,
@@ -43,6 +44,7 @@ __all__ = [
     "Aggregation",
     "Aggregator",
     "BatchResult",
+    "Columns",
     "Computed",
     "Enriched",
     "Feature",
