@@ -44,10 +44,12 @@ def drain_topic(broker: Broker, topic: str) -> list[Record]:
     info = broker.describe_topic(topic)
     consumer = broker.consumer()
     try:
-        consumer.assign([TopicPartition(topic, p.partition) for p in info.partitions])
+        tps = [TopicPartition(topic, p.partition) for p in info.partitions]
+        consumer.assign(tps)
+        highs = {TopicPartition(topic, p.partition): p.high for p in info.partitions}
         records: list[Record] = []
-        expected = info.messages
-        while len(records) < expected:
+        # Offsets may have gaps (compaction, transaction markers): stop at the high watermarks.
+        while any(consumer.position(tp) < highs[tp] for tp in tps):
             batch = consumer.poll(10_000, timeout=1.0)
             if not batch:
                 break

@@ -10,10 +10,15 @@ Lifecycle, documented once for every implementation (memory, embedded, kafka):
 * ``consumer(group)`` reads; ``subscribe`` joins the group, which spreads the topics'
   partitions over the live members (a member that stops heartbeating loses them);
   ``assign`` takes partitions explicitly. ``poll`` returns records in offset order per
-  partition; ``commit`` stores the next offset to read for the group.
+  partition, possibly fewer than are available (and, on Kafka, nothing with ``timeout=0``);
+  ``on_revoke`` may name partitions that ``on_assign`` gives straight back. ``commit`` stores
+  the next offset to read for the group. Offsets can have gaps (compaction, Kafka's
+  transaction markers): read up to a partition's high watermark, not a count of records.
 * ``commit_transaction`` writes output records and a group's offsets atomically: either all
-  become visible or none. With ``expected`` offsets it also fences a stale worker: the commit
-  fails with FencedError if the group's committed offset moved since the worker read it.
+  become visible or none (memory, embedded, Kafka exactly-once; Kafka's default at-least-once
+  mode can write the outputs and then fail the offset commit). Fencing a stale worker: the
+  self-hosted brokers check ``expected`` offsets and refuse with FencedError if the group's
+  committed offset moved since the worker read it; Kafka fences by group generation.
 * Compacted topics keep the latest record per key: state changelogs live there and are read
   back from the beginning to restore state.
 """

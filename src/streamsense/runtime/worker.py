@@ -73,6 +73,7 @@ class Worker:
         self._offsets: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int | None] = {}
         self._events_in_batch = 0
+        self._last_caught_up_check = 0.0
         self._stop = threading.Event()
         self._consumer: Consumer | None = None
 
@@ -134,13 +135,21 @@ class Worker:
             if realtime or not records or due:
                 self._commit()
                 batch_started = None
-            if until_caught_up and not records and self._caught_up(consumer):
+            if until_caught_up and not records and self._check_caught_up(consumer):
                 return
 
     def _batch_due(self, started: float) -> bool:
         if self._events_in_batch >= self.config.batch_size:
             return True
         return (time.monotonic() - started) * 1000 >= self.config.batch_ms
+
+    def _check_caught_up(self, consumer: Consumer) -> bool:
+        # Asking the broker costs round trips (Kafka): at most a few times a second.
+        now = time.monotonic()
+        if now - self._last_caught_up_check < 0.2:
+            return False
+        self._last_caught_up_check = now
+        return self._caught_up(consumer)
 
     def _caught_up(self, consumer: Consumer) -> bool:
         """Every source partition is read to its end: by this worker for the partitions it
