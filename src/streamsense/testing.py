@@ -4,6 +4,7 @@ to feed and drain topics without a running pipeline."""
 from __future__ import annotations
 
 import threading
+import time
 
 from streamsense.brokers.base import Broker, Record, TopicPartition
 from streamsense.brokers.memory import MemoryBroker
@@ -39,7 +40,7 @@ class ManualClock:
             self._now_ms = now_ms
 
 
-def drain_topic(broker: Broker, topic: str) -> list[Record]:
+def drain_topic(broker: Broker, topic: str, *, timeout: float = 60.0) -> list[Record]:
     """Every record currently in ``topic``, partition by partition, in offset order."""
     info = broker.describe_topic(topic)
     consumer = broker.consumer()
@@ -49,11 +50,12 @@ def drain_topic(broker: Broker, topic: str) -> list[Record]:
         highs = {TopicPartition(topic, p.partition): p.high for p in info.partitions}
         records: list[Record] = []
         # Offsets may have gaps (compaction, transaction markers): stop at the high watermarks.
+        # A remote broker may answer a fetch slowly under load, so empty polls are retried.
+        deadline = time.monotonic() + timeout
         while any(consumer.position(tp) < highs[tp] for tp in tps):
-            batch = consumer.poll(10_000, timeout=1.0)
-            if not batch:
-                break
-            records.extend(batch)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}: could not read up to {highs} in {timeout} s")
+            records.extend(consumer.poll(10_000, timeout=0.5))
         return sorted(records, key=lambda r: (r.partition, r.offset))
     finally:
         consumer.close()

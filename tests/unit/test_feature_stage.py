@@ -158,3 +158,22 @@ def test_user_defined_aggregators_fold_the_same_windows() -> None:
         ]
         assert result.values[i, 0] == sum(a * a for a in window)
         assert result.values[i, 1] == len(window)
+
+
+def test_state_stays_bounded_over_an_unbounded_stream() -> None:
+    """Keys come and go for a simulated year; what the engine holds stays flat."""
+    group = F.FeatureGroup(clicks, key="user", ttl="2d")
+    group.add("n_1h", F.count(), F.rolling("1h"))
+    group.add("last_3", F.max("amount"), F.last_n(3))
+    group.add("session", F.count(), F.session("10m"))
+    engine = F.FeatureEngine(F.FeatureSet("bounded", group.features))
+    sizes = []
+    for day in range(365):
+        times = day * 86_400_000 + np.arange(0, 86_400_000, 86_400, dtype=np.int64)
+        users = np.array([f"user-{day}-{i % 50}" for i in range(len(times))])
+        engine.process(0, times, {"user": users, "amount": np.ones(len(times))})
+        buffer = engine.partition(0).groups["user"].buffer
+        sizes.append((buffer.live_events, len(buffer.slot_of), len(buffer.ptime)))
+    assert max(s[0] for s in sizes[30:]) <= 2 * max(s[0] for s in sizes[:30])
+    assert max(s[1] for s in sizes[30:]) <= 200  # keys of the last two days at most
+    assert max(s[2] for s in sizes[30:]) <= 4 * max(s[2] for s in sizes[:30])

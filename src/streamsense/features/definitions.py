@@ -19,9 +19,10 @@ import numpy.typing as npt
 from streamsense.errors import ConfigError
 from streamsense.events import Stream
 from streamsense.features.aggregations import Aggregation
-from streamsense.features.windows import Window
+from streamsense.features.windows import Duration, Window, to_ms
 
 Dtype = Literal["int64", "float64"]
+DEFAULT_TTL_MS = 30 * 86_400_000  # keys idle this long are forgotten (at least the windows' span)
 Columns = Mapping[str, npt.NDArray[Any]]
 ComputeFn = Callable[[npt.NDArray[np.int64], Columns], npt.NDArray[Any]]
 
@@ -37,6 +38,7 @@ class Feature:
     window: Window
     default: float = 0.0
     dtype: Dtype | None = None
+    ttl_ms: int = DEFAULT_TTL_MS
 
     @property
     def output_dtype(self) -> Dtype:
@@ -72,10 +74,11 @@ AnyFeature = Feature | Computed
 class FeatureGroup:
     """Features of one entity (a key field) of one source stream, declared together."""
 
-    def __init__(self, source: Stream[Any], key: str) -> None:
+    def __init__(self, source: Stream[Any], key: str, *, ttl: Duration = DEFAULT_TTL_MS) -> None:
         source.encoded_name(key)  # fails early on an unknown field
         self.source = source
         self.key = key
+        self.ttl_ms = to_ms(ttl)
         self.features: list[Feature] = []
 
     def add(
@@ -89,7 +92,9 @@ class FeatureGroup:
     ) -> Feature:
         if aggregation.field is not None:
             self.source.encoded_name(aggregation.field)
-        feature = Feature(name, self.source, self.key, aggregation, window, default, dtype)
+        feature = Feature(
+            name, self.source, self.key, aggregation, window, default, dtype, self.ttl_ms
+        )
         self.features.append(feature)
         return feature
 

@@ -93,7 +93,8 @@ class PartitionEngine:
         for group in self.groups.values():
             if start > NO_WATERMARK:
                 finals.extend(group.finals(start, self.watermark))
-            group.sweep(_minus(self.watermark, group.plan.retention_ms))
+            if self.watermark > NO_WATERMARK:
+                group.sweep(self.watermark)
         return sorted(finals, key=lambda f: (f.end, f.feature, str(f.key)))
 
     def read(self, group: str, keys: list[Any], times: I64) -> F64:

@@ -44,6 +44,8 @@ class GroupPlan:
         self.adefault = np.array([f.default for f in features], np.float64)
         self.aprec = np.array([f.aggregation.precision for f in features], np.int64)
         self.retention_ms = max(f.window.retention_ms for f in features)
+        # A key that saw no event for the TTL is forgotten, whatever its windows.
+        self.ttl_ms = max(self.retention_ms, *(f.ttl_ms for f in features))
         gaps = [f.window.p1 for f in features if f.window.kind == SESSION]
         self.session_gap = max(gaps, default=0)
         self.keep_last = max(f.window.keeps_last for f in features)
@@ -211,16 +213,11 @@ class GroupState:
             counts[i] = kernels.lower(buf.ptime, begin, stop, end) - lo
         return counts
 
-    def sweep(self, evict_before: int) -> None:
+    def sweep(self, watermark: int) -> None:
         buf, plan = self.buffer, self.plan
         kernels.sweep(
-            evict_before,
-            plan.session_gap,
-            plan.keep_last,
-            buf.ptime,
-            buf.seg_start,
-            buf.seg_begin,
-            buf.seg_len,
+            watermark - plan.retention_ms, watermark - plan.ttl_ms, plan.session_gap,
+            plan.keep_last, buf.ptime, buf.seg_start, buf.seg_begin, buf.seg_len,
         )
         buf.release_empty()
         buf.compact_if_wasteful()

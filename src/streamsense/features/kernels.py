@@ -339,11 +339,20 @@ def read(  # type: ignore[no-untyped-def]
 
 
 @jit
-def sweep(before, session_gap, keep_last, ptime, seg_start, seg_begin, seg_len):  # type: ignore[no-untyped-def]
-    """Evict expired events of every key (keys that saw no event lately included)."""
+def sweep(before, ttl_before, session_gap, keep_last, ptime, seg_start, seg_begin, seg_len):  # type: ignore[no-untyped-def]
+    """Evict expired events of every key (keys that saw no event lately included); past the
+    TTL even count windows and open sessions let go, so memory stays bounded."""
     for slot in range(seg_len.shape[0]):
         if seg_len[slot] > 0:
             evict(slot, before, session_gap, keep_last, ptime, seg_start, seg_begin, seg_len)
+            first = seg_start[slot] + seg_begin[slot]
+            drop = 0
+            while drop < seg_len[slot] and ptime[first + drop] < ttl_before:
+                drop += 1
+            seg_begin[slot] += drop
+            seg_len[slot] -= drop
+            if seg_len[slot] == 0:
+                seg_begin[slot] = 0
 
 
 @jit
