@@ -1,6 +1,8 @@
 """Apache Kafka as a streamsense broker, through confluent-kafka (librdkafka).
 
-``open_broker("kafka://host:port[,host:port][?exactly_once=true&transactional_id=ID]")``.
+``open_broker("kafka://host:port[,host:port][?exactly_once=true&transactional_id=ID]")``
+(and ``transaction_timeout_ms=N``: how long a crashed worker's open transaction may hold
+back readers of its outputs, state and offsets before Kafka aborts it; default 60000).
 
 How the contract in ``base`` maps onto Kafka:
 
@@ -41,7 +43,7 @@ from streamsense.errors import ConfigError
 
 # An open transaction holds back read_committed readers until it ends or times out; a
 # record must be delivered (or fail) within the transaction's lifetime.
-_TRANSACTIONAL = {"transaction.timeout.ms": 60_000, "delivery.timeout.ms": 60_000}
+DEFAULT_TRANSACTION_TIMEOUT_MS = 60_000
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -49,7 +51,7 @@ class KafkaBroker:
     """A Broker on an Apache Kafka cluster.
 
     ``bootstrap`` is ``host:port[,host:port...]``, optionally followed by URL options
-    ``?exactly_once=true&transactional_id=ID``. ``replication_factor=-1`` uses the
+    ``?exactly_once=true&transactional_id=ID&transaction_timeout_ms=N``. ``replication_factor=-1`` uses the
     cluster's ``default.replication.factor``. ``config`` adds librdkafka settings to every
     client (security, timeouts)."""
 
@@ -60,12 +62,16 @@ class KafkaBroker:
         clock: Clock = SYSTEM_CLOCK,
         exactly_once: bool = False,
         transactional_id: str | None = None,
+        transaction_timeout_ms: int | None = None,
         replication_factor: int = -1,
         config: Mapping[str, Any] | None = None,
     ) -> None:
         servers, options = _parse_address(bootstrap)
         exactly_once = exactly_once or options.get("exactly_once", False) is True
         transactional_id = transactional_id or _str_option(options, "transactional_id")
+        timeout_ms = transaction_timeout_ms or int(
+            options.get("transaction_timeout_ms", DEFAULT_TRANSACTION_TIMEOUT_MS)
+        )
         self.url = f"kafka://{bootstrap}"
         self.clock = clock
         self.exactly_once = exactly_once
@@ -79,7 +85,11 @@ class KafkaBroker:
             # transaction at once; with a fresh one, readers of those partitions wait for
             # the transaction timeout. Stale workers are fenced by the group either way.
             txn_id = transactional_id or f"streamsense-{uuid.uuid4().hex}"
-            settings = {"transactional.id": txn_id, **_TRANSACTIONAL}
+            settings = {
+                "transactional.id": txn_id,
+                "transaction.timeout.ms": timeout_ms,
+                "delivery.timeout.ms": timeout_ms,
+            }
             self._committer = ExactlyOnceCommitter(
                 lambda: self._producer(settings), self._member, self._admin.live_members
             )
@@ -184,6 +194,10 @@ def _parse_address(address: str) -> tuple[str, dict[str, str | bool]]:
                 raise ConfigError(f"exactly_once must be true or false, not {value!r}")
             options[name] = _BOOLEANS[value.lower()]
         elif name == "transactional_id":
+            options[name] = value
+        elif name == "transaction_timeout_ms":
+            if not value.isdigit() or int(value) < 1000:
+                raise ConfigError(f"transaction_timeout_ms must be at least 1000, not {value!r}")
             options[name] = value
         else:
             raise ConfigError(f"unknown kafka URL option {name!r}")

@@ -131,28 +131,33 @@ class KafkaAdmin:
     ) -> dict[TopicPartition, int | None]:
         what = f"reading group {group!r}'s offsets"
         deadline = time.monotonic() + REQUEST_TIMEOUT_S
-        answer = self._fetch_committed(group, partitions, what)
+        answer = self._fetch_committed(group, partitions, what, deadline)
         # A transaction that just committed offsets is briefly "unstable" until its markers
         # are written; librdkafka's consumer waits this out, the admin API does not.
         while _unstable(answer) and time.monotonic() < deadline:
             time.sleep(0.02)
-            answer = self._fetch_committed(group, partitions, what)
+            answer = self._fetch_committed(group, partitions, what, deadline)
         found = offsets_of(answer, what)
         return {tp: found.get(tp) for tp in partitions}
 
     def _fetch_committed(
-        self, group: str, partitions: Sequence[TopicPartition], what: str
+        self, group: str, partitions: Sequence[TopicPartition], what: str, deadline: float
     ) -> list[KafkaPartition]:
         # require_stable: offsets of a transaction still in flight are not reported as
         # the old value.
         request = ConsumerGroupTopicPartitions(group, [KafkaPartition(*tp) for tp in partitions])
-        futures = self._admin.list_consumer_group_offsets(
-            [request], require_stable=True, request_timeout=REQUEST_TIMEOUT_S
-        )
-        try:
-            return list(futures[group].result().topic_partitions)
-        except KafkaException as error:
-            raise to_error(error, what) from None
+        while True:
+            futures = self._admin.list_consumer_group_offsets(
+                [request], require_stable=True, request_timeout=REQUEST_TIMEOUT_S
+            )
+            try:
+                return list(futures[group].result().topic_partitions)
+            except KafkaException as error:
+                mapped = to_error(error, what)
+                # The group coordinator may still be loading (a broker that just started).
+                if not mapped.retryable or time.monotonic() > deadline:
+                    raise mapped from None
+            time.sleep(0.05)
 
     def live_members(self, group: str) -> int:
         """How many consumers are members of ``group`` right now."""

@@ -78,6 +78,11 @@ _UNAVAILABLE = frozenset(
         KafkaError._QUEUE_FULL,
         # Offsets of a just-committed transaction are not readable until its markers are.
         KafkaError.UNSTABLE_OFFSET_COMMIT,
+        # A group or transaction coordinator is still loading its state (just after the
+        # broker started) or moved: asking again shortly succeeds.
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
     }
 )
 

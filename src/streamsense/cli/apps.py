@@ -6,6 +6,7 @@ import shutil
 import signal
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -63,13 +64,22 @@ def run(
     batch_size: BatchOption = 1000,
     broker: BrokerOption = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    session_timeout_ms: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="A worker that stops heartbeating loses its partitions after this "
+            "(Kafka accepts 6000 to 300000 by default).",
+        ),
+    ] = WorkerConfig.session_timeout_ms,
     verbose: VerboseOption = False,
 ) -> None:
     """Run an application's worker until SIGTERM or Ctrl-C (restarts resume from commits)."""
     setup_logging(verbose)
     loaded = _load(app)
     target = connect(broker, state_dir)
-    worker = Worker(loaded.app, target, _worker_config(mode, batch_size))
+    config = replace(_worker_config(mode, batch_size), session_timeout_ms=session_timeout_ms)
+    worker = Worker(loaded.app, target, config)
     _stop_on_signals(worker)
     console.print(f"running {loaded.app.name} on {target.url} ({mode}); Ctrl-C stops")
     try:

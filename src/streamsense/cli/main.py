@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from streamsense.cli import apps, io
+from streamsense.cli import apps, io, status, store
 from streamsense.cli.topics import topics_app
 
 cli = typer.Typer(
@@ -19,6 +19,13 @@ cli.command()(io.consume)
 cli.command()(apps.run)
 cli.command()(apps.replay)
 cli.command()(apps.demo)
+cli.command("plan")(store.plan_command)
+cli.command("apply")(store.apply_command)
+cli.command("backfill")(store.backfill_command)
+cli.command("materialize")(store.materialize_command)
+cli.command("verify")(store.verify_command)
+cli.add_typer(store.features_app, name="features")
+cli.command()(status.status)
 
 
 def main() -> None:

@@ -130,6 +130,7 @@ class FeatureEngine:
             raise ConfigError("a feature engine reads one source stream; split the feature set")
         self.features = features
         self.source = next(iter(features.sources.values()))
+        self._check_keys()
         self.lateness_ms = allowed_lateness_ms
         groups = features.groups()
         self.plans = {key: GroupPlan(fs) for (_, key), fs in groups.items()}
@@ -141,6 +142,24 @@ class FeatureEngine:
             | {f for p in self.plans.values() for f in p.value_fields}
             | {f for c in self.computed for f in c.inputs}
         )
+
+    def _check_keys(self) -> None:
+        """A key's state must live with the partition that owns the key: on a stream with
+        several partitions, every group must be keyed like the stream."""
+        if self.source.partitions == 1:
+            return
+        for key in {key for (_, key) in self.features.groups()}:
+            if key != self.source.key:
+                raise ConfigError(
+                    f"features keyed by {key!r} over {self.source.topic!r} (keyed by "
+                    f"{self.source.key!r}, {self.source.partitions} partitions) would see only "
+                    f"one partition's events: compute them from a stream keyed by {key!r} "
+                    "(repartition with a TopicSink into such a stream), or use one partition"
+                )
+
+    def view_name(self, group: str) -> str:
+        """The feature view a group is served as: ``<feature set>.<key field>``."""
+        return f"{self.features.name}.{group}"
 
     def _output_order(self) -> list[tuple[str, int]]:
         """Where each feature's column comes from: (group key, index) or ("", computed #)."""

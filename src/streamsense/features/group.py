@@ -216,8 +216,14 @@ class GroupState:
     def sweep(self, watermark: int) -> None:
         buf, plan = self.buffer, self.plan
         kernels.sweep(
-            watermark - plan.retention_ms, watermark - plan.ttl_ms, plan.session_gap,
-            plan.keep_last, buf.ptime, buf.seg_start, buf.seg_begin, buf.seg_len,
+            watermark - plan.retention_ms,
+            watermark - plan.ttl_ms,
+            plan.session_gap,
+            plan.keep_last,
+            buf.ptime,
+            buf.seg_start,
+            buf.seg_begin,
+            buf.seg_len,
         )
         buf.release_empty()
         buf.compact_if_wasteful()

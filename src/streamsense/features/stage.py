@@ -18,6 +18,8 @@ from streamsense.events import Event
 from streamsense.features.definitions import FeatureSet
 from streamsense.features.engine import BatchResult, FeatureEngine
 from streamsense.features.group import Final
+from streamsense.store.online import OnlineStore
+from streamsense.store.views import OnlineView
 
 _encode = msgspec.json.Encoder().encode
 
@@ -26,6 +28,14 @@ class Enriched(msgspec.Struct, frozen=True):
     """An event's payload with its features, as the next stages receive it."""
 
     payload: Any
+    features: dict[str, float | int]
+
+
+class FeatureLogEntry(msgspec.Struct, frozen=True):
+    event_id: str
+    key: str
+    event_time: int
+    served_at: int
     features: dict[str, float | int]
 
 
@@ -38,6 +48,8 @@ class FeatureStage:
         allowed_lateness_ms: int = 0,
         idle_timeout_ms: int | None = 60_000,
         clock: Clock = SYSTEM_CLOCK,
+        online: OnlineStore | None = None,
+        feature_log: bool = True,
     ) -> None:
         self.name = name
         self.engine = FeatureEngine(features, allowed_lateness_ms=allowed_lateness_ms)
@@ -45,14 +57,26 @@ class FeatureStage:
         self.clock = clock
         self.late_topic = f"{self.engine.source.topic}.late"
         self.windows_topic = f"{name}.windows"
+        self.feature_log_topic = f"{name}.feature-log" if feature_log else None
+        self.views = (
+            {}
+            if online is None
+            else {
+                group: OnlineView(self.engine.view_name(group), plan, online)
+                for group, plan in self.engine.plans.items()
+            }
+        )
         self.late_events = 0
         self._last_event_ms: dict[int, int] = {}
 
     def topic_configs(self, partitions: int) -> dict[str, TopicConfig]:
-        return {
+        configs = {
             self.late_topic: TopicConfig(partitions),
             self.windows_topic: TopicConfig(partitions),
         }
+        if self.feature_log_topic is not None:
+            configs[self.feature_log_topic] = TopicConfig(partitions)
+        return configs
 
     def process_batch(
         self, partition: int, events: list[Event[Any]], values: list[Any]
@@ -66,9 +90,39 @@ class FeatureStage:
                 extra.append(self._late_record(event, result))
                 out.append(None)
             else:
-                out.append(Enriched(value, self._features(result, i)))
+                vector = self._features(result, i)
+                out.append(Enriched(value, vector))
+                if self.feature_log_topic is not None:
+                    extra.append(self._log_record(event, vector))
         extra.extend(self._final_record(partition, f) for f in result.finals)
+        self._write_online(partition, events, result)
         return out, extra
+
+    def _log_record(self, event: Event[Any], vector: dict[str, float | int]) -> OutRecord:
+        """The feature log: the vector each event was given, with its id and when."""
+        assert self.feature_log_topic is not None
+        body = FeatureLogEntry(event.id, event.key, event.event_time, self.clock.now_ms(), vector)
+        return OutRecord(
+            self.feature_log_topic,
+            _encode(body),
+            event.id.encode(),
+            partition=event.partition,
+            timestamp=event.event_time,
+        )
+
+    def _write_online(self, partition: int, events: list[Event[Any]], result: BatchResult) -> None:
+        """Online stores are sinks that stay correct when written again (last write wins
+        by event time), so they are written as batches are processed."""
+        if not self.views or not events:
+            return
+        engine = self.engine.partition(partition)
+        for group, view in self.views.items():
+            keys = {
+                getattr(e.payload, group)
+                for e, late in zip(events, result.late, strict=True)
+                if not late
+            }
+            view.write(engine.groups[group].buffer, sorted(keys, key=str))
 
     def _features(self, result: BatchResult, i: int) -> dict[str, float | int]:
         row = result.values[i].tolist()

@@ -37,6 +37,14 @@ def load_app(spec: str) -> LoadedApp:
     return LoadedApp(target, module)
 
 
+def import_attribute(path_or_module: str, attribute: str) -> Any:
+    """``attribute`` of a Python file or an importable module."""
+    module, _ = _import(path_or_module)
+    if not hasattr(module, attribute):
+        raise ConfigError(f"{path_or_module} has no {attribute!r}")
+    return getattr(module, attribute)
+
+
 def _import(spec: str) -> tuple[ModuleType, str]:
     path_part, _, attribute = spec.partition(":")
     path = Path(path_part)

@@ -1,0 +1,1 @@
+"""Observability: metrics (Prometheus, in registries the caller owns)."""

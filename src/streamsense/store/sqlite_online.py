@@ -1,0 +1,221 @@
+"""The default online store: one SQLite file, embedded in the serving process.
+
+One table keyed by (view, key), WITHOUT ROWID so a read is one primary-key b-tree descent
+with the row stored in the leaf. WAL mode lets any number of reader processes run while
+one writer commits. A write is one transaction of UPSERTs whose WHERE clause keeps the
+newest event time (last write wins, an expired row counts as absent); a read of many keys
+is one ``SELECT ... key IN (...)`` per 900 keys. Statements are prepared once per shape
+and kept in the connection's statement cache.
+
+Latency: a read takes the connection lock, runs one cached statement and builds the
+result; see BENCHMARKS (bench/online_store_bench.py) for p50/p99 of 1 and 100 keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+
+from streamsense.clock import SYSTEM_CLOCK, Clock
+from streamsense.errors import RetryableError
+from streamsense.store.memory_online import check_view, expiry_ms
+from streamsense.store.online import OnlineRow
+
+# Keys per SELECT/DELETE: below SQLite's historical limit of 999 bound parameters.
+CHUNK = 900
+# A page large enough that a ~2 KB state blob lives in its b-tree leaf rather than in an
+# overflow page (a WITHOUT ROWID leaf holds up to about a quarter of a page inline).
+PAGE_SIZE = 16384
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS online (
+    view TEXT NOT NULL,
+    key TEXT NOT NULL,
+    event_time INTEGER NOT NULL,
+    expires_ms INTEGER,
+    blob BLOB NOT NULL,
+    PRIMARY KEY (view, key)
+) WITHOUT ROWID""",
+    # Only rows with a TTL are indexed: purge_expired reads just the expired ones.
+    "CREATE INDEX IF NOT EXISTS online_expiry ON online (expires_ms) WHERE expires_ms IS NOT NULL",
+)
+
+_UPSERT = (
+    "INSERT INTO online (view, key, event_time, expires_ms, blob) VALUES (?1, ?2, ?3, ?4, ?5)"
+    " ON CONFLICT (view, key) DO UPDATE SET"
+    " event_time = excluded.event_time, expires_ms = excluded.expires_ms, blob = excluded.blob"
+    " WHERE excluded.event_time >= online.event_time"
+    " OR (online.expires_ms IS NOT NULL AND online.expires_ms <= ?6)"
+)
+_READ_ONE = "SELECT event_time, expires_ms, blob FROM online WHERE view = ? AND key = ?"
+_DELETE_ONE = "DELETE FROM online WHERE view = ? AND key = ?"
+_PURGE = "DELETE FROM online WHERE expires_ms IS NOT NULL AND expires_ms <= ?"
+
+
+@cache
+def _read_many(n: int) -> str:
+    marks = ",".join("?" * n)
+    return (
+        f"SELECT key, event_time, expires_ms, blob FROM online WHERE view = ? AND key IN ({marks})"
+    )
+
+
+class SqliteOnlineStore:
+    """Online rows in one SQLite file (``:memory:`` for a private in-memory database)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        synchronous: str = "NORMAL",
+        busy_timeout_ms: int = 60_000,
+    ) -> None:
+        self._clock = clock
+        if str(path) == ":memory:":
+            self.path = ":memory:"
+        else:
+            self.path = str(Path(path).resolve())
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.url = f"sqlite://{self.path}"
+        # Every read shape (1..CHUNK keys) is one cached prepared statement.
+        self._conn = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=busy_timeout_ms / 1000,
+            cached_statements=CHUNK + 64,
+        )
+        self._lock = threading.RLock()
+        self._closed = False
+        with self._lock:
+            self._prepare(synchronous, busy_timeout_ms)
+
+    def _prepare(self, synchronous: str, busy_timeout_ms: int) -> None:
+        if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ValueError(f"invalid synchronous mode {synchronous!r}")
+        conn = self._conn
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # only takes effect on a new file
+        # WAL: readers in other processes never wait for the writer. NORMAL sync survives a
+        # process crash (an OS crash may lose the last commits, which replays rewrite).
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache
+        conn.execute("PRAGMA mmap_size=1073741824")  # reads map the file: no read() calls
+        conn.execute("PRAGMA temp_store=MEMORY")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA:
+                conn.execute(statement)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # -- writes -----------------------------------------------------------------------------
+    def write(self, view: str, rows: Sequence[OnlineRow], *, ttl_ms: int | None = None) -> int:
+        check_view(view)
+        expires = expiry_ms(self._clock, ttl_ms)
+        if not rows:
+            return 0
+        now = self._clock.now_ms()
+        params = [(view, key, event_time, expires, blob, now) for key, event_time, blob in rows]
+        with self._lock:
+            conn = self._begin()
+            try:
+                changed = conn.executemany(_UPSERT, params).rowcount
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        return changed
+
+    def delete(self, view: str, keys: Sequence[str]) -> None:
+        check_view(view)
+        if not keys:
+            return
+        with self._lock:
+            conn = self._begin()
+            try:
+                conn.executemany(_DELETE_ONE, [(view, key) for key in keys])
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def purge_expired(self) -> int:
+        now = self._clock.now_ms()
+        with self._lock:
+            conn = self._begin()
+            try:
+                removed = conn.execute(_PURGE, (now,)).rowcount
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        return removed
+
+    def _begin(self) -> sqlite3.Connection:
+        """Start a write transaction; IMMEDIATE takes the write lock up front (writers in
+        other processes wait up to busy_timeout_ms)."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise RetryableError(f"online store {self.path} busy: {error}") from error
+        return self._conn
+
+    # -- reads ------------------------------------------------------------------------------
+    def read(self, view: str, keys: Sequence[str]) -> list[OnlineRow | None]:
+        check_view(view)
+        n = len(keys)
+        if n == 1:
+            return [self._read_one(view, keys[0])]
+        if n == 0:
+            return []
+        now = self._clock.now_ms()
+        found: dict[str, OnlineRow] = {}
+        with self._lock:
+            conn = self._conn
+            if n <= CHUNK:
+                fetched = conn.execute(_read_many(n), (view, *keys)).fetchall()
+            else:
+                # One read transaction: every chunk sees the same snapshot.
+                conn.execute("BEGIN")
+                try:
+                    fetched = []
+                    for start in range(0, n, CHUNK):
+                        chunk = keys[start : start + CHUNK]
+                        sql = _read_many(len(chunk))
+                        fetched += conn.execute(sql, (view, *chunk)).fetchall()
+                finally:
+                    conn.execute("COMMIT")
+        for key, event_time, expires, blob in fetched:
+            if expires is None or expires > now:
+                found[key] = OnlineRow(key, event_time, blob)
+        get = found.get
+        return [get(key) for key in keys]
+
+    def _read_one(self, view: str, key: str) -> OnlineRow | None:
+        with self._lock:
+            row = self._conn.execute(_READ_ONE, (view, key)).fetchone()
+        if row is None:
+            return None
+        event_time, expires, blob = row
+        if expires is not None and expires <= self._clock.now_ms():
+            return None
+        return OnlineRow(key, event_time, blob)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA optimize")
+            self._conn.close()
