@@ -39,8 +39,8 @@ from tests.integration.workers import (
 
 Names = Callable[[str], str]
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-EVENTS = 24_000
-RATE = 2_000  # events/s: the stream lasts 12 s
+EVENTS = 40_000
+RATE = 2_000  # events/s: the stream lasts 20 s
 
 
 @pytest.mark.parametrize("exactly_once", [True, False], ids=["exactly-once", "at-least-once"])
@@ -71,21 +71,20 @@ def test_three_workers_one_killed_one_added(
     def done() -> int:
         return processed(broker, app.group, clicks.topic)
 
-    wait_until(lambda: done() >= EVENTS * 0.25, workers, "a quarter processed")
+    wait_until(lambda: done() >= EVENTS * 0.15, workers, "some processed")
     killed = workers.pop(1)
     killed.kill()
     at_kill = done()
     # The survivors take the dead member's partitions once its session expires.
     wait_until(lambda: live_members(kafka_bootstrap, app.group) == 2, workers, "2 members")
-    wait_until(lambda: done() >= EVENTS * 0.5, workers, "half processed")
     workers.append(start_worker(tmp_path, "w3", name, url("w3")))
     wait_until(lambda: live_members(kafka_bootstrap, app.group) == 3, workers, "w3 joined")
+    at_join = done()
     feeder.join(timeout=60)
     assert not feeder.is_alive() and feeder.error is None, feeder.error
-    at_join = done()
     wait_until(lambda: group_lag(broker, app.group, [clicks.topic]).total == 0, workers, "lag 0")
     stats = {w.name: _events(w.stop()) for w in workers}
-    assert at_kill < EVENTS and at_join < EVENTS, (at_kill, at_join)
+    assert at_kill < at_join < EVENTS * 0.9, (at_kill, at_join)  # both mid-stream
     assert all(n > 0 for n in stats.values()), stats  # every live worker had partitions
 
     records = drain_topic(broker, f"{name}.features")

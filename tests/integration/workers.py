@@ -17,6 +17,7 @@ from pathlib import Path
 import msgspec
 from confluent_kafka.admin import AdminClient
 
+import streamsense as ss
 from streamsense.brokers import MemoryBroker, TopicPartition
 from streamsense.brokers.base import Broker, Record
 from streamsense.runtime.lag import group_lag
@@ -97,8 +98,13 @@ def wait_until(
         time.sleep(0.1)
 
 
+_ADMINS: dict[str, AdminClient] = {}
+
+
 def live_members(bootstrap: str, group: str) -> int:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = _ADMINS.get(bootstrap) or _ADMINS.setdefault(
+        bootstrap, AdminClient({"bootstrap.servers": bootstrap})
+    )
     described = admin.describe_consumer_groups([group], request_timeout=10)[group].result()
     return len(described.members)
 
@@ -116,7 +122,9 @@ def events(n: int) -> list[Click]:
 class Feeder(threading.Thread):
     """Produces ``items`` into the source topic at ``rate`` events/s (a live stream)."""
 
-    def __init__(self, broker: Broker, clicks: object, items: list[Click], rate: float) -> None:
+    def __init__(
+        self, broker: Broker, clicks: ss.Stream[Click], items: list[Click], rate: float
+    ) -> None:
         super().__init__(daemon=True)
         self.broker, self.clicks, self.items, self.rate = broker, clicks, items, rate
         self.error: BaseException | None = None
@@ -128,7 +136,7 @@ class Feeder(threading.Thread):
             chunk = max(1, int(self.rate / 20))
             for lo in range(0, len(self.items), chunk):
                 for click in self.items[lo : lo + chunk]:
-                    out = self.clicks.to_record(click)  # type: ignore[attr-defined]
+                    out = self.clicks.to_record(click)
                     producer.send(out.topic, out.value, out.key)
                 producer.flush()
                 ahead = started + (lo + chunk) / self.rate - time.monotonic()
@@ -167,6 +175,7 @@ def check_outputs(records: list[Record], reference: list[bytes], *, dedup: bool)
         # A replayed event's output is the same bytes as the first time (deterministic).
         assert len({r.value for r in found}) == 1, source
     unique = [found[0] for found in by_source.values()]
+    _report_missing(by_source, len(reference))
     decoded = [msgspec.json.decode(r.value or b"") for r in unique]
     per_user: dict[str, list[tuple[int, int, int]]] = {}
     for r, d in zip(unique, decoded, strict=True):
@@ -185,3 +194,16 @@ def check_outputs(records: list[Record], reference: list[bytes], *, dedup: bool)
 
 def source_partitions(topic: str) -> list[TopicPartition]:
     return [TopicPartition(topic, p) for p in range(scaleout.PARTITIONS)]
+
+
+def _report_missing(by_source: dict[str, list[Record]], expected: int) -> None:
+    import collections
+    have = collections.defaultdict(set)
+    for source in by_source:
+        _, p, o = source.rsplit("/", 2)
+        have[int(p)].add(int(o))
+    for p, offs in sorted(have.items()):
+        top = max(offs)
+        missing = sorted(set(range(top + 1)) - offs)
+        print("partition", p, "max", top, "count", len(offs), "missing", len(missing), missing[:5], missing[-5:] if missing else "")
+    print("expected", expected, "got", len(by_source))

@@ -98,7 +98,9 @@ class KeyedBuffer:
 
     def release_empty(self) -> int:
         """Forget keys that hold no event any more (their TTL passed); returns how many."""
-        empty = [s for s, key in enumerate(self.key_of) if key is not None and self.seg_len[s] == 0]
+        used = len(self.key_of)
+        candidates = np.flatnonzero(self.seg_len[:used] == 0).tolist()
+        empty = [s for s in candidates if self.key_of[s] is not None]
         for slot in empty:
             del self.slot_of[self.key_of[slot]]
             self.key_of[slot] = None

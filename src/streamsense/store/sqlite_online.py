@@ -22,7 +22,7 @@ from functools import cache
 from pathlib import Path
 
 from streamsense.clock import SYSTEM_CLOCK, Clock
-from streamsense.errors import RetryableError
+from streamsense.errors import ConfigError, RetryableError
 from streamsense.store.memory_online import check_view, expiry_ms
 from streamsense.store.online import OnlineRow
 
@@ -98,7 +98,7 @@ class SqliteOnlineStore:
 
     def _prepare(self, synchronous: str, busy_timeout_ms: int) -> None:
         if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
-            raise ValueError(f"invalid synchronous mode {synchronous!r}")
+            raise ConfigError(f"invalid synchronous mode {synchronous!r}")
         conn = self._conn
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # only takes effect on a new file

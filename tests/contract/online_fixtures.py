@@ -1,0 +1,143 @@
+"""Online store implementations under the one contract suite: memory, SQLite and Redis.
+
+The Redis server is real: started once per session by scripts/redis.sh (which installs
+redis-server with apt-get if it is missing) on a free port of 127.0.0.1, without
+persistence, and stopped at the end if this session started it. If it cannot start, the
+Redis tests fail (never skip): a green run always means Redis was exercised. Each Redis
+store of a test gets a key prefix of its own, so tests never see each other's rows.
+
+A test module imports the fixtures (``online_backend_fixture``, ``redis_url_fixture``) and
+asks for them by their names, ``online_backend`` and ``redis_url``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+
+from streamsense.clock import Clock
+from streamsense.store import MemoryOnlineStore, OnlineStore, SqliteOnlineStore
+from streamsense.store.redis_online import RedisOnlineStore
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "redis.sh"
+# The first start on a fresh machine installs redis-server through apt-get.
+START_TIMEOUT_S = 600
+STOP_TIMEOUT_S = 30
+STORES = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)]
+
+
+class RedisServer:
+    """One server per session, shared by every fixture that needs it."""
+
+    def __init__(self) -> None:
+        self.address: str | None = None
+        self.started_here = False
+        self.users = 0
+
+    def acquire(self) -> str:
+        if self.address is None:
+            status = subprocess.run([SCRIPT, "status"], capture_output=True, timeout=30)
+            self.address = self._start()
+            self.started_here = status.returncode != 0
+        self.users += 1
+        return self.address
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users == 0 and self.started_here:
+            subprocess.run([SCRIPT, "stop"], capture_output=True, timeout=STOP_TIMEOUT_S)
+            self.address, self.started_here = None, False
+
+    @staticmethod
+    def _start() -> str:
+        try:
+            result = subprocess.run(
+                [SCRIPT, "start"], capture_output=True, text=True, timeout=START_TIMEOUT_S
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"scripts/redis.sh start took over {START_TIMEOUT_S}s", pytrace=False)
+        lines = result.stdout.strip().splitlines()
+        if result.returncode != 0 or not lines:
+            pytest.fail(f"scripts/redis.sh start failed:\n{result.stderr[-3000:]}", pytrace=False)
+        return lines[-1]
+
+
+REDIS = RedisServer()
+
+
+@pytest.fixture(scope="session", name="redis_url")
+def redis_url_fixture() -> Iterator[str]:
+    """``redis://127.0.0.1:PORT/0`` of the test Redis server."""
+    yield f"redis://{REDIS.acquire()}/0"
+    REDIS.release()
+
+
+@dataclass
+class OnlineBackend:
+    name: str
+    url: str  # where a second handle (or another process) finds the same rows
+    make: Callable[..., OnlineStore]  # make(clock=None): a new handle on the same rows
+    prefix: str = ""  # Redis: this test's key prefix
+    opened: list[OnlineStore] = field(default_factory=list)
+
+    @property
+    def shared(self) -> bool:
+        """Handles (and processes) opened on ``url`` see each other's rows."""
+        return self.name != "memory"
+
+    def raw_exists(self, view: str, key: str) -> bool:
+        """Whether the row is still physically stored (Redis: its own expiry ran or not)."""
+        assert self.name == "redis"
+        store = self.opened[0]
+        assert isinstance(store, RedisOnlineStore)
+        client = redis.Redis.from_url(store.url)
+        try:
+            return bool(client.exists(f"{store.prefix}{view}:{key}"))
+        finally:
+            client.close()
+
+
+@pytest.fixture(params=STORES, name="online_backend")
+def online_backend_fixture(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[OnlineBackend]:
+    name: str = request.param
+    prefix = f"sstest-{uuid.uuid4().hex[:12]}:"
+    if name == "redis":
+        url = request.getfixturevalue("redis_url")
+    elif name == "sqlite":
+        url = f"sqlite://{tmp_path / 'online.db'}"
+    else:
+        url = "memory://"
+    backend: OnlineBackend
+
+    def make(clock: Clock | None = None) -> OnlineStore:
+        kwargs = {} if clock is None else {"clock": clock}
+        store: OnlineStore
+        if name == "memory":
+            store = MemoryOnlineStore(**kwargs)
+        elif name == "sqlite":
+            store = SqliteOnlineStore(tmp_path / "online.db", **kwargs)
+        else:
+            store = RedisOnlineStore(url, prefix=prefix, **kwargs)
+        backend.opened.append(store)
+        return store
+
+    backend = OnlineBackend(name, url, make, prefix)
+    yield backend
+    if name == "redis":  # leave nothing behind on the shared server
+        client = redis.Redis.from_url(url)
+        try:
+            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+            for start in range(0, len(keys), 1000):
+                client.delete(*keys[start : start + 1000])
+        finally:
+            client.close()
+    for store in backend.opened:
+        store.close()
