@@ -6,8 +6,9 @@ persistence, and stopped at the end if this session started it. If it cannot sta
 Redis tests fail (never skip): a green run always means Redis was exercised. Each Redis
 store of a test gets a key prefix of its own, so tests never see each other's rows.
 
-A test module imports the fixtures (``online_backend_fixture``, ``redis_url_fixture``) and
-asks for them by their names, ``online_backend`` and ``redis_url``.
+A test module imports the fixtures (``*_fixture``) and asks for them by their names:
+``online_backend`` (every store), ``shared_online_backend`` (the stores that other handles
+and processes share: SQLite, Redis) and ``redis_url``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "redis.sh"
 # The first start on a fresh machine installs redis-server through apt-get.
 START_TIMEOUT_S = 600
 STOP_TIMEOUT_S = 30
-STORES = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)]
+SHARED_STORES = ["sqlite", pytest.param("redis", marks=pytest.mark.redis)]
+STORES = ["memory", *SHARED_STORES]
 
 
 class RedisServer:
@@ -86,11 +88,6 @@ class OnlineBackend:
     prefix: str = ""  # Redis: this test's key prefix
     opened: list[OnlineStore] = field(default_factory=list)
 
-    @property
-    def shared(self) -> bool:
-        """Handles (and processes) opened on ``url`` see each other's rows."""
-        return self.name != "memory"
-
     def raw_exists(self, view: str, key: str) -> bool:
         """Whether the row is still physically stored (Redis: its own expiry ran or not)."""
         assert self.name == "redis"
@@ -107,6 +104,18 @@ class OnlineBackend:
 def online_backend_fixture(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[OnlineBackend]:
+    yield from _backend(request, tmp_path)
+
+
+@pytest.fixture(params=SHARED_STORES, name="shared_online_backend")
+def shared_online_backend_fixture(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[OnlineBackend]:
+    """The stores whose rows other handles and processes see (not memory)."""
+    yield from _backend(request, tmp_path)
+
+
+def _backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineBackend]:
     name: str = request.param
     prefix = f"sstest-{uuid.uuid4().hex[:12]}:"
     if name == "redis":

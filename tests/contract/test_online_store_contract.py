@@ -24,6 +24,7 @@ from tests.contract.online_fixtures import (  # noqa: F401  (fixtures)
     OnlineBackend,
     online_backend_fixture,
     redis_url_fixture,
+    shared_online_backend_fixture,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -232,9 +233,8 @@ def test_large_blobs(online_backend: OnlineBackend) -> None:
     assert store.read("v", ["huge"]) == [huge]
 
 
-def test_a_second_handle_sees_the_rows(online_backend: OnlineBackend) -> None:
-    if not online_backend.shared:
-        pytest.skip("a memory store lives in its handle")
+def test_a_second_handle_sees_the_rows(shared_online_backend: OnlineBackend) -> None:
+    online_backend = shared_online_backend
     first = online_backend.make()
     first.write("v", rows(5))
     first.close()
@@ -262,9 +262,8 @@ store.close()
 """
 
 
-def test_concurrent_writers_in_two_processes(online_backend: OnlineBackend) -> None:
-    if not online_backend.shared:
-        pytest.skip("a memory store is private to its process")
+def test_concurrent_writers_in_two_processes(shared_online_backend: OnlineBackend) -> None:
+    online_backend = shared_online_backend
     rounds, keys = 100, 200
     online_backend.make()  # creates the schema before the writers race
     b = online_backend

@@ -24,7 +24,7 @@ from streamsense.runtime.lag import group_lag
 from streamsense.runtime.worker import Worker
 from streamsense.testing import drain_topic
 from tests.apps import scaleout
-from tests.apps.counter import Click, make_clicks
+from tests.apps.counter import Click
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "tests" / "apps" / "scaleout.py")
@@ -115,8 +115,11 @@ def processed(broker: Broker, group: str, topic: str) -> int:
     return sum(p.committed or 0 for p in lag.partitions)
 
 
-def events(n: int) -> list[Click]:
-    return make_clicks(n, users=USERS)
+def events(n: int, step_ms: int = 50) -> list[Click]:
+    """Clicks of the last minutes. Outputs carry their event's time as the Kafka timestamp,
+    and the test broker deletes records older than an hour (log.retention.hours=1)."""
+    start = int(time.time() * 1000) - n * step_ms - 60_000
+    return [Click(f"user-{i % USERS}", start + i * step_ms, float(i % 10)) for i in range(n)]
 
 
 class Feeder(threading.Thread):
@@ -198,6 +201,7 @@ def source_partitions(topic: str) -> list[TopicPartition]:
 
 def _report_missing(by_source: dict[str, list[Record]], expected: int) -> None:
     import collections
+
     have = collections.defaultdict(set)
     for source in by_source:
         _, p, o = source.rsplit("/", 2)
@@ -205,5 +209,16 @@ def _report_missing(by_source: dict[str, list[Record]], expected: int) -> None:
     for p, offs in sorted(have.items()):
         top = max(offs)
         missing = sorted(set(range(top + 1)) - offs)
-        print("partition", p, "max", top, "count", len(offs), "missing", len(missing), missing[:5], missing[-5:] if missing else "")
+        print(
+            "partition",
+            p,
+            "max",
+            top,
+            "count",
+            len(offs),
+            "missing",
+            len(missing),
+            missing[:5],
+            missing[-5:] if missing else "",
+        )
     print("expected", expected, "got", len(by_source))

@@ -71,3 +71,23 @@ def test_a_stream_must_name_real_fields() -> None:
 
     with pytest.raises(ConfigError):
         ss.Stream("x", Click, key="nope", time="ts")
+
+
+def test_batch_decoding_agrees_with_record_by_record() -> None:
+    good = [clicks.to_record(Click(f"u{i}", NOW - i, float(i))).value for i in range(5)]
+    bad = [b"{not json", b'{"user": "u", "ts": 1, "amount": 1e999}', None]
+    for values in (good, good[:2] + bad + good[2:]):
+        records = [record(v, offset=i) for i, v in enumerate(values)]
+        batch = clicks.decode_batch(records)
+        for rec, got in zip(records, batch, strict=True):
+            try:
+                want = clicks.decode(rec)
+            except InvalidEvent as error:
+                assert isinstance(got, InvalidEvent)
+                assert (got.reason, got.field, got.offset) == (
+                    error.reason,
+                    error.field,
+                    error.offset,
+                )
+            else:
+                assert got == want

@@ -32,12 +32,12 @@ def run_flow(
     outcome = FlowOutcome(events=len(records))
     sources: list[Record] = []
     events: list[Event[Any]] = []
-    for record in records:
-        try:
-            events.append(flow.source.decode(record))
+    for record, decoded in zip(records, flow.source.decode_batch(records), strict=True):
+        if isinstance(decoded, InvalidEvent):
+            _dead_letter(flow, record, decoded, outcome)
+        else:
+            events.append(decoded)
             sources.append(record)
-        except InvalidEvent as error:
-            _dead_letter(flow, record, error, outcome)
     values: list[Any] = [e.payload for e in events]
     for stage in flow.stages:
         if isinstance(stage, Stage):

@@ -121,14 +121,10 @@ def _chunks(broker: Broker, tp: TopicPartition, start: int, high: int, size: int
 
 
 def _decode(source: Stream[Any], records: list[Record]) -> tuple[list[Event[Any]], int]:
-    events = []
-    invalid = 0
-    for record in records:
-        try:
-            events.append(source.decode(record))
-        except InvalidEvent:
-            invalid += 1  # the pipeline dead-letters these; they never reach features
-    return events, invalid
+    decoded = source.decode_batch(records)
+    events = [e for e in decoded if not isinstance(e, InvalidEvent)]
+    # The pipeline dead-letters invalid records; they never reach features.
+    return events, len(decoded) - len(events)
 
 
 def _fold(

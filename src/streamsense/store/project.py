@@ -2,7 +2,7 @@
 
     project: fraud
     broker: embedded://.streamsense/broker.db
-    online_store: sqlite:///.streamsense/online.db
+    online_store: sqlite://.streamsense/online.db
     offline_store: .streamsense/offline
     feature_sets:
       - apps/fraud/app.py:FEATURES
@@ -31,7 +31,7 @@ class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     project: str
     feature_sets: list[str]
     broker: str = "embedded://.streamsense/broker.db"
-    online_store: str = "sqlite:///.streamsense/online.db"
+    online_store: str = "sqlite://.streamsense/online.db"
     offline_store: str = ".streamsense/offline"
     registry: str = ".streamsense/registry.json"
 
@@ -53,9 +53,9 @@ class Project:
         return cls(file.resolve().parent, config)
 
     def resolve(self, url: str) -> str:
-        """Relative paths, bare or in ``embedded://PATH`` / ``sqlite:///PATH`` URLs, are
-        relative to the project folder."""
-        for prefix in ("embedded://", "sqlite:///"):
+        """Relative paths, bare or in ``embedded://PATH`` / ``sqlite://PATH`` URLs, are
+        relative to the project folder (``sqlite:///abs`` stays absolute)."""
+        for prefix in ("embedded://", "sqlite://"):
             if url.startswith(prefix):
                 path = url[len(prefix) :]
                 return url if Path(path).is_absolute() else prefix + str(self.root / path)
