@@ -13,7 +13,7 @@ import types
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -49,12 +49,17 @@ class Event(msgspec.Struct, Generic[S], frozen=True, gc=False):
         return f"{self.topic}/{self.partition}/{self.offset}"
 
 
+_EPOCH = datetime(1970, 1, 1)
+_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
 def to_epoch_ms(value: object) -> int:
     """Event-time field value → UTC epoch ms. Naive datetimes are taken as UTC."""
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return int(value.timestamp() * 1000)
+        # Exact integer arithmetic (no float seconds), and cheap on the hot path.
+        epoch = _EPOCH if value.tzinfo is None else _EPOCH_UTC
+        return (value - epoch) // _MILLISECOND
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     raise ConfigError(f"event time must be a datetime or epoch milliseconds, not {type(value)}")

@@ -178,7 +178,6 @@ def check_outputs(records: list[Record], reference: list[bytes], *, dedup: bool)
         # A replayed event's output is the same bytes as the first time (deterministic).
         assert len({r.value for r in found}) == 1, source
     unique = [found[0] for found in by_source.values()]
-    _report_missing(by_source, len(reference))
     decoded = [msgspec.json.decode(r.value or b"") for r in unique]
     per_user: dict[str, list[tuple[int, int, int]]] = {}
     for r, d in zip(unique, decoded, strict=True):
@@ -197,28 +196,3 @@ def check_outputs(records: list[Record], reference: list[bytes], *, dedup: bool)
 
 def source_partitions(topic: str) -> list[TopicPartition]:
     return [TopicPartition(topic, p) for p in range(scaleout.PARTITIONS)]
-
-
-def _report_missing(by_source: dict[str, list[Record]], expected: int) -> None:
-    import collections
-
-    have = collections.defaultdict(set)
-    for source in by_source:
-        _, p, o = source.rsplit("/", 2)
-        have[int(p)].add(int(o))
-    for p, offs in sorted(have.items()):
-        top = max(offs)
-        missing = sorted(set(range(top + 1)) - offs)
-        print(
-            "partition",
-            p,
-            "max",
-            top,
-            "count",
-            len(offs),
-            "missing",
-            len(missing),
-            missing[:5],
-            missing[-5:] if missing else "",
-        )
-    print("expected", expected, "got", len(by_source))
