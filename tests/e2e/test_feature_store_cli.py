@@ -13,6 +13,7 @@ from streamsense.brokers import EmbeddedBroker
 from streamsense.cli.main import cli
 from streamsense.runtime.worker import Worker
 from streamsense.store import open_online_store
+from streamsense.store.offline import OfflineStore
 from streamsense.testing import drain_topic
 from tests.apps.counter import make_clicks
 from tests.apps.windowed import FEATURES, clicks, emit
@@ -64,7 +65,13 @@ def test_plan_apply_backfill_materialize_get_and_verify(tmp_path: Path) -> None:
     assert "5 added" in invoke("apply", "--project", project)
     assert "0 to add, 0 to change, 0 to remove, 5 unchanged" in invoke("plan", "--project", project)
     assert "1,000 events" in invoke("backfill", "--project", project)
-    assert "1,000 records" in invoke("materialize", "--project", project)
+    copied = invoke("materialize", "--project", project)
+    assert "wclicks: 1,000 records copied to events/wclicks" in copied
+    assert "features.feature-log: 1,000 records copied to feature_log/features" in copied
+    offline = OfflineStore(tmp_path / ".streamsense" / "offline")
+    assert offline.query("SELECT count(*) FROM events__wclicks").column(0)[0].as_py() == 1_000
+    logged = offline.query("SELECT count(DISTINCT event_id) FROM feature_log__features")
+    assert logged.column(0)[0].as_py() == 1_000
     got = invoke(
         "features",
         "get",

@@ -115,18 +115,21 @@ def materialize_command(
         list[str] | None, typer.Option(help="Topics to copy (default: feature logs).")
     ] = None,
 ) -> None:
-    """Copy topics (feature logs by default) into the offline store, resumably."""
-    from streamsense.store.materialize import materialize
+    """Copy topics into the offline store, resumably (default: the feature sets' source
+    streams, as the event archive, and every feature log)."""
+    from streamsense.store.materialize import materialize, offline_table
     from streamsense.store.offline import OfflineStore
 
     loaded = _project(project)
     broker = open_broker(loaded.resolve(loaded.config.broker))
     offline = OfflineStore(loaded.resolve(loaded.config.offline_store))
     try:
-        topics = topic or [t for t in broker.list_topics() if t.endswith(".feature-log")]
+        sources = [s.topic for fs in _sets(loaded) for s in fs.sources.values()]
+        logs = [t for t in broker.list_topics() if t.endswith(".feature-log")]
+        topics = topic or sorted(set(sources + logs))
         for name in topics:
             copied = materialize(broker, name, offline)
-            console.print(f"{name}: {copied:,} records copied to the offline store")
+            console.print(f"{name}: {copied:,} records copied to {offline_table(name)}")
     except StreamsenseError as error:
         fail(str(error), code=1)
     finally:

@@ -14,6 +14,14 @@ from streamsense.store.backfill import _chunks
 from streamsense.store.offline import OfflineStore
 
 
+def offline_table(topic: str) -> str:
+    """Where a topic lands offline: feature logs under ``feature_log/``, streams under
+    ``events/`` (the event archive)."""
+    if topic.endswith(".feature-log"):
+        return f"feature_log/{topic.removesuffix('.feature-log')}"
+    return f"events/{topic}"
+
+
 def materialize(broker: Broker, topic: str, offline: OfflineStore, *, chunk: int = 200_000) -> int:
     copied = 0
     cursors = offline.root / "_cursors"
@@ -36,7 +44,7 @@ def materialize(broker: Broker, topic: str, offline: OfflineStore, *, chunk: int
                 ]
             )
             name = f"p{part.partition:03d}-{records[0].offset:012d}-{records[-1].offset:012d}"
-            offline.write(topic, table, time_column="timestamp", name=name)
+            offline.write(offline_table(topic), table, time_column="timestamp", name=name)
             cursor.write_text(json.dumps({"next": records[-1].offset + 1}))
             copied += len(records)
     return copied
