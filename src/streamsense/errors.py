@@ -68,3 +68,23 @@ class InvalidEvent(FatalError):
         self.topic = topic
         self.partition = partition
         self.offset = offset
+
+
+class CircuitOpen(RetryableError):
+    """A circuit breaker rejected the call without making it: the stage behind it has been
+    failing or slow. Retrying helps later (after ``retry_after`` seconds), not at once."""
+
+    def __init__(self, breaker: str, *, retry_after: float | None = None) -> None:
+        later = f"; retry in {retry_after:.3f} s" if retry_after is not None else ""
+        super().__init__(f"circuit {breaker!r} is open{later}")
+        self.breaker = breaker
+        self.retry_after = retry_after
+
+
+class StageTimeout(RetryableError):
+    """A stage did not answer within its timeout; the call was cancelled."""
+
+    def __init__(self, stage: str, timeout: float) -> None:
+        super().__init__(f"stage {stage!r} did not answer within {timeout:.3f} s")
+        self.stage = stage
+        self.timeout = timeout

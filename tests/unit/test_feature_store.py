@@ -20,7 +20,7 @@ from streamsense.store.offline import OfflineStore
 from streamsense.store.project import apply, load_registry, plan
 from streamsense.store.training import training_set, training_set_from_history
 from streamsense.store.verify import verify
-from streamsense.store.views import OnlineView
+from streamsense.store.views import OnlineFeatures, OnlineView
 from streamsense.testing import drain_topic
 from tests.apps.counter import Click, make_clicks
 from tests.apps.windowed import FEATURES, clicks, emit
@@ -65,6 +65,9 @@ def test_online_reads_evaluate_windows_at_request_time(tmp_path: Path) -> None:
         for user, row in zip(users, served, strict=True):
             expected = engine.read(user, at)
             assert row == {k: expected[k] for k in row}, (user, at)
+    whole = OnlineFeatures(FEATURES, online)
+    payloads = [Click(user, 0, 0.0) for user in users]
+    assert whole.vectors(payloads, [last] * len(users)) == view.get(users, last)
     later = view.get(users, last + 10 * MINUTE)
     assert all(row["n_10s"] == 0 for row in later)  # a rolling count decays to 0
     assert view.get(["nobody"], last)[0]["n_10s"] == 0

@@ -64,6 +64,9 @@ def run(
     batch_size: BatchOption = 1000,
     broker: BrokerOption = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    batch_ms: Annotated[
+        int, typer.Option(min=1, help="Microbatch: commit at least this often (ms).")
+    ] = WorkerConfig.batch_ms,
     session_timeout_ms: Annotated[
         int,
         typer.Option(
@@ -78,7 +81,11 @@ def run(
     setup_logging(verbose)
     loaded = _load(app)
     target = connect(broker, state_dir)
-    config = replace(_worker_config(mode, batch_size), session_timeout_ms=session_timeout_ms)
+    config = replace(
+        _worker_config(mode, batch_size),
+        batch_ms=batch_ms,
+        session_timeout_ms=session_timeout_ms,
+    )
     worker = Worker(loaded.app, target, config)
     _stop_on_signals(worker)
     console.print(f"running {loaded.app.name} on {target.url} ({mode}); Ctrl-C stops")

@@ -10,8 +10,8 @@ are evicted, and keys whose rows are all gone are forgotten.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from operator import attrgetter
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import msgspec

@@ -8,7 +8,7 @@ original payload; windows that close (tumbling, hopping, session) go to
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -19,7 +19,9 @@ from streamsense.features.definitions import FeatureSet
 from streamsense.features.engine import BatchResult, FeatureEngine
 from streamsense.features.group import Final
 from streamsense.store.online import OnlineStore
-from streamsense.store.views import OnlineView
+
+if TYPE_CHECKING:
+    from streamsense.store.views import OnlineView
 
 _encode = msgspec.json.Encoder().encode
 
@@ -58,7 +60,10 @@ class FeatureStage:
         self.late_topic = f"{self.engine.source.topic}.late"
         self.windows_topic = f"{name}.windows"
         self.feature_log_topic = f"{name}.feature-log" if feature_log else None
-        self.views = (
+        # Imported here: the store's views are built on this package (no import cycle).
+        from streamsense.store.views import OnlineView
+
+        self.views: dict[str, OnlineView] = (
             {}
             if online is None
             else {

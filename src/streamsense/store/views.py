@@ -17,6 +17,8 @@ import numpy as np
 
 from streamsense.features import kernels
 from streamsense.features.buffer import F64, I64, KeyedBuffer
+from streamsense.features.definitions import FeatureSet
+from streamsense.features.engine import FeatureEngine
 from streamsense.features.group import GroupPlan
 from streamsense.store.online import OnlineRow, OnlineStore
 
@@ -75,25 +77,12 @@ class OnlineView:
 
     def get_matrix(self, keys: Sequence[str], at_ms: int) -> F64:
         stored = self.store.read(self.name, [str(k) for k in keys])
+        found = [i for i, row in enumerate(stored) if row is not None]
         width = max(1, len(self.plan.value_fields))
-        parts_t: list[I64] = []
-        parts_v: list[F64] = []
         slots = np.full(len(keys), -1, np.int64)
-        starts: list[int] = []
-        lengths: list[int] = []
-        offset = 0
-        for i, row in enumerate(stored):
-            if row is None:
-                continue
-            times, values = decode_rows(row.blob)
-            parts_t.append(times)
-            parts_v.append(values)
-            slots[i] = len(starts)
-            starts.append(offset)
-            lengths.append(len(times))
-            offset += len(times)
-        ptime = np.concatenate(parts_t) if parts_t else np.zeros(1, np.int64)
-        pval = np.concatenate(parts_v) if parts_v else np.zeros((1, width), np.float64)
+        slots[found] = np.arange(len(found))
+        blobs = [stored[i].blob for i in found]  # type: ignore[union-attr]
+        ptime, pval, starts, lengths = decode_many(blobs, width)
         out = np.zeros((len(keys), len(self.plan.features)), np.float64)
         kernels.read(
             slots,
@@ -101,9 +90,81 @@ class OnlineView:
             out,
             ptime,
             pval,
-            np.array(starts or [0], np.int64),
-            np.zeros(max(1, len(starts)), np.int64),
-            np.array(lengths or [0], np.int64),
+            starts,
+            np.zeros(len(starts), np.int64),
+            lengths,
             *self.plan.kernel_args(),
         )
+        return out
+
+
+def decode_many(blobs: list[bytes], width: int) -> tuple[I64, F64, I64, I64]:
+    """Many keys' blobs at once, vectorised: (times, values, start row, rows) per key.
+    Every blob is 8-byte words: a header word (rows, columns), the times, the values."""
+    if not blobs:
+        return (
+            np.zeros(1, np.int64),
+            np.zeros((1, width)),
+            np.zeros(1, np.int64),
+            np.zeros(1, np.int64),
+        )
+    words = np.frombuffer(b"".join(blobs), np.int64)
+    sizes = np.fromiter((len(b) >> 3 for b in blobs), np.int64, len(blobs))
+    first_word = np.cumsum(sizes) - sizes
+    rows = words[first_word] & 0xFFFFFFFF
+    starts = np.cumsum(rows) - rows
+    within = np.arange(int(rows.sum()), dtype=np.int64) - np.repeat(starts, rows)
+    times = words[np.repeat(first_word + 1, rows) + within]
+    value_rows = np.repeat(first_word + 1 + rows, rows) + within * width
+    values = words.view(np.float64)[value_rows[:, None] + np.arange(width)]
+    return times, values, starts, rows
+
+
+class OnlineFeatures:
+    """A whole FeatureSet served online: each group from its view, read for the entity keys
+    in an event's payload, plus the event's own computed features. One store round trip
+    per group."""
+
+    def __init__(self, features: FeatureSet, store: OnlineStore) -> None:
+        engine = FeatureEngine(features)
+        self.features = features
+        self.views = {
+            group: OnlineView(engine.view_name(group), plan, store)
+            for group, plan in engine.plans.items()
+        }
+        self.computed = features.computed()
+        self._column = {(getattr(f, "key", ""), f.name): j for j, f in enumerate(features.features)}
+
+    def vectors(
+        self, payloads: Sequence[Any], at_ms: Sequence[int]
+    ) -> list[dict[str, float | int]]:
+        """Every feature for each payload, windows evaluated at its ``at_ms``."""
+        matrix = self.matrix(payloads, at_ms)
+        columns = [
+            matrix[:, j].astype(np.int64).tolist()
+            if f.output_dtype == "int64"
+            else matrix[:, j].tolist()
+            for j, f in enumerate(self.features.features)
+        ]
+        names = self.features.names
+        return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+    def matrix(self, payloads: Sequence[Any], at_ms: Sequence[int]) -> F64:
+        """The feature vectors as one matrix, columns in the FeatureSet's order (what a
+        model scores)."""
+        out = np.zeros((len(payloads), len(self.features.features)), np.float64)
+        for group, view in self.views.items():
+            keys = [str(getattr(p, group)) for p in payloads]
+            columns = [self._column[(group, f.name)] for f in view.plan.features]
+            # One read per distinct time (usually one: every payload is scored now).
+            for at in sorted(set(at_ms)):
+                chosen = [i for i, t in enumerate(at_ms) if t == at]
+                values = view.get_matrix([keys[i] for i in chosen], at)
+                out[np.ix_(chosen, columns)] = values
+        times = np.asarray(at_ms, np.int64)
+        for feature in self.computed:
+            inputs = {
+                name: np.array([getattr(p, name) for p in payloads]) for name in feature.inputs
+            }
+            out[:, self._column[("", feature.name)]] = feature.fn(times, inputs)
         return out

@@ -1,0 +1,634 @@
+"""The 15 fraud-handbook features through real Kafka, scaled out: streamsense next to Quix
+Streams on the same broker in the same run.
+
+    python bench/kafka_bench.py [--limit 300000] [--peers streamsense,quix] [--workers 1,2]
+                                [--rate 1000] [--seconds 20]
+
+The handbook's features need every payment of a customer (customer windows) and every
+payment of a terminal (terminal windows, 7 days delayed): on more than one partition that
+takes a repartition, so both peers run the same two-step pipeline, at least once:
+
+    transactions (keyed by TERMINAL_ID, 4 partitions)
+      → terminal features (6) → repartition by CUSTOMER_ID (a topic keyed by customer)
+      → customer features (6) + TX_AMOUNT, weekend, night → the fraud app's rules
+      → decisions (one per transaction, with its 15 features)
+
+* streamsense (`streamsense run bench/kafka_bench.py`, create_app below): one App with two
+  flows, each a FeatureStage (the definitions of apps/fraud/features.py, split by entity)
+  and a function stage; the repartition is a sink keyed by customer.
+* Quix Streams (its own virtualenv, ~/.cache/streamsense/quix-venv, made on first use:
+  quixstreams pins an older confluent-kafka): stateful per-key functions
+  (`sdf.apply(..., stateful=True)`, state in Quix's RocksDB State with changelog topics)
+  and `sdf.group_by("CUSTOMER_ID")` for the repartition. Quix's windowing is not used: it
+  cannot express the terminal windows that end 7 days back.
+
+Throughput: the workers join and the group settles on empty topics; then every event is
+produced at once, and the time runs from the first send until the decisions topic holds
+one decision per event. Latency: one worker, open loop at --rate events/s for --seconds;
+latency = when a decision is first seen by a reader of the decisions topic (a separate
+process) minus its event's scheduled send time; the first second is warm-up.
+
+Correctness: every run's decisions are compared with DuckDB's batch computation of the
+handbook definitions (bench/handbook_reference.py). Customer windows see a customer's
+payments in the order they come out of the repartition, which on a backlog read from
+several partitions is not time order, so a few customer features can differ from the
+batch answer (both peers alike); the share of exact decisions is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASET = "/work/shared/datasets/fraud-handbook/transactions.parquet"
+QUIX_VENV = Path.home() / ".cache" / "streamsense" / "quix-venv"
+QUIX_VERSION = "3.28.1"
+PARTITIONS = 4
+RETENTION_MS = 100 * 365 * 86_400_000  # decisions carry 2018 event times as timestamps
+DAY = 86_400
+WINDOWS = (1, 7, 30)
+DELAY = 7 * DAY
+# Out-of-order arrivals after the repartition are inserted where they belong, not dropped.
+LATENESS_MS = 400 * 86_400_000
+CUSTOMER_NAMES = [
+    f"CUSTOMER_ID_{k}_{w}DAY_WINDOW" for w in WINDOWS for k in ("NB_TX", "AVG_AMOUNT")
+]
+TERMINAL_NAMES = [f"TERMINAL_ID_{k}_{w}DAY_WINDOW" for w in WINDOWS for k in ("NB_TX", "RISK")]
+
+
+def decision(tx: dict[str, Any], f: dict[str, Any]) -> dict[str, Any]:
+    """apps/fraud/app.py `rules`, line for line (Quix; streamsense calls `rules` itself)."""
+    amount = tx["TX_AMOUNT"]
+    usual = float(f["CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW"])
+    if amount > 220:
+        action, rule = "block", "amount_over_220"
+    elif float(f["TERMINAL_ID_RISK_7DAY_WINDOW"]) >= 0.3:
+        action, rule = "block", "terminal_risk_7d"
+    elif int(f["CUSTOMER_ID_NB_TX_30DAY_WINDOW"]) >= 10 and amount > 4 * usual:
+        action, rule = "review", "amount_4x_customer_mean"
+    else:
+        action, rule = "allow", "default"
+    return {
+        "transaction_id": tx["TRANSACTION_ID"],
+        "customer_id": tx["CUSTOMER_ID"],
+        "amount": amount,
+        "action": action,
+        "rule": rule,
+        "features": f,
+    }
+
+
+# ---------------------------------------------------------------- streamsense's worker
+
+
+def create_app() -> Any:
+    """This run's pipeline (names from $KAFKA_BENCH_NAME): `streamsense run` loads it."""
+    sys.path.insert(0, str(ROOT / "apps" / "fraud"))
+    import msgspec
+    from app import Transaction, rules  # apps/fraud/app.py, unchanged
+    from features import LABEL_DELAY, WINDOWS_DAYS, _amount
+
+    import streamsense as ss
+    from streamsense import features as F
+    from streamsense.brokers import OutRecord, TopicConfig
+    from streamsense.runtime.app import source_headers
+
+    name = os.environ["KAFKA_BENCH_NAME"]
+
+    class WithTerminal(ss.Schema, rename="upper"):
+        """A payment and its terminal features, keyed by customer after the repartition."""
+
+        transaction_id: int
+        tx_datetime: datetime
+        customer_id: int
+        terminal_id: int
+        tx_amount: float
+        tx_fraud: int
+        terminal: dict[str, float | int]
+
+    by_terminal = ss.Stream(
+        f"{name}.transactions", Transaction, key="terminal_id", time="tx_datetime",
+        partitions=PARTITIONS,
+    )  # fmt: skip
+    by_customer = ss.Stream(
+        f"{name}.by-customer", WithTerminal, key="customer_id", time="tx_datetime",
+        partitions=PARTITIONS,
+    )  # fmt: skip
+    terminal = F.FeatureGroup(by_terminal, key="terminal_id")
+    for days in WINDOWS_DAYS:
+        delayed = F.rolling(f"{days}d", offset=LABEL_DELAY)
+        terminal.add(f"TERMINAL_ID_NB_TX_{days}DAY_WINDOW", F.count(), delayed)
+        terminal.add(f"TERMINAL_ID_RISK_{days}DAY_WINDOW", F.mean("tx_fraud"), delayed)
+    customer = F.FeatureGroup(by_customer, key="customer_id")
+    for days in WINDOWS_DAYS:
+        window = F.rolling(f"{days}d")
+        customer.add(f"CUSTOMER_ID_NB_TX_{days}DAY_WINDOW", F.count(), window)
+        customer.add(f"CUSTOMER_ID_AVG_AMOUNT_{days}DAY_WINDOW", F.mean("tx_amount"), window)
+    own = [
+        F.Computed("TX_AMOUNT", by_customer, _amount, ("tx_amount",)),
+        F.weekend(by_customer),
+        F.night(by_customer),
+    ]
+
+    def attach(enriched: F.Enriched, ctx: ss.Context) -> WithTerminal:
+        tx = enriched.payload
+        return WithTerminal(
+            tx.transaction_id, tx.tx_datetime, tx.customer_id, tx.terminal_id,
+            tx.tx_amount, tx.tx_fraud, enriched.features,
+        )  # fmt: skip
+
+    def decide(enriched: F.Enriched, ctx: ss.Context) -> Any:
+        tx = enriched.payload
+        features = {**enriched.features, **tx.terminal}
+        return rules(F.Enriched(Transaction(
+            tx.transaction_id, tx.tx_datetime, tx.customer_id, tx.terminal_id,
+            tx.tx_amount, tx.tx_fraud,
+        ), features), ctx)  # fmt: skip
+
+    encode = msgspec.json.Encoder().encode
+
+    class ByCustomer:
+        """The repartition: each value to the customer-keyed topic, keyed by customer."""
+
+        def topic_configs(self, partitions: int) -> dict[str, TopicConfig]:
+            return {by_customer.topic: TopicConfig(partitions, retention_ms=RETENTION_MS)}
+
+        def records(self, event: Any, value: WithTerminal) -> list[Any]:
+            key = str(value.customer_id).encode()
+            return [OutRecord(by_customer.topic, encode(value), key,
+                                 headers=source_headers(event))]  # fmt: skip
+
+    app = ss.App(name)
+    app.flow(by_terminal).batch(
+        F.FeatureStage(f"{name}-terminal", F.FeatureSet("terminal", terminal.features),
+                       allowed_lateness_ms=60_000)
+    ).stage("attach", attach).sink(ByCustomer())  # fmt: skip
+    app.flow(by_customer).batch(
+        F.FeatureStage(f"{name}-customer", F.FeatureSet("customer", [*own, *customer.features]),
+                       allowed_lateness_ms=LATENESS_MS)
+    ).stage("rules", decide).sink(ss.TopicSink(f"{name}.decisions"))  # fmt: skip
+    return app
+
+
+# ---------------------------------------------------------------- Quix Streams' worker
+
+
+def _terminal(state: Any, ts: int, fraud: int) -> list[float]:
+    """Count and fraud share over (t - 7d - w, t - 7d]; 37 days of payments in State."""
+    rows: list[list[int]] = state.get("rows") or []
+    end = ts - DELAY
+    cutoff = end - WINDOWS[-1] * DAY
+    drop = 0
+    while drop < len(rows) and rows[drop][0] <= cutoff:
+        drop += 1
+    rows = rows[drop:]
+    rows.append([ts, fraud])
+    state.set("rows", rows)
+    out: list[float] = []
+    for days in WINDOWS:
+        low = end - days * DAY
+        n = frauds = 0
+        for t, f in rows:
+            if low < t <= end:
+                n += 1
+                frauds += f
+        out += (n, frauds / n if n else 0.0)
+    return out
+
+
+def _customer(state: Any, ts: int, amount: float) -> list[float]:
+    """Count and mean amount over (t - w, t]; 30 days of payments in State, in time order."""
+    rows: list[list[float]] = state.get("rows") or []
+    cutoff = ts - WINDOWS[-1] * DAY
+    drop = 0
+    while drop < len(rows) and rows[drop][0] <= cutoff:
+        drop += 1
+    rows = rows[drop:]
+    at = len(rows)
+    while at and rows[at - 1][0] > ts:  # an out-of-order arrival goes where it belongs
+        at -= 1
+    rows.insert(at, [ts, amount])
+    state.set("rows", rows)
+    out: list[float] = []
+    for days in WINDOWS:
+        low = ts - days * DAY
+        n, total = 0, 0.0
+        for t, a in rows:
+            if low < t <= ts:
+                n += 1
+                total += a
+        out += (n, total / n)
+    return out
+
+
+def _seconds(tx: dict[str, Any]) -> int:
+    return int(datetime.fromisoformat(tx["TX_DATETIME"]).replace(tzinfo=UTC).timestamp())
+
+
+def quix_worker(bootstrap: str, name: str, state_dir: str) -> None:
+    from quixstreams import Application
+
+    app = Application(
+        broker_address=bootstrap,
+        consumer_group=name,
+        auto_offset_reset="earliest",
+        state_dir=state_dir,
+        loglevel="WARNING",
+        processing_guarantee="at-least-once",
+    )
+    source = app.topic(f"{name}.transactions", value_deserializer="json")
+    output = app.topic(f"{name}.decisions", value_serializer="json")
+
+    def terminal(tx: dict[str, Any], state: Any) -> dict[str, Any]:
+        values = _terminal(state, _seconds(tx), tx["TX_FRAUD"])
+        return {**tx, "terminal": dict(zip(TERMINAL_NAMES, values, strict=True))}
+
+    def customer(tx: dict[str, Any], state: Any) -> dict[str, Any]:
+        ts = _seconds(tx)
+        f: dict[str, Any] = {
+            "TX_AMOUNT": tx["TX_AMOUNT"],
+            "TX_DURING_WEEKEND": int((ts // DAY + 3) % 7 >= 5),
+            "TX_DURING_NIGHT": int((ts // 3600) % 24 <= 6),
+        }
+        f.update(zip(CUSTOMER_NAMES, _customer(state, ts, tx["TX_AMOUNT"]), strict=True))
+        f.update(tx["terminal"])
+        return decision(tx, f)
+
+    sdf = app.dataframe(source).apply(terminal, stateful=True)
+    sdf = sdf.group_by("CUSTOMER_ID").apply(customer, stateful=True)
+    sdf.to_topic(output)
+    app.run()
+
+
+def ensure_quix_venv() -> Path:
+    python = QUIX_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(QUIX_VENV)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", f"quixstreams=={QUIX_VERSION}"], check=True
+        )
+    return python
+
+
+# ---------------------------------------------------------------- the driver
+
+
+class Run:
+    """One peer with n workers on topics of its own."""
+
+    def __init__(self, peer: str, workers: int, bootstrap: str, tmp: Path, *, latency: bool):
+        self.peer, self.workers, self.bootstrap = peer, workers, bootstrap
+        self.name = f"kb-{peer}-{workers}w-{uuid.uuid4().hex[:6]}"
+        self.tmp = tmp / self.name
+        self.latency = latency
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def create_topics(self, admin: Any) -> None:
+        from streamsense.brokers import TopicConfig
+
+        for topic in ("transactions", "decisions"):
+            config = TopicConfig(PARTITIONS, retention_ms=RETENTION_MS)
+            admin.create_topic(f"{self.name}.{topic}", config)
+
+    def start(self) -> None:
+        self.tmp.mkdir(parents=True)
+        for i in range(self.workers):
+            log = (self.tmp / f"worker{i}.log").open("wb")
+            self.processes.append(
+                subprocess.Popen(
+                    self._command(i), env=self._env(), stdout=log, stderr=subprocess.STDOUT
+                )
+            )
+
+    def _command(self, i: int) -> list[str]:
+        if self.peer == "quix":
+            state = str(self.tmp / f"state{i}")
+            return [
+                str(ensure_quix_venv()),
+                __file__,
+                "quix-worker",
+                self.bootstrap,
+                self.name,
+                state,
+            ]
+        # Throughput: big micro-batches. Latency: commit every 2 ms at 1,000 events/s.
+        batch = (
+            ["--batch-size", "50", "--batch-ms", "2"] if self.latency else ["--batch-size", "5000"]
+        )
+        return [
+            sys.executable, "-m", "streamsense", "run", __file__,
+            "--broker", f"kafka://{self.bootstrap}", "--state-dir", str(self.tmp), *batch,
+        ]  # fmt: skip
+
+    def _env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "KAFKA_BENCH_NAME": self.name,
+            "PYTHONPATH": str(ROOT / "src"),
+            "COLUMNS": "200",
+        }
+
+    def wait_stable(self, admin_client: Any, timeout: float = 120) -> None:
+        """Until every worker is a member and the group is stable with all partitions."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for i, p in enumerate(self.processes):
+                if p.poll() is not None:
+                    raise RuntimeError(f"worker {i} died:\n{self.log(i)[-3000:]}")
+            group = admin_client.describe_consumer_groups([self.name])[self.name].result()
+            assigned = sum(len(m.assignment.topic_partitions) for m in group.members)
+            # Both peers read two topics: the source and the repartition.
+            if len(group.members) == self.workers and assigned == 2 * PARTITIONS:
+                if str(group.state).endswith("STABLE"):
+                    time.sleep(1.0)  # let the members finish restoring
+                    return
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name}: the group did not settle")
+
+    def log(self, i: int) -> str:
+        return (self.tmp / f"worker{i}.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        for p in self.processes:
+            p.send_signal(signal.SIGTERM)
+        for p in self.processes:
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+Events = tuple[list[bytes], list[bytes], list[int]]
+
+
+def load_events(limit: int) -> tuple[Events, dict[int, tuple[float, ...]]]:
+    """JSON values, keys (terminal ids) and partitions (murmur2) of the first ``limit``
+    events, and DuckDB's handbook features for them (TRANSACTION_ID → the 15 values)."""
+    import msgspec
+    import pyarrow.parquet as pq
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from handbook_reference import FEATURE_COLUMNS, duckdb_features_from_table
+
+    from streamsense.brokers import partition_for
+
+    columns = [
+        "TRANSACTION_ID",
+        "TX_DATETIME",
+        "CUSTOMER_ID",
+        "TERMINAL_ID",
+        "TX_AMOUNT",
+        "TX_FRAUD",
+    ]
+    table = pq.read_table(DATASET, columns=columns).slice(0, limit)
+    encode = msgspec.json.encode
+    values, keys, parts = [], [], []
+    for row in table.to_pylist():
+        row["TX_DATETIME"] = row["TX_DATETIME"].isoformat()
+        key = str(row["TERMINAL_ID"]).encode()
+        values.append(encode(row))
+        keys.append(key)
+        parts.append(partition_for(key, PARTITIONS))
+    reference = duckdb_features_from_table(table, threads=2)
+    ids = reference.column("TRANSACTION_ID").to_pylist()
+    rows = zip(*(reference.column(c).to_pylist() for c in FEATURE_COLUMNS), strict=True)
+    return (values, keys, parts), dict(zip(ids, rows, strict=True))
+
+
+def _producer(bootstrap: str, linger_ms: float) -> Any:
+    from confluent_kafka import Producer
+
+    return Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": linger_ms,
+            "enable.idempotence": True,
+            "queue.buffering.max.messages": 1_000_000,
+        }
+    )
+
+
+def _produced(admin: Any, topic: str) -> int:
+    return sum(p.high - p.low for p in admin.describe_topic(topic).partitions)
+
+
+def throughput(
+    run: Run, admin: Any, events: tuple[list[bytes], list[bytes], list[int]]
+) -> dict[str, float]:
+    values, keys, parts = events
+    producer = _producer(run.bootstrap, 5)
+    topic, out = f"{run.name}.transactions", f"{run.name}.decisions"
+    started = time.perf_counter()
+    for value, key, part in zip(values, keys, parts, strict=True):
+        while True:
+            try:
+                producer.produce(topic, value, key, part)
+                break
+            except BufferError:
+                producer.poll(0.01)
+    producer.flush()
+    produced = time.perf_counter() - started
+    while _produced(admin, out) < len(values):
+        if time.perf_counter() - started > 3600:
+            raise TimeoutError(f"{run.name}: outputs did not arrive")
+        for i, p in enumerate(run.processes):
+            if p.poll() is not None:
+                raise RuntimeError(f"worker {i} died:\n{run.log(i)[-3000:]}")
+        time.sleep(0.02)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "events_per_s": len(values) / seconds, "produce_s": produced}
+
+
+def _watch_outputs(bootstrap: str, topic: str, expected: int, result: Any) -> None:
+    """In its own process: when each decision (by transaction id) is first seen."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"watch-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 1,
+            "fetch.error.backoff.ms": 1,
+        }
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+    seen: dict[int, float] = {}
+    deadline = time.time() + 600
+    while len(seen) < expected and time.time() < deadline:
+        for message in consumer.consume(1000, 0.05):
+            now = time.time()
+            if message.error() is None:
+                tx = json.loads(message.value())["transaction_id"]
+                seen.setdefault(tx, now)
+    consumer.close()
+    result.send(seen)
+
+
+def latency(
+    run: Run, events: tuple[list[bytes], list[bytes], list[int]], rate: float, seconds: float
+) -> dict[str, float]:
+    values, keys, parts = events
+    n = min(len(values), int(rate * seconds))
+    ids = [json.loads(v)["TRANSACTION_ID"] for v in values[:n]]
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    watcher = ctx.Process(
+        target=_watch_outputs, args=(run.bootstrap, f"{run.name}.decisions", n, send)
+    )
+    watcher.start()
+    time.sleep(2.0)  # the reader is assigned and fetching
+    producer = _producer(run.bootstrap, 0)
+    topic = f"{run.name}.transactions"
+    scheduled: list[float] = []
+    start = time.time() + 0.1
+    for i in range(n):
+        due = start + i / rate
+        while (wait := due - time.time()) > 0:
+            producer.poll(min(wait, 0.0005))
+        producer.produce(topic, values[i], keys[i], parts[i])
+        producer.poll(0)
+        scheduled.append(due)
+    producer.flush()
+    seen: dict[int, float] = receive.recv()
+    watcher.join()
+    warm = int(rate)  # the first second is warm-up
+    lat = sorted(
+        (seen[tx] - due) * 1000
+        for tx, due in zip(ids[warm:], scheduled[warm:], strict=True)
+        if tx in seen
+    )
+    missing = n - warm - len(lat)
+    pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]  # noqa: E731
+    return {
+        "p50_ms": pick(0.5),
+        "p99_ms": pick(0.99),
+        "max_ms": lat[-1],
+        "missing": missing,
+        "events": n,
+    }
+
+
+def read_decisions(admin: Any, name: str) -> dict[int, dict[str, Any]]:
+    import msgspec
+
+    from streamsense.testing import drain_topic
+
+    decode = msgspec.json.decode
+    return {
+        d["transaction_id"]: d
+        for d in (decode(r.value) for r in drain_topic(admin, f"{name}.decisions"))
+    }
+
+
+def check(decisions: dict[int, dict[str, Any]], reference: dict[int, tuple[float, ...]]) -> str:
+    """How many decisions carry exactly DuckDB's handbook features (floats within 1e-9)."""
+    import math
+
+    from handbook_reference import FEATURE_COLUMNS
+
+    exact = 0
+    for tx, d in decisions.items():
+        want = reference.get(tx)
+        f = d["features"]
+        if want is not None and all(
+            math.isclose(f[c], w, rel_tol=1e-9, abs_tol=1e-9)
+            for c, w in zip(FEATURE_COLUMNS, want, strict=True)
+        ):
+            exact += 1
+    missing = len(reference.keys() - decisions.keys())
+    return f"{exact / len(reference):.2%} equal DuckDB's, {missing} missing"
+
+
+def machine() -> str:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line),
+        platform.processor(),
+    )
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.system()}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bootstrap", default="127.0.0.1:9092")
+    parser.add_argument("--limit", type=int, default=300_000)
+    parser.add_argument("--peers", default="streamsense,quix")
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--no-latency", action="store_true")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT / "src"))
+    from confluent_kafka.admin import AdminClient
+
+    from streamsense.brokers.kafka import KafkaBroker
+
+    admin = KafkaBroker(args.bootstrap)
+    client = AdminClient({"bootstrap.servers": args.bootstrap})
+    peers = args.peers.split(",")
+    if "quix" in peers:
+        ensure_quix_venv()
+    started = time.perf_counter()
+    events, reference = load_events(args.limit)
+    print(f"{len(events[0]):,} events loaded, encoded and computed by DuckDB "
+          f"in {time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
+    tmp = Path(tempfile.mkdtemp(prefix="kafka-bench-"))
+    results: list[tuple[str, int, dict[str, float], str]] = []
+    try:
+        for workers in [int(w) for w in args.workers.split(",")]:
+            for peer in peers:
+                run = Run(peer, workers, args.bootstrap, tmp, latency=False)
+                run.create_topics(admin)
+                run.start()
+                try:
+                    run.wait_stable(client)
+                    measured = throughput(run, admin, events)
+                finally:
+                    run.stop()
+                checked = check(read_decisions(admin, run.name), reference)
+                results.append((peer, workers, measured, checked))
+                print(f"{peer} x{workers}: {measured['events_per_s']:,.0f} events/s "
+                      f"({measured['seconds']:.1f} s; producing took {measured['produce_s']:.1f} s); "
+                      f"decisions: {checked}", flush=True)  # fmt: skip
+        if not args.no_latency:
+            for peer in peers:
+                run = Run(peer, 1, args.bootstrap, tmp, latency=True)
+                run.create_topics(admin)
+                run.start()
+                try:
+                    run.wait_stable(client)
+                    lat = latency(run, events, args.rate, args.seconds)
+                finally:
+                    run.stop()
+                checked = check(read_decisions(admin, run.name), reference)
+                results.append((peer, 1, lat, checked))
+                print(f"{peer} latency at {args.rate:,.0f}/s: p50 {lat['p50_ms']:.1f} ms, "
+                      f"p99 {lat['p99_ms']:.1f} ms, max {lat['max_ms']:.1f} ms, "
+                      f"missing {lat['missing']}; decisions: {checked}", flush=True)  # fmt: skip
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        admin.close()
+    print(f"\nmachine: {machine()}; {datetime.now(UTC):%Y-%m-%d}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "quix-worker":
+        quix_worker(*sys.argv[2:5])
+    else:
+        main()

@@ -1,0 +1,132 @@
+"""Online read latency of the fraud app's 15-feature vector, windows evaluated at request
+time, from the embedded (SQLite) and Redis online stores, side by side with Feast's local
+SQLite online store serving 15 precomputed features, in one run.
+
+    taskset -c 0 python bench/online_features_bench.py [--events 400000] [--reads 20000]
+
+Setup (not timed): the first ``--events`` handbook transactions go through the fraud app's
+FeatureEngine; every customer's and terminal's window contents are written to each store.
+Timed: ``OnlineFeatures.vectors`` for 1 and for 100 transactions, i.e. one store round trip
+per entity group (customer, terminal), decoding the window rows and folding all 12 window
+features at the read time, plus the 3 event features — the full 15-feature vector.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import subprocess
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "apps" / "fraud"), str(ROOT / "bench")]
+
+from app import FEATURES, Transaction  # noqa: E402
+from online_store_bench import bench_feast, measure, redis_server  # noqa: E402
+
+from streamsense import features as F  # noqa: E402
+from streamsense.store import OnlineStore, SqliteOnlineStore  # noqa: E402
+from streamsense.store.views import OnlineFeatures, rows_of  # noqa: E402
+
+DATASET = ROOT.parent / "shared" / "datasets" / "fraud-handbook" / "transactions.parquet"
+
+
+def load(events: int) -> tuple[F.FeatureEngine, list[Transaction], int]:
+    table = pq.read_table(DATASET).slice(0, events)
+    engine = F.FeatureEngine(FEATURES)
+    times = table.column("TX_DATETIME").cast("int64").to_numpy() // 1000
+    columns = {
+        "customer_id": table.column("CUSTOMER_ID").to_numpy(),
+        "terminal_id": table.column("TERMINAL_ID").to_numpy(),
+        "tx_amount": table.column("TX_AMOUNT").to_numpy(),
+        "tx_fraud": table.column("TX_FRAUD").to_numpy().astype(np.float64),
+    }
+    for lo in range(0, len(times), 50_000):
+        engine.process(
+            0, times[lo : lo + 50_000], {k: v[lo : lo + 50_000] for k, v in columns.items()}
+        )
+    last = table.slice(len(times) - 20_000)
+    payloads = [
+        Transaction(
+            r["TRANSACTION_ID"],
+            r["TX_DATETIME"],
+            r["CUSTOMER_ID"],
+            r["TERMINAL_ID"],
+            r["TX_AMOUNT"],
+        )
+        for r in last.to_pylist()
+    ]
+    return engine, payloads, int(times[-1]) + 60_000
+
+
+def fill(store: OnlineStore, engine: F.FeatureEngine) -> None:
+    for group, state in engine.partition(0).groups.items():
+        buffer = state.buffer
+        keys = [k for k in buffer.key_of if k is not None]
+        for lo in range(0, len(keys), 5_000):
+            store.write(engine.view_name(group), rows_of(buffer, keys[lo : lo + 5_000]))
+
+
+def bench(
+    store: OnlineStore, payloads: list[Any], at: int, reads: int
+) -> dict[int, dict[str, float]]:
+    online = OnlineFeatures(FEATURES, store)
+    expected_names = FEATURES.names
+    assert list(online.vectors(payloads[:1], [at])[0]) == expected_names
+    rng = random.Random(3)
+    results = {}
+    for size in (1, 100):
+        batches = [rng.sample(payloads, size) for _ in range(reads)]
+        results[size] = measure(lambda ps: online.vectors(ps, [at] * len(ps)), batches)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=400_000)
+    parser.add_argument("--reads", type=int, default=20_000)
+    args = parser.parse_args()
+    engine, payloads, at = load(args.events)
+    results: dict[str, dict[int, dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite = SqliteOnlineStore(Path(tmp) / "online.db")
+        fill(sqlite, engine)
+        results["streamsense, embedded (SQLite)"] = bench(sqlite, payloads, at, args.reads)
+        sqlite.close()
+        url, started = redis_server(None)
+        try:
+            from streamsense.store.redis_online import RedisOnlineStore
+
+            redis = RedisOnlineStore(url, prefix=f"ssfeat-{random.randrange(1 << 30):x}:")
+            fill(redis, engine)
+            results["streamsense, Redis"] = bench(redis, payloads, at, args.reads)
+            redis.close()
+        finally:
+            if started:
+                subprocess.run([ROOT / "scripts" / "redis.sh", "stop"], check=False)
+        feast_folder = Path(tmp) / "feast"
+        feast_folder.mkdir()
+        results["Feast (local SQLite, 15 precomputed)"] = bench_feast(
+            10_000, args.reads, feast_folder
+        )
+    print(
+        f"{args.events:,} events folded; {args.reads:,} timed reads per case; {datetime.now():%Y-%m-%d}"
+    )
+    print("| store | 1 key p50 ms | 1 key p99 ms | 100 keys p50 ms | 100 keys p99 ms |")
+    print("|---|---:|---:|---:|---:|")
+    for name, by_size in results.items():
+        one, hundred = by_size[1], by_size[100]
+        print(
+            f"| {name} | {one['p50']:.3f} | {one['p99']:.3f} | {hundred['p50']:.3f} | {hundred['p99']:.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Model serving: a model registry with safe artifact formats, model adapters, and rules.
+
+from streamsense import serving
+
+registry = serving.ModelRegistry("models/")
+version = registry.register("fraud", "model.onnx", "onnx", features=FEATURES)
+registry.set_alias("fraud", "production", version)
+model = registry.load("fraud", "production")
+p = model.predict_proba(rows)  # (n, len(FEATURES)) → (n,)
+
+rules = serving.ReloadingRuleSet("rules.yaml")
+rules.decide({"amount": 250.0, ...})  # RuleMatch(rule="huge_amount", action="block", ...)
+"""
+
+from __future__ import annotations
+
+from streamsense.serving.models import ConstantModel, Format, FunctionModel, LoadedModel
+from streamsense.serving.registry import ModelMetadata, ModelRegistry
+from streamsense.serving.rules import (
+    Action,
+    ReloadingRuleSet,
+    Rule,
+    RuleMatch,
+    RuleSet,
+    RuleSpec,
+    compile_condition,
+)
+
+__all__ = [
+    "Action",
+    "ConstantModel",
+    "Format",
+    "FunctionModel",
+    "LoadedModel",
+    "ModelMetadata",
+    "ModelRegistry",
+    "ReloadingRuleSet",
+    "Rule",
+    "RuleMatch",
+    "RuleSet",
+    "RuleSpec",
+    "compile_condition",
+]
