@@ -116,16 +116,14 @@ def main() -> None:
         results["Feast (local SQLite, 15 precomputed)"] = bench_feast(
             10_000, args.reads, feast_folder
         )
-    print(
-        f"{args.events:,} events folded; {args.reads:,} timed reads per case; {datetime.now():%Y-%m-%d}"
-    )
+    when = f"{datetime.now():%Y-%m-%d}"
+    print(f"{args.events:,} events folded; {args.reads:,} timed reads per case; {when}")
     print("| store | 1 key p50 ms | 1 key p99 ms | 100 keys p50 ms | 100 keys p99 ms |")
     print("|---|---:|---:|---:|---:|")
     for name, by_size in results.items():
         one, hundred = by_size[1], by_size[100]
-        print(
-            f"| {name} | {one['p50']:.3f} | {one['p99']:.3f} | {hundred['p50']:.3f} | {hundred['p99']:.3f} |"
-        )
+        cells = [one["p50"], one["p99"], hundred["p50"], hundred["p99"]]
+        print(f"| {name} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
 
 
 if __name__ == "__main__":
