@@ -542,14 +542,20 @@ def check(decisions: dict[int, dict[str, Any]], reference: dict[int, tuple[float
     from handbook_reference import FEATURE_COLUMNS
 
     exact = 0
+    wrong: dict[str, int] = {}
     for tx, d in decisions.items():
         want = reference.get(tx)
         f = d["features"]
-        if want is not None and all(
-            math.isclose(f[c], w, rel_tol=1e-9, abs_tol=1e-9)
-            for c, w in zip(FEATURE_COLUMNS, want, strict=True)
-        ):
-            exact += 1
+        bad = [
+            c
+            for c, w in zip(FEATURE_COLUMNS, want or (), strict=False)
+            if not math.isclose(f[c], w, rel_tol=1e-9, abs_tol=1e-9)
+        ]
+        exact += want is not None and not bad
+        for c in bad:
+            wrong[c] = wrong.get(c, 0) + 1
+    if os.environ.get("KAFKA_BENCH_DEBUG"):
+        print("features that differ:", wrong)
     missing = len(reference.keys() - decisions.keys())
     return f"{exact / len(reference):.2%} equal DuckDB's, {missing} missing"
 

@@ -185,3 +185,27 @@ def test_plan_and_apply_version_changed_definitions(tmp_path: Path) -> None:
         f"windowed.{n}" for n in FEATURES.names if n != "n_10s"
     )
     assert load_registry(registry)["windowed.n_10s"]["version"] == 2
+
+
+def test_an_events_own_features_from_the_online_store_equal_the_streams(tmp_path: Path) -> None:
+    """Deciding on an event before the stream processed it: the store's windows plus the
+    event itself give exactly the vector the stream later gives that event."""
+    items = make_clicks(400, users=6)
+    online = MemoryOnlineStore()
+    before = EmbeddedBroker(tmp_path / "before.db")
+    run_pipeline(before, items[:300], online)  # the store as of event 300
+    after = EmbeddedBroker(tmp_path / "after.db")
+    run_pipeline(after, items, None)  # the stream, event 300 included
+    served = {e["event_id"]: e["features"] for e in log_entries(after)}
+    ids = {
+        (c.user, c.ts): f"wclicks/{r.partition}/{r.offset}"
+        for r in drain_topic(after, "wclicks")
+        for c in [msgspec.json.decode(r.value or b"", type=Click)]
+    }
+    click = items[300]
+    got = OnlineFeatures(FEATURES, online).matrix([click], [click.ts], include_events=True)[0]
+    assert (
+        dict(zip(FEATURES.names, got.tolist(), strict=True)) == served[ids[(click.user, click.ts)]]
+    )
+    before.close()
+    after.close()

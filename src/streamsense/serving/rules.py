@@ -19,6 +19,7 @@ costs a few microseconds.
 
 from __future__ import annotations
 
+import functools
 import logging
 import operator
 import re
@@ -73,8 +74,6 @@ class RuleMatch:
 class Rule:
     name: str
     when: str
-    action: Action
-    score: float | None
     test: Predicate
     fields: frozenset[str]
     match: RuleMatch
@@ -150,7 +149,7 @@ class RuleSet:
                 f"rule {_name(rule)} reads field {error.args[0]!r}, not given"
             ) from None
         except TypeError as error:
-            raise ConfigError(f"rule {_name(rule)} ({_when(rule)}): {error}") from None
+            raise ConfigError(f"rule {_name(rule)}: {error}") from None
         return self.default
 
     def __len__(self) -> int:
@@ -163,7 +162,7 @@ def compile_rule(spec: RuleSpec) -> Rule:
     except ConfigError as error:
         raise ConfigError(f"rule {spec.name!r}: {error}") from None
     match = RuleMatch(spec.name, spec.action, spec.score)
-    return Rule(spec.name, spec.when, spec.action, spec.score, test, fields, match)
+    return Rule(spec.name, spec.when, test, fields, match)
 
 
 def compile_condition(source: str) -> tuple[Predicate, frozenset[str]]:
@@ -182,11 +181,7 @@ def _read(path: Path) -> bytes:
 
 
 def _name(rule: Rule | None) -> str:
-    return repr(rule.name) if rule else "?"
-
-
-def _when(rule: Rule | None) -> str:
-    return rule.when if rule else "?"
+    return f"{rule.name!r} ({rule.when})" if rule else "?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,13 +243,13 @@ class _Parser:
         parts = [self.conjunction()]
         while self._accept("keyword", "or"):
             parts.append(self.conjunction())
-        return _any(parts)
+        return functools.reduce(_or, parts)
 
     def conjunction(self) -> Predicate:
         parts = [self.negation()]
         while self._accept("keyword", "and"):
             parts.append(self.negation())
-        return _all(parts)
+        return functools.reduce(_and, parts)
 
     def negation(self) -> Predicate:
         if self._accept("keyword", "not"):
@@ -372,22 +367,8 @@ def _truth(item: _Field | _Const) -> Predicate:
     return lambda values: bool(values[name])
 
 
-def _all(parts: list[Predicate]) -> Predicate:
-    test = parts[0]
-    for part in parts[1:]:
-        test = _and(test, part)
-    return test
-
-
 def _and(a: Predicate, b: Predicate) -> Predicate:
     return lambda values: a(values) and b(values)
-
-
-def _any(parts: list[Predicate]) -> Predicate:
-    test = parts[0]
-    for part in parts[1:]:
-        test = _or(test, part)
-    return test
 
 
 def _or(a: Predicate, b: Predicate) -> Predicate:

@@ -75,14 +75,23 @@ class OnlineView:
             for row in matrix.tolist()
         ]
 
-    def get_matrix(self, keys: Sequence[str], at_ms: int) -> F64:
+    def get_matrix(self, keys: Sequence[str], at_ms: int, events: F64 | None = None) -> F64:
+        """Features of ``keys`` at ``at_ms``. With ``events`` (one row of value fields per
+        key), each key's window also holds that event at ``at_ms``, as if already processed:
+        how the stream computes an event's own features (a count includes the event)."""
         stored = self.store.read(self.name, [str(k) for k in keys])
-        found = [i for i, row in enumerate(stored) if row is not None]
         width = max(1, len(self.plan.value_fields))
-        slots = np.full(len(keys), -1, np.int64)
+        if events is None:
+            found = [i for i, row in enumerate(stored) if row is not None]
+            slots = np.full(len(keys), -1, np.int64)
+        else:
+            found = list(range(len(keys)))
+            slots = np.zeros(len(keys), np.int64)
         slots[found] = np.arange(len(found))
-        blobs = [stored[i].blob for i in found]  # type: ignore[union-attr]
+        blobs = [stored[i].blob if stored[i] is not None else _EMPTY[width] for i in found]  # type: ignore[union-attr]
         ptime, pval, starts, lengths = decode_many(blobs, width)
+        if events is not None:
+            ptime, pval, starts, lengths = _with_events(ptime, pval, starts, lengths, at_ms, events)
         out = np.zeros((len(keys), len(self.plan.features)), np.float64)
         kernels.read(
             slots,
@@ -96,6 +105,30 @@ class OnlineView:
             *self.plan.kernel_args(),
         )
         return out
+
+
+class _EmptyBlobs(dict[int, bytes]):
+    def __missing__(self, width: int) -> bytes:
+        self[width] = blob = encode_rows(np.zeros(0, np.int64), np.zeros((0, width)))
+        return blob
+
+
+_EMPTY = _EmptyBlobs()
+
+
+def _with_events(
+    ptime: I64, pval: F64, starts: I64, lengths: I64, at_ms: int, events: F64
+) -> tuple[I64, F64, I64, I64]:
+    """Every key's rows plus its event at ``at_ms``, kept in (time, log) order per key."""
+    keys = len(lengths)
+    rows = int(lengths.sum())
+    segment = np.concatenate([np.repeat(np.arange(keys), lengths), np.arange(keys)])
+    times = np.concatenate([ptime[:rows], np.full(keys, at_ms, np.int64)])
+    later = np.concatenate([np.zeros(rows, np.int64), np.ones(keys, np.int64)])
+    order = np.lexsort((later, times, segment))
+    values = np.concatenate([pval[:rows], events.reshape(keys, -1)])
+    new_lengths = lengths + 1
+    return times[order], values[order], np.cumsum(new_lengths) - new_lengths, new_lengths
 
 
 def decode_many(blobs: list[bytes], width: int) -> tuple[I64, F64, I64, I64]:
@@ -149,9 +182,12 @@ class OnlineFeatures:
         names = self.features.names
         return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
-    def matrix(self, payloads: Sequence[Any], at_ms: Sequence[int]) -> F64:
+    def matrix(
+        self, payloads: Sequence[Any], at_ms: Sequence[int], *, include_events: bool = False
+    ) -> F64:
         """The feature vectors as one matrix, columns in the FeatureSet's order (what a
-        model scores)."""
+        model scores). ``include_events``: each payload counts in its own windows, as the
+        stream computes an event's features (for deciding on an event not yet processed)."""
         out = np.zeros((len(payloads), len(self.features.features)), np.float64)
         for group, view in self.views.items():
             keys = [str(getattr(p, group)) for p in payloads]
@@ -159,7 +195,13 @@ class OnlineFeatures:
             # One read per distinct time (usually one: every payload is scored now).
             for at in sorted(set(at_ms)):
                 chosen = [i for i, t in enumerate(at_ms) if t == at]
-                values = view.get_matrix([keys[i] for i in chosen], at)
+                events = None
+                if include_events:
+                    fields = view.plan.value_fields
+                    events = np.array(
+                        [[float(getattr(payloads[i], f)) for f in fields] or [0.0] for i in chosen]
+                    )
+                values = view.get_matrix([keys[i] for i in chosen], at, events)
                 out[np.ix_(chosen, columns)] = values
         times = np.asarray(at_ms, np.int64)
         for feature in self.computed:

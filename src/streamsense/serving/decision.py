@@ -1,0 +1,42 @@
+"""Decision records (design §1): what was decided, by which tier, on which features, how
+degraded, and where the time went."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+Action = Literal["allow", "review", "block"]
+Tier = Literal["rules", "light", "heavy", "fallback"]
+
+
+class DecisionRecord(msgspec.Struct, kw_only=True):
+    event_id: str
+    key: str
+    score: float  # probability of the positive class (fraud), 0..1
+    action: Action
+    tier: Tier
+    model_version: str | None = None
+    rule: str | None = None
+    features: dict[str, float | int] = msgspec.field(default_factory=dict)
+    feature_age_ms: int = 0  # how old the feature values were when used (0: computed now)
+    degraded: bool = False
+    degraded_reasons: list[str] = msgspec.field(default_factory=list)
+    latency_ms: dict[str, float] = msgspec.field(default_factory=dict)
+
+    def mark_degraded(self, reason: str) -> None:
+        self.degraded = True
+        if reason not in self.degraded_reasons:
+            self.degraded_reasons.append(reason)
+
+
+class ShadowScore(msgspec.Struct):
+    """A shadow model's score for an event, logged next to the live decision's."""
+
+    event_id: str
+    model: str
+    model_version: str
+    score: float
+    live_score: float
+    live_tier: Tier
