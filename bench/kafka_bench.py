@@ -19,7 +19,7 @@ takes a repartition, so both peers run the same two-step pipeline, at least once
 * Quix Streams (its own virtualenv, ~/.cache/streamsense/quix-venv, made on first use:
   quixstreams pins an older confluent-kafka): stateful per-key functions
   (`sdf.apply(..., stateful=True)`, state in Quix's RocksDB State with changelog topics)
-  and `sdf.group_by("CUSTOMER_ID")` for the repartition. Quix's windowing is not used: it
+  and `sdf.group_by(customer id)` for the repartition. Quix's windowing is not used: it
   cannot express the terminal windows that end 7 days back.
 
 Throughput: the workers join and the group settles on empty topics; then every event is
@@ -269,7 +269,13 @@ def quix_worker(bootstrap: str, name: str, state_dir: str) -> None:
         return decision(tx, f)
 
     sdf = app.dataframe(source).apply(terminal, stateful=True)
-    sdf = sdf.group_by("CUSTOMER_ID").apply(customer, stateful=True)
+    by_customer = sdf.group_by(
+        lambda tx: str(tx["CUSTOMER_ID"]),
+        name="customer",
+        key_serializer="str",
+        key_deserializer="str",
+    )
+    sdf = by_customer.apply(customer, stateful=True)
     sdf.to_topic(output)
     app.run()
 
@@ -350,9 +356,11 @@ class Run:
                 if p.poll() is not None:
                     raise RuntimeError(f"worker {i} died:\n{self.log(i)[-3000:]}")
             group = admin_client.describe_consumer_groups([self.name])[self.name].result()
-            assigned = sum(len(m.assignment.topic_partitions) for m in group.members)
-            # Both peers read two topics: the source and the repartition.
-            if len(group.members) == self.workers and assigned == 2 * PARTITIONS:
+            source = f"{self.name}.transactions"
+            assigned = sum(
+                tp.topic == source for m in group.members for tp in m.assignment.topic_partitions
+            )
+            if len(group.members) == self.workers and assigned == PARTITIONS:
                 if str(group.state).endswith("STABLE"):
                     time.sleep(1.0)  # let the members finish restoring
                     return

@@ -61,8 +61,14 @@ class Cascade:
         self.light = light
         self.heavy = heavy
         self.config = config or CascadeConfig()
-        self._policies = {
-            tier: Policy(tier, breaker=CircuitBreaker(f"{tier}-model", self.config.breaker))
+        # A tier that fails (or whose breaker is open) yields no score: the tier before it
+        # decides, and the record says why.
+        self._policies: dict[str, Policy[Any]] = {
+            tier: Policy(
+                tier,
+                breaker=CircuitBreaker(f"{tier}-model", self.config.breaker),
+                fallback=_no_score,
+            )
             for tier in ("light", "heavy")
         }
         self._shadow = _ShadowScorer(list(shadow), on_shadow) if shadow else None
@@ -78,8 +84,13 @@ class Cascade:
     ) -> DecisionRecord:
         started = time.perf_counter()
         record = DecisionRecord(
-            event_id=event_id, key=key, score=0.0, action="allow", tier="rules",
-            features=dict(values), feature_age_ms=feature_age_ms,
+            event_id=event_id,
+            key=key,
+            score=0.0,
+            action="allow",
+            tier="rules",
+            features=dict(values),
+            feature_age_ms=feature_age_ms,
         )
         if self._decide_by_rules(record, values):
             return self._finish(record, started)
@@ -129,7 +140,9 @@ class Cascade:
             return None
         return float(outcome.value[0])
 
-    def _set_score(self, record: DecisionRecord, tier: str, model: LoadedModel, score: float) -> None:
+    def _set_score(
+        self, record: DecisionRecord, tier: str, model: LoadedModel, score: float
+    ) -> None:
         record.score = score
         record.tier = "light" if tier == "light" else "heavy"
         record.model_version = f"{model.name}@{model.version}"
@@ -148,11 +161,17 @@ class Cascade:
 _RULE_SCORES: dict[str, float] = {"allow": 0.0, "review": 0.5, "block": 1.0}
 
 
+def _no_score(error: BaseException) -> None:
+    log.warning("model tier failed, falling back: %s", error)
+
+
 class _ShadowScorer:
     """Scores shadow models on a background thread; a full queue skips (and counts) shadow
     work rather than slow the live path."""
 
-    def __init__(self, models: list[LoadedModel], sink: Callable[[ShadowScore], None] | None) -> None:
+    def __init__(
+        self, models: list[LoadedModel], sink: Callable[[ShadowScore], None] | None
+    ) -> None:
         self.models = models
         self.sink = sink or (lambda score: log.info("shadow %s", score))
         self.skipped = 0
@@ -178,8 +197,16 @@ class _ShadowScorer:
                     log.exception("shadow model %s failed", model.name)
                     continue
                 self.scored += 1
-                self.sink(ShadowScore(record.event_id, model.name, str(model.version), score,
-                                      record.score, record.tier))
+                self.sink(
+                    ShadowScore(
+                        record.event_id,
+                        model.name,
+                        str(model.version),
+                        score,
+                        record.score,
+                        record.tier,
+                    )
+                )
 
     def close(self) -> None:
         self._queue.put(None)

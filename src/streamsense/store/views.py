@@ -168,6 +168,10 @@ class OnlineFeatures:
         self.computed = features.computed()
         self._column = {(getattr(f, "key", ""), f.name): j for j, f in enumerate(features.features)}
 
+    def views_by_name(self) -> dict[str, OnlineView]:
+        """The views by their feature-store names (``<feature set>.<key field>``)."""
+        return {view.name: view for view in self.views.values()}
+
     def vectors(
         self, payloads: Sequence[Any], at_ms: Sequence[int]
     ) -> list[dict[str, float | int]]:

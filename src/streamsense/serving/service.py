@@ -1,0 +1,287 @@
+"""The HTTP API (FastAPI): decisions, ingestion, features, models, health and metrics.
+
+    POST /v1/decide/{stream}    one event (JSON object, the stream's field names, ISO times)
+                                → score, action, tier, degraded, latency_ms (and the record);
+                                the event is also published to the broker
+    POST /v1/events/{stream}    one event or a list, published without a decision
+    GET  /v1/features/{view}/{key}?at=ISO
+    GET  /v1/models             POST /v1/models/{name}/aliases/{alias}  {"version": N}
+    GET  /healthz  /readyz  /metrics
+
+Bodies are parsed with msgspec straight from bytes (no pydantic on the hot path). Errors are
+4xx JSON naming the bad field. With an API key set, every /v1 call needs
+``Authorization: Bearer <key>``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from streamsense.brokers.base import Broker, Producer
+from streamsense.errors import InvalidEvent, StreamsenseError
+from streamsense.events import Stream, to_epoch_ms
+from streamsense.serving.cascade import Cascade
+from streamsense.serving.registry import ModelRegistry
+from streamsense.store.views import OnlineFeatures, OnlineView
+
+_json = msgspec.json.Encoder()
+DECIDED_BY_API = ("decided-by", b"api")
+
+
+@dataclass
+class Serving:
+    """Everything the API serves, built by the app (its ``serving(...)`` hook)."""
+
+    name: str
+    streams: dict[str, Stream[Any]]
+    features: dict[str, OnlineFeatures]  # per stream
+    cascade: Cascade
+    broker: Broker
+    decisions_topic: str
+    views: dict[str, OnlineView] = field(default_factory=dict)
+    registry: ModelRegistry | None = None
+    api_key: str | None = None
+    max_body_bytes: int = 64 * 1024
+    on_model_switch: Callable[[str, str, int], None] | None = None
+
+
+def _error(status: int, message: str, field_name: str | None = None) -> Response:
+    body = {"error": message, **({"field": field_name} if field_name else {})}
+    return Response(_json.encode(body), status, media_type="application/json")
+
+
+def _ok(body: Any) -> Response:
+    return Response(_json.encode(body), 200, media_type="application/json")
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "streamsense_http_requests",
+            "HTTP requests",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.decide_seconds = Histogram(
+            "streamsense_decide_seconds",
+            "In-process decide latency",
+            registry=self.registry,
+            buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05),
+        )
+        self.decisions = Counter(
+            "streamsense_decisions", "Decisions", ["action", "tier"], registry=self.registry
+        )
+
+
+def create_api(serving: Serving) -> FastAPI:
+    metrics = _Metrics()
+    producer = serving.broker.producer(linger_ms=2.0)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        producer.close()  # publish what is still buffered
+
+    api = FastAPI(title=f"streamsense: {serving.name}", docs_url="/docs", lifespan=lifespan)
+    api.state.serving, api.state.producer, api.state.metrics = serving, producer, metrics
+
+    @api.middleware("http")
+    async def guard(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        route = (
+            request.url.path.split("/")[2]
+            if request.url.path.startswith("/v1/")
+            else request.url.path
+        )
+        if request.url.path.startswith("/v1/") and not _authorised(serving, request):
+            response = _error(401, "missing or wrong API key (Authorization: Bearer <key>)")
+        elif int(request.headers.get("content-length") or 0) > serving.max_body_bytes:
+            response = _error(413, f"request body over {serving.max_body_bytes} bytes")
+        else:
+            response = await call_next(request)
+        metrics.requests.labels(route, str(response.status_code)).inc()
+        return response
+
+    @api.post("/v1/decide/{stream}")
+    async def decide(stream: str, request: Request) -> Response:
+        return _decide(serving, producer, metrics, stream, await _body(request, serving))
+
+    @api.post("/v1/events/{stream}")
+    async def ingest(stream: str, request: Request) -> Response:
+        return _ingest(serving, producer, stream, await _body(request, serving))
+
+    @api.get("/v1/features/{view}/{key}")
+    def features(view: str, key: str, at: str | None = None) -> Response:
+        return _features(serving, view, key, at)
+
+    @api.get("/v1/models")
+    def models() -> Response:
+        if serving.registry is None:
+            return _ok({"models": []})
+        listed = [msgspec.to_builtins(m) for m in serving.registry.list()]
+        return _ok({"models": listed})
+
+    @api.post("/v1/models/{name}/aliases/{alias}")
+    async def switch(name: str, alias: str, request: Request) -> Response:
+        return _switch(serving, name, alias, await _body(request, serving))
+
+    @api.get("/healthz")
+    def healthz() -> Response:
+        return _ok({"status": "ok"})
+
+    @api.get("/readyz")
+    def readyz() -> Response:
+        try:
+            for stream in serving.streams.values():
+                serving.broker.describe_topic(stream.topic)
+        except StreamsenseError as error:
+            return _error(503, f"not ready: {error}")
+        return _ok({"status": "ready"})
+
+    @api.get("/metrics")
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type="text/plain; version=0.0.4")
+
+    return api
+
+
+def _authorised(serving: Serving, request: Request) -> bool:
+    if serving.api_key is None:
+        return True
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return scheme.lower() == "bearer" and secrets.compare_digest(token.strip(), serving.api_key)
+
+
+async def _body(request: Request, serving: Serving) -> bytes:
+    body = await request.body()
+    return body[: serving.max_body_bytes + 1]
+
+
+def _decide(
+    serving: Serving, producer: Producer, metrics: _Metrics, stream_name: str, body: bytes
+) -> Response:
+    started = time.perf_counter()
+    stream = serving.streams.get(stream_name)
+    if stream is None:
+        return _error(404, f"no stream {stream_name!r} (there are {sorted(serving.streams)})")
+    if len(body) > serving.max_body_bytes:
+        return _error(413, f"request body over {serving.max_body_bytes} bytes")
+    try:
+        payload = _one_payload(stream, body)
+        event_time = to_epoch_ms(getattr(payload, stream.time))
+    except InvalidEvent as error:
+        return _error(422, error.reason, error.field)
+    key = stream.key_of(payload)
+    event_id = f"api/{uuid.uuid4().hex}"
+    feature_started = time.perf_counter()
+    online = serving.features[stream_name]
+    row = online.matrix([payload], [event_time], include_events=True)[0]
+    values = {
+        **msgspec.structs.asdict(payload),
+        **dict(zip(online.features.names, row.tolist(), strict=True)),
+    }
+    features_ms = (time.perf_counter() - feature_started) * 1000
+    record = serving.cascade.decide(event_id, key, values)
+    record.features = dict(zip(online.features.names, row.tolist(), strict=True))
+    record.latency_ms["features"] = features_ms
+    out = stream.to_record(payload)
+    producer.send(
+        out.topic, out.value, out.key, headers=(DECIDED_BY_API, ("event-id", event_id.encode()))
+    )
+    producer.send(serving.decisions_topic, _json.encode(record), key.encode())
+    elapsed = time.perf_counter() - started
+    record.latency_ms["total"] = elapsed * 1000
+    metrics.decide_seconds.observe(elapsed)
+    metrics.decisions.labels(record.action, record.tier).inc()
+    return _ok(
+        {
+            "event_id": event_id,
+            "score": record.score,
+            "action": record.action,
+            "tier": record.tier,
+            "model_version": record.model_version,
+            "degraded": record.degraded,
+            "degraded_reasons": record.degraded_reasons,
+            "latency_ms": record.latency_ms["total"],
+            "latency_breakdown_ms": record.latency_ms,
+            "features": record.features,
+        }
+    )
+
+
+def _one_payload(stream: Stream[Any], body: bytes) -> Any:
+    try:
+        data = msgspec.json.decode(body)
+    except msgspec.DecodeError as error:
+        raise InvalidEvent(f"body is not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise InvalidEvent("body must be one JSON object")
+    return stream.parse(data)
+
+
+def _ingest(serving: Serving, producer: Producer, stream_name: str, body: bytes) -> Response:
+    stream = serving.streams.get(stream_name)
+    if stream is None:
+        return _error(404, f"no stream {stream_name!r}")
+    try:
+        data = msgspec.json.decode(body)
+    except msgspec.DecodeError as error:
+        return _error(400, f"body is not JSON: {error}")
+    items = data if isinstance(data, list) else [data]
+    payloads = []
+    for index, item in enumerate(items):
+        try:
+            if not isinstance(item, dict):
+                raise InvalidEvent("each event must be a JSON object")
+            payloads.append(stream.parse(item))
+        except InvalidEvent as error:
+            where = f"[{index}].{error.field}" if error.field else f"[{index}]"
+            return _error(422, error.reason, where if isinstance(data, list) else error.field)
+    for payload in payloads:
+        out = stream.to_record(payload)
+        producer.send(out.topic, out.value, out.key)
+    return _ok({"accepted": len(payloads)})
+
+
+def _features(serving: Serving, view_name: str, key: str, at: str | None) -> Response:
+    view = serving.views.get(view_name)
+    if view is None:
+        return _error(404, f"no view {view_name!r} (there are {sorted(serving.views)})")
+    try:
+        when = datetime.now(UTC) if at is None else datetime.fromisoformat(at)
+    except ValueError:
+        return _error(422, f"at={at!r} is not an ISO 8601 time", "at")
+    at_ms = to_epoch_ms(when)
+    return _ok(
+        {"view": view_name, "key": key, "at_ms": at_ms, "features": view.get([key], at_ms)[0]}
+    )
+
+
+def _switch(serving: Serving, name: str, alias: str, body: bytes) -> Response:
+    if serving.registry is None:
+        return _error(404, "no model registry configured")
+    try:
+        version = int(msgspec.json.decode(body)["version"])
+    except (msgspec.DecodeError, KeyError, TypeError, ValueError):
+        return _error(422, 'body must be {"version": N}', "version")
+    try:
+        chosen = serving.registry.set_alias(name, alias, version)
+    except StreamsenseError as error:
+        return _error(404 if not error.retryable else 503, str(error))
+    if serving.on_model_switch is not None:
+        serving.on_model_switch(name, alias, chosen)
+    return _ok({"model": name, "alias": alias, "version": chosen})
