@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pathlib import Path
+
+import serving as serving_setup
 from features import handbook_features
 from fraud_summary import summary
 
 import streamsense as ss
 from streamsense import features as F
+from streamsense.serving.service import DECIDED_BY_API, Serving
 
 
 class Transaction(ss.Schema, rename="upper"):
@@ -45,8 +49,10 @@ transactions = ss.Stream(
 FEATURES = handbook_features(transactions)
 
 
-def rules(enriched: F.Enriched, ctx: ss.Context) -> Decision:
+def rules(enriched: F.Enriched, ctx: ss.Context) -> Decision | None:
     """First match wins: the card networks' style of ordered rules."""
+    if DECIDED_BY_API in ctx.event.headers:
+        return None  # decided when it was posted to /v1/decide; its features still count
     tx: Transaction = enriched.payload
     f = enriched.features
     usual = float(f["CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW"])
@@ -61,11 +67,22 @@ def rules(enriched: F.Enriched, ctx: ss.Context) -> Decision:
     return Decision(tx.transaction_id, tx.customer_id, tx.tx_amount, action, rule, f)
 
 
+FEATURE_STAGE = F.FeatureStage("features", FEATURES, allowed_lateness_ms=60_000)
 app = ss.App("fraud")
-app.flow(transactions).batch(
-    F.FeatureStage("features", FEATURES, allowed_lateness_ms=60_000)
-).stage("rules", rules).sink(ss.TopicSink("fraud.decisions"))
+app.flow(transactions).batch(FEATURE_STAGE).stage("rules", rules).sink(
+    ss.TopicSink("fraud.decisions")
+)
 
 inputs = {"transactions": transactions}
 
-__all__ = ["app", "inputs", "summary"]
+
+def configure(state_dir: Path) -> None:
+    """The pipeline keeps the online store in the state dir up to date."""
+    serving_setup.attach(FEATURE_STAGE, state_dir)
+
+
+def serving(broker: ss.Broker, state_dir: Path) -> Serving:
+    return serving_setup.build_serving(broker, state_dir, FEATURES, transactions)
+
+
+__all__ = ["app", "configure", "inputs", "serving", "summary"]

@@ -42,6 +42,7 @@ class Event(msgspec.Struct, Generic[S], frozen=True, gc=False):
     partition: int
     offset: int
     ingest_time: int
+    headers: Headers = ()
 
     @property
     def id(self) -> str:
@@ -222,6 +223,7 @@ class Stream(Generic[S]):
             record.partition,
             record.offset,
             record.timestamp,
+            record.headers,
         )
 
     def dead_letter(self, record: Record, error: InvalidEvent) -> OutRecord:

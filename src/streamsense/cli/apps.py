@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import threading
@@ -117,7 +118,7 @@ def replay(
     Rerun the same command with the same --state-dir after a crash: it resumes where the
     last commit left off, and every output exists exactly once."""
     setup_logging(verbose)
-    loaded = _load(app)
+    loaded = _load(app, state_dir)
     files = _input_files(loaded, transactions, input_files or [])
     target = connect(broker, state_dir)
     worker = Worker(loaded.app, target, _worker_config(mode, batch_size))
@@ -162,9 +163,15 @@ def demo(
     replay(app, transactions=path, state_dir=state_dir)
 
 
-def _load(spec: str) -> LoadedApp:
+def _load(spec: str, state_dir: Path | None = None) -> LoadedApp:
+    """Load an app; its optional ``configure(state_dir)`` hook opens what lives there (the
+    online store, the model registry)."""
     try:
-        return load_app(spec)
+        loaded = load_app(spec)
+        configure = loaded.hook("configure")
+        if configure is not None and state_dir is not None:
+            configure(state_dir)
+        return loaded
     except StreamsenseError as error:
         fail(str(error))
 
@@ -231,3 +238,34 @@ def _print_stats(stats: WorkerStats, elapsed: float | None = None) -> None:
     if stats.dead_letter_reasons:
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(stats.dead_letter_reasons.items()))
         console.print(f"dead letters by field/reason: {reasons}")
+
+
+def serve(
+    app: AppArgument,
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    broker: BrokerOption = None,
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    verbose: VerboseOption = False,
+) -> None:
+    """Serve an app's decisions over HTTP (`POST /v1/decide/{stream}`, see the docs at /docs).
+    The API key comes from $STREAMSENSE_API_KEY."""
+    import uvicorn
+
+    from streamsense.serving.service import create_api
+
+    setup_logging(verbose)
+    loaded = _load(app, state_dir)
+    build = loaded.hook("serving")
+    if build is None:
+        fail(f"{app} has no serving(broker, state_dir) hook")
+    target = connect(broker, state_dir)
+    serving = build(target, state_dir)
+    serving.api_key = serving.api_key or os.environ.get("STREAMSENSE_API_KEY")
+    console.print(f"serving {loaded.app.name} on http://{host}:{port} (broker {target.url})")
+    try:
+        uvicorn.run(
+            create_api(serving), host=host, port=port, log_level="warning", access_log=False
+        )
+    finally:
+        target.close()

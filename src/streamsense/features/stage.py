@@ -74,6 +74,15 @@ class FeatureStage:
         self.late_events = 0
         self._last_event_ms: dict[int, int] = {}
 
+    def attach_online(self, store: OnlineStore) -> None:
+        """Serve this stage's features from ``store`` (written as batches are processed)."""
+        from streamsense.store.views import OnlineView
+
+        self.views = {
+            group: OnlineView(self.engine.view_name(group), plan, store)
+            for group, plan in self.engine.plans.items()
+        }
+
     def topic_configs(self, partitions: int) -> dict[str, TopicConfig]:
         configs = {
             self.late_topic: TopicConfig(partitions),

@@ -91,6 +91,8 @@ def create_api(serving: Serving) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        for online in serving.features.values():
+            online.warm_up()
         yield
         producer.close()  # publish what is still buffered
 

@@ -168,6 +168,11 @@ class OnlineFeatures:
         self.computed = features.computed()
         self._column = {(getattr(f, "key", ""), f.name): j for j, f in enumerate(features.features)}
 
+    def warm_up(self) -> None:
+        """Load the compiled kernels now, not on the first request."""
+        for view in self.views.values():
+            view.get_matrix(["__warm_up__"], 0)
+
     def views_by_name(self) -> dict[str, OnlineView]:
         """The views by their feature-store names (``<feature set>.<key field>``)."""
         return {view.name: view for view in self.views.values()}
