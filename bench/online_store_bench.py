@@ -165,7 +165,7 @@ def bench_feast(n_keys: int, reads: int, folder: Path) -> dict[int, dict[str, fl
     store.write_to_online_store("card_features", frame)
     refs = [f"card_features:{name}" for name in names]
 
-    def read(rows: list[dict[str, int]]) -> object:
+    def read(rows: list[dict[str, int]]) -> dict[str, Any]:
         return store.get_online_features(features=refs, entity_rows=rows).to_dict()
 
     probe = read([{"card_id": 7}])

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from streamsense.clock import Clock
+from streamsense.clock import SYSTEM_CLOCK, Clock
 from streamsense.store import MemoryOnlineStore, OnlineStore, SqliteOnlineStore
 from streamsense.store.redis_online import RedisOnlineStore
 
@@ -127,14 +127,14 @@ def _backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineB
     backend: OnlineBackend
 
     def make(clock: Clock | None = None) -> OnlineStore:
-        kwargs = {} if clock is None else {"clock": clock}
+        clock = clock or SYSTEM_CLOCK
         store: OnlineStore
         if name == "memory":
-            store = MemoryOnlineStore(**kwargs)
+            store = MemoryOnlineStore(clock=clock)
         elif name == "sqlite":
-            store = SqliteOnlineStore(tmp_path / "online.db", **kwargs)
+            store = SqliteOnlineStore(tmp_path / "online.db", clock=clock)
         else:
-            store = RedisOnlineStore(url, prefix=prefix, **kwargs)
+            store = RedisOnlineStore(url, prefix=prefix, clock=clock)
         backend.opened.append(store)
         return store
 
