@@ -313,12 +313,12 @@ class Run:
     def start(self) -> None:
         self.tmp.mkdir(parents=True)
         for i in range(self.workers):
-            log = (self.tmp / f"worker{i}.log").open("wb")
-            self.processes.append(
-                subprocess.Popen(
-                    self._command(i), env=self._env(), stdout=log, stderr=subprocess.STDOUT
+            with (self.tmp / f"worker{i}.log").open("wb") as log:
+                self.processes.append(
+                    subprocess.Popen(
+                        self._command(i), env=self._env(), stdout=log, stderr=subprocess.STDOUT
+                    )
                 )
-            )
 
     def _command(self, i: int) -> list[str]:
         if self.peer == "quix":
@@ -333,7 +333,9 @@ class Run:
             ]
         # Throughput: big micro-batches. Latency: commit every 2 ms at 1,000 events/s.
         batch = (
-            ["--batch-size", "1000", "--batch-ms", "2"] if self.latency else ["--batch-size", "5000"]
+            ["--batch-size", "1000", "--batch-ms", "2"]
+            if self.latency
+            else ["--batch-size", "5000"]
         )
         return [
             sys.executable, "-m", "streamsense", "run", __file__,
@@ -360,10 +362,10 @@ class Run:
             assigned = sum(
                 tp.topic == source for m in group.members for tp in m.assignment.topic_partitions
             )
-            if len(group.members) == self.workers and assigned == PARTITIONS:
-                if str(group.state).endswith("STABLE"):
-                    time.sleep(1.0)  # let the members finish restoring
-                    return
+            stable = str(group.state).endswith("STABLE")
+            if stable and len(group.members) == self.workers and assigned == PARTITIONS:
+                time.sleep(1.0)  # let the members finish restoring
+                return
             time.sleep(0.2)
         raise TimeoutError(f"{self.name}: the group did not settle")
 
@@ -569,10 +571,9 @@ def check(decisions: dict[int, dict[str, Any]], reference: dict[int, tuple[float
 
 
 def machine() -> str:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line),
-        platform.processor(),
-    )
+    with open("/proc/cpuinfo") as info:
+        models = [line.split(":", 1)[1].strip() for line in info if "model name" in line]
+    cpu = models[0] if models else platform.processor()
     return (
         f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.system()}"
     )
@@ -618,7 +619,7 @@ def main() -> None:
                 checked = check(read_decisions(admin, run.name), reference)
                 results.append((peer, workers, measured, checked))
                 print(f"{peer} x{workers}: {measured['events_per_s']:,.0f} events/s "
-                      f"({measured['seconds']:.1f} s; producing took {measured['produce_s']:.1f} s); "
+                      f"({measured['seconds']:.1f} s; producing {measured['produce_s']:.1f} s); "
                       f"decisions: {checked}", flush=True)  # fmt: skip
         if not args.no_latency:
             for peer in peers:

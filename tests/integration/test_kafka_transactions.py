@@ -162,6 +162,8 @@ def test_url_options_and_librdkafka_errors_map_to_streamsense_errors(
         open_broker(f"kafka://{kafka_bootstrap}?exactly_once=maybe")
     with pytest.raises(ConfigError):
         open_broker(f"kafka://{kafka_bootstrap}?acks=0")
+    with pytest.raises(ConfigError):
+        open_broker(f"kafka://{kafka_bootstrap}?exactly_once=true&transaction_timeout_ms=10")
     assert KafkaBroker(kafka_bootstrap).enforce_retention() == 0
     expected = {
         KafkaError._FENCED: FencedError,

@@ -51,9 +51,9 @@ class KafkaBroker:
     """A Broker on an Apache Kafka cluster.
 
     ``bootstrap`` is ``host:port[,host:port...]``, optionally followed by URL options
-    ``?exactly_once=true&transactional_id=ID&transaction_timeout_ms=N``. ``replication_factor=-1`` uses the
-    cluster's ``default.replication.factor``. ``config`` adds librdkafka settings to every
-    client (security, timeouts)."""
+    ``?exactly_once=true&transactional_id=ID&transaction_timeout_ms=N``.
+    ``replication_factor=-1`` uses the cluster's ``default.replication.factor``. ``config``
+    adds librdkafka settings to every client (security, timeouts)."""
 
     def __init__(
         self,

@@ -244,12 +244,16 @@ def serve(
     app: AppArgument,
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Also serve gRPC (streamsense.v1.Decisions)."),
+    ] = None,
     broker: BrokerOption = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
     verbose: VerboseOption = False,
 ) -> None:
-    """Serve an app's decisions over HTTP (`POST /v1/decide/{stream}`, see the docs at /docs).
-    The API key comes from $STREAMSENSE_API_KEY."""
+    """Serve an app's decisions over HTTP (`POST /v1/decide/{stream}`, see the docs at /docs)
+    and, with --grpc-port, gRPC. The API key comes from $STREAMSENSE_API_KEY."""
     import uvicorn
 
     from streamsense.serving.service import create_api
@@ -263,9 +267,13 @@ def serve(
     serving = build(target, state_dir)
     serving.api_key = serving.api_key or os.environ.get("STREAMSENSE_API_KEY")
     console.print(f"serving {loaded.app.name} on http://{host}:{port} (broker {target.url})")
+    api = create_api(serving)
+    if grpc_port is not None:
+        from streamsense.serving.grpc_service import with_grpc
+
+        api = with_grpc(api, serving, host=host, port=grpc_port)
+        console.print(f"serving gRPC streamsense.v1.Decisions on {host}:{grpc_port}")
     try:
-        uvicorn.run(
-            create_api(serving), host=host, port=port, log_level="warning", access_log=False
-        )
+        uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
     finally:
         target.close()

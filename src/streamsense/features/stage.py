@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import numpy as np
 
 from streamsense.brokers.base import OutRecord, TopicConfig
 from streamsense.clock import SYSTEM_CLOCK, Clock
@@ -72,6 +73,7 @@ class FeatureStage:
             }
         )
         self.late_events = 0
+        self._integer_columns = [f.output_dtype == "int64" for f in features.features]
         self._last_event_ms: dict[int, int] = {}
 
     def attach_online(self, store: OnlineStore) -> None:
@@ -99,12 +101,14 @@ class FeatureStage:
         result = self.engine.process_events(partition, events)
         out: list[Any] = []
         extra: list[OutRecord] = []
-        for i, (event, value) in enumerate(zip(events, values, strict=True)):
-            if result.late[i]:
+        late = result.late.tolist()
+        for event, value, vector, is_late in zip(
+            events, values, self._vectors(result), late, strict=True
+        ):
+            if is_late:
                 extra.append(self._late_record(event, result))
                 out.append(None)
             else:
-                vector = self._features(result, i)
                 out.append(Enriched(value, vector))
                 if self.feature_log_topic is not None:
                     extra.append(self._log_record(event, vector))
@@ -121,7 +125,6 @@ class FeatureStage:
             _encode(body),
             event.id.encode(),
             partition=event.partition,
-            timestamp=event.event_time,
         )
 
     def _write_online(self, partition: int, events: list[Event[Any]], result: BatchResult) -> None:
@@ -138,12 +141,14 @@ class FeatureStage:
             }
             view.write(engine.groups[group].buffer, sorted(keys, key=str))
 
-    def _features(self, result: BatchResult, i: int) -> dict[str, float | int]:
-        row = result.values[i].tolist()
-        return {
-            f.name: (int(v) if f.output_dtype == "int64" else v)
-            for f, v in zip(self.engine.features.features, row, strict=True)
-        }
+    def _vectors(self, result: BatchResult) -> list[dict[str, float | int]]:
+        """One dict per event, built column by column (numpy does the int conversion)."""
+        columns = [
+            (result.values[:, j].astype(np.int64) if is_int else result.values[:, j]).tolist()
+            for j, is_int in enumerate(self._integer_columns)
+        ]
+        names = self.engine.features.names
+        return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
     def _late_record(self, event: Event[Any], result: BatchResult) -> OutRecord:
         self.late_events += 1
@@ -153,7 +158,6 @@ class FeatureStage:
             _encode(event.payload),
             event.key.encode(),
             partition=event.partition,
-            timestamp=event.event_time,
             headers=headers,
         )
 
@@ -170,7 +174,6 @@ class FeatureStage:
             _encode(body),
             str(final.key).encode(),
             partition=partition,
-            timestamp=final.end,
         )
 
     def on_idle(self, partition: int, now_ms: int) -> list[OutRecord]:

@@ -101,7 +101,9 @@ _encode_json = msgspec.json.Encoder().encode
 
 @dataclass(frozen=True)
 class TopicSink:
-    """Writes each value as JSON to ``topic``, keyed like the event, partitioned like it."""
+    """Writes each value as JSON to ``topic``, keyed like the event, partitioned like it.
+    Records carry the time they are written (not the event time), so a topic's time-based
+    retention counts from when an output was produced, even when replaying old data."""
 
     topic: str
     encode: Callable[[Any], bytes] = _encode_json
@@ -115,7 +117,6 @@ class TopicSink:
                 self.topic,
                 self.encode(value),
                 event.key.encode(),
-                timestamp=event.event_time,
                 headers=source_headers(event),
             )
         ]

@@ -16,8 +16,6 @@ Bodies are parsed with msgspec straight from bytes (no pydantic on the hot path)
 from __future__ import annotations
 
 import secrets
-import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -29,14 +27,22 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from streamsense.brokers.base import Broker, Producer
-from streamsense.errors import InvalidEvent, StreamsenseError
+from streamsense.errors import StreamsenseError
 from streamsense.events import Stream, to_epoch_ms
 from streamsense.serving.cascade import Cascade
+from streamsense.serving.decide import (
+    DECIDED_BY_API as DECIDED_BY_API,  # re-exported: apps mark API-decided events
+)
+from streamsense.serving.decide import (
+    RequestError,
+    decide_event,
+    encode_reply,
+    ingest_events,
+)
 from streamsense.serving.registry import ModelRegistry
 from streamsense.store.views import OnlineFeatures, OnlineView
 
 _json = msgspec.json.Encoder()
-DECIDED_BY_API = ("decided-by", b"api")
 
 
 @dataclass
@@ -176,87 +182,20 @@ async def _body(request: Request, serving: Serving) -> bytes:
 def _decide(
     serving: Serving, producer: Producer, metrics: _Metrics, stream_name: str, body: bytes
 ) -> Response:
-    started = time.perf_counter()
-    stream = serving.streams.get(stream_name)
-    if stream is None:
-        return _error(404, f"no stream {stream_name!r} (there are {sorted(serving.streams)})")
-    if len(body) > serving.max_body_bytes:
-        return _error(413, f"request body over {serving.max_body_bytes} bytes")
     try:
-        payload = _one_payload(stream, body)
-        event_time = to_epoch_ms(getattr(payload, stream.time))
-    except InvalidEvent as error:
-        return _error(422, error.reason, error.field)
-    key = stream.key_of(payload)
-    event_id = f"api/{uuid.uuid4().hex}"
-    feature_started = time.perf_counter()
-    online = serving.features[stream_name]
-    row = online.matrix([payload], [event_time], include_events=True)[0]
-    values = {
-        **msgspec.structs.asdict(payload),
-        **dict(zip(online.features.names, row.tolist(), strict=True)),
-    }
-    features_ms = (time.perf_counter() - feature_started) * 1000
-    record = serving.cascade.decide(event_id, key, values)
-    record.features = dict(zip(online.features.names, row.tolist(), strict=True))
-    record.latency_ms["features"] = features_ms
-    out = stream.to_record(payload)
-    producer.send(
-        out.topic, out.value, out.key, headers=(DECIDED_BY_API, ("event-id", event_id.encode()))
-    )
-    producer.send(serving.decisions_topic, _json.encode(record), key.encode())
-    elapsed = time.perf_counter() - started
-    record.latency_ms["total"] = elapsed * 1000
-    metrics.decide_seconds.observe(elapsed)
+        record = decide_event(serving, producer, stream_name, body)
+    except RequestError as error:
+        return _error(error.status, error.message, error.field)
+    metrics.decide_seconds.observe(record.latency_ms["total"] / 1000)
     metrics.decisions.labels(record.action, record.tier).inc()
-    return _ok(
-        {
-            "event_id": event_id,
-            "score": record.score,
-            "action": record.action,
-            "tier": record.tier,
-            "model_version": record.model_version,
-            "degraded": record.degraded,
-            "degraded_reasons": record.degraded_reasons,
-            "latency_ms": record.latency_ms["total"],
-            "latency_breakdown_ms": record.latency_ms,
-            "features": record.features,
-        }
-    )
-
-
-def _one_payload(stream: Stream[Any], body: bytes) -> Any:
-    try:
-        data = msgspec.json.decode(body)
-    except msgspec.DecodeError as error:
-        raise InvalidEvent(f"body is not JSON: {error}") from None
-    if not isinstance(data, dict):
-        raise InvalidEvent("body must be one JSON object")
-    return stream.parse(data)
+    return Response(encode_reply(record), 200, media_type="application/json")
 
 
 def _ingest(serving: Serving, producer: Producer, stream_name: str, body: bytes) -> Response:
-    stream = serving.streams.get(stream_name)
-    if stream is None:
-        return _error(404, f"no stream {stream_name!r}")
     try:
-        data = msgspec.json.decode(body)
-    except msgspec.DecodeError as error:
-        return _error(400, f"body is not JSON: {error}")
-    items = data if isinstance(data, list) else [data]
-    payloads = []
-    for index, item in enumerate(items):
-        try:
-            if not isinstance(item, dict):
-                raise InvalidEvent("each event must be a JSON object")
-            payloads.append(stream.parse(item))
-        except InvalidEvent as error:
-            where = f"[{index}].{error.field}" if error.field else f"[{index}]"
-            return _error(422, error.reason, where if isinstance(data, list) else error.field)
-    for payload in payloads:
-        out = stream.to_record(payload)
-        producer.send(out.topic, out.value, out.key)
-    return _ok({"accepted": len(payloads)})
+        return _ok({"accepted": ingest_events(serving, producer, stream_name, body)})
+    except RequestError as error:
+        return _error(error.status, error.message, error.field)
 
 
 def _features(serving: Serving, view_name: str, key: str, at: str | None) -> Response:

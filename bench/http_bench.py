@@ -1,0 +1,404 @@
+"""Decision latency of the fraud app: in process, and over HTTP under open-loop load, side by
+side with a bare FastAPI endpoint that only parses the JSON (the floor), in one run.
+
+    .venv/bin/python bench/http_bench.py [--events 200000] [--seconds 10] [--rates 200,1000,3000]
+
+Setup (not timed): the first ``--events`` handbook transactions go through the fraud app's
+FeatureEngine and every customer's and terminal's window rows are written to the online
+store (SQLite) of a fresh state dir; a LightGBM model is trained on 6,000 of those
+transactions' features (all the frauds among them plus non-frauds) and registered as
+``fraud-light`` production, so the cascade is rules → LightGBM (through onnxruntime). The
+requests are the transactions that follow, each as the JSON body a client would post.
+
+In process: ``serving.decide.decide_event`` called directly on the fraud app's serving object
+(parse, online features with the event counted in its windows, rules, model, publish the
+event and the decision to the embedded broker), one at a time, on CPU 0.
+
+HTTP: ``uvicorn`` (uvloop, httptools) runs the API in its own process on CPU 0; a separate
+load generator process on CPU 1 sends ``POST /v1/decide/transactions`` open-loop at a fixed
+rate for ``--seconds`` per rate, after a 2-second warm-up, over up to 64 keep-alive
+connections. A request's latency counts from its scheduled send time (as wrk2 does), so a
+stalled server is charged for the requests that queued behind the stall; the service time
+(from the actual send) is shown too. Any non-200 answer, connection error or request still
+unanswered 5 s after the run counts as an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "apps" / "fraud")]
+
+DATASET = ROOT.parent / "shared" / "datasets" / "fraud-handbook" / "transactions.parquet"
+STREAM = "transactions"
+PATH = f"/v1/decide/{STREAM}"
+
+
+# -- setup --------------------------------------------------------------------------------
+def prepare(state_dir: Path, events: int, requests: int) -> list[bytes]:
+    """Fill the online store and the model registry; returns the request bodies."""
+    import lightgbm as lgb
+    import pyarrow.parquet as pq
+    from app import FEATURES
+    from serving import online_store
+
+    from streamsense import features as F
+    from streamsense.brokers import TopicConfig, open_broker
+    from streamsense.serving.registry import ModelRegistry
+    from streamsense.store.views import rows_of
+
+    table = pq.read_table(DATASET).slice(0, events + requests)
+    times = table.column("TX_DATETIME").cast("int64").to_numpy() // 1000
+    columns = {
+        "customer_id": table.column("CUSTOMER_ID").to_numpy(),
+        "terminal_id": table.column("TERMINAL_ID").to_numpy(),
+        "tx_amount": table.column("TX_AMOUNT").to_numpy(),
+        "tx_fraud": table.column("TX_FRAUD").to_numpy().astype(np.float64),
+    }
+    engine = F.FeatureEngine(FEATURES)
+    values = []
+    for lo in range(0, events, 50_000):
+        hi = min(lo + 50_000, events)
+        result = engine.process(0, times[lo:hi], {k: v[lo:hi] for k, v in columns.items()})
+        assert result.names == FEATURES.names
+        values.append(result.values)
+    store = online_store(state_dir)
+    for group, state in engine.partition(0).groups.items():
+        keys = [k for k in state.buffer.key_of if k is not None]
+        for lo in range(0, len(keys), 5_000):
+            store.write(engine.view_name(group), rows_of(state.buffer, keys[lo : lo + 5_000]))
+    store.close()
+
+    # Train on the later half (the windows are warm there): every fraud, then non-frauds.
+    X = np.vstack(values)[events // 2 :]
+    y = columns["tx_fraud"][events // 2 : events]
+    rng = np.random.default_rng(7)
+    frauds = np.flatnonzero(y == 1)
+    others = rng.choice(np.flatnonzero(y == 0), 6_000 - len(frauds), replace=False)
+    chosen = np.concatenate([frauds, others])
+    model = lgb.LGBMClassifier(n_estimators=50, num_leaves=15, verbose=-1)
+    model.fit(X[chosen], y[chosen])
+    artifact = state_dir / "fraud-light.txt"
+    model.booster_.save_model(str(artifact))
+    registry = ModelRegistry(state_dir / "models")
+    version = registry.register(
+        "fraud-light", artifact, "lightgbm", FEATURES.names, metrics={"train_rows": len(chosen)}
+    )
+    registry.set_alias("fraud-light", "production", version)
+
+    broker = open_broker(f"embedded://{state_dir / 'broker.db'}")
+    broker.create_topic(STREAM, TopicConfig(1), exist_ok=True)
+    broker.create_topic("fraud.decisions", TopicConfig(1), exist_ok=True)
+    broker.close()
+
+    rows = table.slice(events).drop_columns(["TX_FRAUD"]).to_pylist()
+    return [msgspec.json.encode(row) for row in rows]
+
+
+def build_serving(state_dir: Path) -> Any:
+    import app
+
+    from streamsense.brokers import open_broker
+
+    broker = open_broker(f"embedded://{state_dir / 'broker.db'}")
+    return app.serving(broker, state_dir)
+
+
+def percentiles(latencies_ms: list[float]) -> dict[str, float]:
+    if not latencies_ms:
+        return dict.fromkeys(("p50", "p99", "p999", "max"), float("nan"))
+    ordered = sorted(latencies_ms)
+
+    def rank(q: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+    return {"p50": rank(0.5), "p99": rank(0.99), "p999": rank(0.999), "max": ordered[-1]}
+
+
+# -- in process ---------------------------------------------------------------------------
+def in_process(state_dir: Path, bodies: list[bytes], n: int) -> dict[str, Any]:
+    from streamsense.serving.decide import decide_event
+
+    os.sched_setaffinity(0, {0})
+    serving = build_serving(state_dir)
+    producer = serving.broker.producer(linger_ms=2.0)
+    for online in serving.features.values():
+        online.warm_up()
+    for body in bodies[:1000]:  # warm-up: model session, SQLite pages, numba dispatch
+        decide_event(serving, producer, STREAM, body)
+    gc.collect()
+    timings, stages, actions = [], {"features": [], "rules": [], "light": []}, {}
+    clock = time.perf_counter
+    for i in range(n):
+        body = bodies[i % len(bodies)]
+        start = clock()
+        record = decide_event(serving, producer, STREAM, body)
+        timings.append((clock() - start) * 1000)
+        for stage, values in stages.items():
+            if stage in record.latency_ms:
+                values.append(record.latency_ms[stage])
+        actions[f"{record.tier}:{record.action}"] = (
+            actions.get(f"{record.tier}:{record.action}", 0) + 1
+        )
+    producer.close()
+    serving.broker.close()
+    return {
+        "total": percentiles(timings),
+        "stages": {k: percentiles(v) for k, v in stages.items()},
+        "actions": actions,
+    }
+
+
+# -- servers ------------------------------------------------------------------------------
+def serve(state_dir: Path, port: int, bare: bool) -> None:
+    import uvicorn
+    from fastapi import FastAPI, Request, Response
+
+    if bare:
+        api = FastAPI()
+
+        @api.post("/v1/decide/{stream}")
+        async def parse_only(stream: str, request: Request) -> Response:
+            msgspec.json.decode(await request.body())
+            return Response(b'{"ok":true}', media_type="application/json")
+
+        @api.get("/healthz")
+        def healthz() -> Response:
+            return Response(b'{"status":"ok"}', media_type="application/json")
+    else:
+        from streamsense.serving.service import create_api
+
+        api = create_api(build_serving(state_dir))
+    uvicorn.run(
+        api,
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                if s.recv(100).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"server on port {port} did not come up")
+
+
+def child(args: list[str], cpu: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, __file__, *args],
+        stdout=subprocess.PIPE,
+        preexec_fn=lambda: os.sched_setaffinity(0, {cpu}),
+    )
+
+
+# -- the open-loop load generator (its own process) ----------------------------------------
+async def _request(
+    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]],
+    port: int,
+    payload: bytes,
+) -> tuple[float, int]:
+    reader, writer = await pool.get()
+    sent = time.monotonic()
+    try:
+        writer.write(payload)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        await reader.readexactly(length)
+    except (OSError, asyncio.IncompleteReadError, ValueError):
+        writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        status = -1
+    finally:
+        pool.put_nowait((reader, writer))
+    return sent, status
+
+
+async def _phase(
+    port: int, bodies: list[bytes], rate: float, seconds: float, connections: int
+) -> dict[str, Any]:
+    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(connections):
+        pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+    head = f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    payloads = [head.encode() + f"Content-Length: {len(b)}\r\n\r\n".encode() + b for b in bodies]
+    loop = asyncio.get_running_loop()
+    n = int(rate * seconds)
+    start = loop.time() + 0.01
+    results: list[tuple[float, float, float, int]] = []  # scheduled, sent, done, status
+
+    async def one(i: int, scheduled: float) -> None:
+        sent, status = await _request(pool, port, payloads[i % len(payloads)])
+        results.append((scheduled, sent, time.monotonic(), status))
+
+    tasks = []
+    i = 0
+    while i < n:
+        now = loop.time()
+        while i < n and start + i / rate <= now:  # everything due, even if we woke late
+            tasks.append(asyncio.ensure_future(one(i, start + i / rate)))
+            i += 1
+        if i < n:
+            wait = start + i / rate - loop.time()
+            await asyncio.sleep(wait - 0.001 if wait > 0.002 else 0)  # spin the last ms
+    done, pending = await asyncio.wait(tasks, timeout=5.0)
+    for task in pending:
+        task.cancel()
+    elapsed = max((r[2] for r in results), default=start) - start
+    errors = len(pending) + sum(1 for r in results if r[3] != 200)
+    ok = [r for r in results if r[3] == 200]
+    while not pool.empty():
+        pool.get_nowait()[1].close()
+    return {
+        "rate": rate,
+        "sent": n,
+        "ok": len(ok),
+        "errors": errors,
+        "statuses": sorted({r[3] for r in results if r[3] != 200}),
+        "achieved": len(results) / elapsed if elapsed > 0 else 0.0,
+        "latency": percentiles([(r[2] - r[0]) * 1000 for r in ok]),
+        "service": percentiles([(r[2] - r[1]) * 1000 for r in ok]),
+    }
+
+
+def load(port: int, bodies_file: Path, rate: float, seconds: float, warmup: float) -> None:
+    import uvloop
+
+    bodies = bodies_file.read_bytes().splitlines()
+
+    async def main() -> dict[str, Any]:
+        await _phase(port, bodies, min(rate, 1000.0), warmup, 64)
+        gc.collect()
+        gc.disable()  # the generator's own pauses must not count against the server
+        return await _phase(port, bodies, rate, seconds, 64)
+
+    print(json.dumps(uvloop.run(main())))
+
+
+def http_run(
+    kind: str, state_dir: Path, bodies_file: Path, rates: list[float], seconds: float
+) -> list[dict[str, Any]]:
+    port = free_port()
+    server_args = ["serve", "--state-dir", str(state_dir), "--port", str(port)]
+    server = child([*server_args, *(["--bare"] if kind == "bare" else [])], cpu=0)
+    try:
+        wait_ready(port)
+        results = []
+        for rate in rates:
+            args = ["load", "--port", str(port), "--bodies", str(bodies_file)]
+            args += ["--rate", str(rate), "--seconds", str(seconds)]
+            gen = child(args, cpu=1)
+            out, _ = gen.communicate(timeout=seconds + 60)
+            results.append(json.loads(out))
+            time.sleep(1.0)
+        return results
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    p_serve = sub.add_parser("serve")
+    p_serve.add_argument("--state-dir", type=Path, required=True)
+    p_serve.add_argument("--port", type=int, required=True)
+    p_serve.add_argument("--bare", action="store_true")
+    p_load = sub.add_parser("load")
+    p_load.add_argument("--port", type=int, required=True)
+    p_load.add_argument("--bodies", type=Path, required=True)
+    p_load.add_argument("--rate", type=float, required=True)
+    p_load.add_argument("--seconds", type=float, default=10.0)
+    p_load.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rates", default="200,1000,3000")
+    parser.add_argument("--targets", default="bare,streamsense")
+    args = parser.parse_args()
+    if args.command == "serve":
+        serve(args.state_dir, args.port, args.bare)
+        return
+    if args.command == "load":
+        load(args.port, args.bodies, args.rate, args.seconds, args.warmup)
+        return
+    report(args)
+
+
+def report(args: argparse.Namespace) -> None:
+    rates = [float(r) for r in args.rates.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        state_dir = Path(tmp)
+        bodies = prepare(state_dir, args.events, args.requests)
+        bodies_file = state_dir / "bodies.jsonl"
+        bodies_file.write_bytes(b"\n".join(bodies))
+        inproc = in_process(state_dir, bodies, args.requests)
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+        http = {
+            kind: http_run(kind, state_dir, bodies_file, rates, args.seconds)
+            for kind in args.targets.split(",")
+        }
+    when = f"{datetime.now():%Y-%m-%d}"
+    print(
+        f"{when}; {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
+    print(f"online store from {args.events:,} handbook transactions; actions {inproc['actions']}")
+    print("\nIn process (decide_event), ms:\n")
+    print("| part | p50 | p99 | p99.9 |\n|---|---:|---:|---:|")
+    for name, p in [("decide, total", inproc["total"]), *inproc["stages"].items()]:
+        print(f"| {name} | {p['p50']:.3f} | {p['p99']:.3f} | {p['p999']:.3f} |")
+    print("\nHTTP, open loop, ms from the scheduled send (service time from the actual send):\n")
+    print(
+        "| endpoint | rate/s | achieved/s | p50 | p99 | p99.9 | max | service p50 | "
+        "service p99 | errors |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for kind, runs in http.items():
+        label = "bare FastAPI (parse only)" if kind == "bare" else "streamsense /v1/decide"
+        for r in runs:
+            lat, svc = r["latency"], r["service"]
+            print(
+                f"| {label} | {r['rate']:,.0f} | {r['achieved']:,.0f} | {lat['p50']:.2f} | "
+                f"{lat['p99']:.2f} | {lat['p999']:.2f} | {lat['max']:.1f} | {svc['p50']:.2f} | "
+                f"{svc['p99']:.2f} | {r['errors']} of {r['sent']:,} |"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""The decide and ingest logic behind every API (HTTP and gRPC), so they cannot drift apart.
+
+    record = decide_event(serving, producer, "transactions", body)   # bytes: one JSON object
+    reply = encode_reply(record)                                        # the JSON answer
+    accepted = ingest_events(serving, producer, "transactions", body)   # object or list
+
+``decide_event`` parses the event (the stream's field names, ISO 8601 or epoch-ms times),
+reads its features from the online store with the event counted in its own windows, runs
+the cascade, publishes the event (marked as decided by the API, with its event id) and the
+decision record, and returns the record. Bad input raises ``RequestError`` with an HTTP
+status and the name of the bad field; the gRPC service maps the status to its own codes.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from streamsense.brokers.base import Producer
+from streamsense.errors import FatalError, InvalidEvent
+from streamsense.events import Stream, to_epoch_ms
+from streamsense.serving.decision import Action, DecisionRecord, Tier
+
+if TYPE_CHECKING:
+    from streamsense.serving.service import Serving
+
+__all__ = [
+    "DECIDED_BY_API",
+    "DecideReply",
+    "RequestError",
+    "decide_event",
+    "encode_reply",
+    "ingest_events",
+    "reply_of",
+]
+
+DECIDED_BY_API = ("decided-by", b"api")
+EVENT_ID_HEADER = "event-id"
+
+_json = msgspec.json.Encoder()
+
+
+class RequestError(FatalError):
+    """A request the API refuses: ``status`` is the HTTP status (404, 413, 422, ...) and
+    ``field`` names the bad field when there is one."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+class DecideReply(msgspec.Struct, omit_defaults=False):
+    """What ``POST /v1/decide/{stream}`` answers (and gRPC ``Decide``, field for field)."""
+
+    event_id: str
+    score: float
+    action: Action
+    tier: Tier
+    model_version: str | None
+    degraded: bool
+    degraded_reasons: list[str]
+    latency_ms: float
+    latency_breakdown_ms: dict[str, float]
+    features: dict[str, float | int]
+
+
+def decide_event(
+    serving: Serving,
+    producer: Producer,
+    stream_name: str,
+    body: bytes,
+    *,
+    id_prefix: str = "api",
+) -> DecisionRecord:
+    """Decide one event (``body``: one JSON object) and publish it and its decision."""
+    started = time.perf_counter()
+    stream = _stream(serving, stream_name)
+    _check_size(serving, body)
+    try:
+        payload = _one_payload(stream, body)
+        event_time = to_epoch_ms(getattr(payload, stream.time))
+    except InvalidEvent as error:
+        raise RequestError(422, error.reason, error.field) from None
+    key = stream.key_of(payload)
+    event_id = f"{id_prefix}/{uuid.uuid4().hex}"
+    feature_started = time.perf_counter()
+    online = serving.features[stream_name]
+    row = online.matrix([payload], [event_time], include_events=True)[0]
+    features = dict(zip(online.features.names, row.tolist(), strict=True))
+    values = {**msgspec.structs.asdict(payload), **features}
+    features_ms = (time.perf_counter() - feature_started) * 1000
+    record = serving.cascade.decide(event_id, key, values)
+    record.features = features
+    record.latency_ms["features"] = features_ms
+    out = stream.to_record(payload)
+    headers = (DECIDED_BY_API, (EVENT_ID_HEADER, event_id.encode()))
+    producer.send(out.topic, out.value, out.key, headers=headers)
+    producer.send(serving.decisions_topic, _json.encode(record), key.encode(), headers=headers)
+    record.latency_ms["total"] = (time.perf_counter() - started) * 1000
+    return record
+
+
+def reply_of(record: DecisionRecord) -> DecideReply:
+    return DecideReply(
+        event_id=record.event_id,
+        score=record.score,
+        action=record.action,
+        tier=record.tier,
+        model_version=record.model_version,
+        degraded=record.degraded,
+        degraded_reasons=record.degraded_reasons,
+        latency_ms=record.latency_ms.get("total", 0.0),
+        latency_breakdown_ms=record.latency_ms,
+        features=record.features,
+    )
+
+
+def encode_reply(record: DecisionRecord) -> bytes:
+    return _json.encode(reply_of(record))
+
+
+def ingest_events(serving: Serving, producer: Producer, stream_name: str, body: bytes) -> int:
+    """Publish one event (a JSON object) or a batch (a list), all or none: a bad event
+    refuses the batch, naming it (``[3].amount``). Returns how many were accepted."""
+    stream = _stream(serving, stream_name)
+    _check_size(serving, body)
+    try:
+        data = msgspec.json.decode(body)
+    except msgspec.DecodeError as error:
+        raise RequestError(400, f"body is not JSON: {error}") from None
+    items = data if isinstance(data, list) else [data]
+    payloads = []
+    for index, item in enumerate(items):
+        try:
+            if not isinstance(item, dict):
+                raise InvalidEvent("each event must be a JSON object")
+            payloads.append(stream.parse(item))
+        except InvalidEvent as error:
+            where = f"[{index}].{error.field}" if error.field else f"[{index}]"
+            raise RequestError(
+                422, error.reason, where if isinstance(data, list) else error.field
+            ) from None
+    for payload in payloads:
+        out = stream.to_record(payload)
+        producer.send(out.topic, out.value, out.key)
+    return len(payloads)
+
+
+def _stream(serving: Serving, name: str) -> Stream[Any]:
+    stream = serving.streams.get(name)
+    if stream is None:
+        raise RequestError(404, f"no stream {name!r} (there are {sorted(serving.streams)})")
+    return stream
+
+
+def _check_size(serving: Serving, body: bytes) -> None:
+    if len(body) > serving.max_body_bytes:
+        raise RequestError(413, f"request body over {serving.max_body_bytes} bytes")
+
+
+def _one_payload(stream: Stream[Any], body: bytes) -> Any:
+    try:
+        data = msgspec.json.decode(body)
+    except msgspec.DecodeError as error:
+        raise InvalidEvent(f"body is not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise InvalidEvent("body must be one JSON object")
+    return stream.parse(data)
