@@ -14,6 +14,7 @@ rules.decide({"amount": 250.0, ...})  # RuleMatch(rule="huge_amount", action="bl
 
 from __future__ import annotations
 
+from streamsense.serving.conditions import compile_condition
 from streamsense.serving.models import ConstantModel, Format, FunctionModel, LoadedModel
 from streamsense.serving.registry import ModelMetadata, ModelRegistry
 from streamsense.serving.rules import (
@@ -23,7 +24,6 @@ from streamsense.serving.rules import (
     RuleMatch,
     RuleSet,
     RuleSpec,
-    compile_condition,
 )
 
 __all__ = [
