@@ -23,24 +23,23 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal, TypeVar
-from weakref import WeakKeyDictionary
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 from streamsense.clock import SYSTEM_CLOCK, Clock
 from streamsense.errors import CircuitOpen, ConfigError
+from streamsense.resilience.breaker_metrics import breaker_metrics
 from streamsense.resilience.retry import is_transient
+from streamsense.resilience.window import SlidingWindow, Totals
 
 __all__ = ["BreakerConfig", "BreakerMetrics", "BreakerState", "CircuitBreaker", "StateChange"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-BreakerState = Literal["closed", "open", "half_open"]
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,7 @@ class CircuitBreaker:
         self.config = config if config is not None else BreakerConfig()
         self.clock = clock
         self._listener = on_state_change
-        self._prometheus = _prometheus(registry)
+        self._prometheus = breaker_metrics(registry)
         # Reentrant, so a listener may read ``state`` or ``metrics()``.
         self._lock = threading.RLock()
         self._state: BreakerState = "closed"
@@ -289,99 +288,3 @@ class CircuitBreaker:
     def _count(self, outcome: str) -> None:
         if self._prometheus:
             self._prometheus.calls.labels(self.name, outcome).inc()
-
-
-# -- sliding window -----------------------------------------------------------------------------
-
-
-@dataclass
-class Totals:
-    """Running sums over a window, kept so that a rate costs O(1), not a scan."""
-
-    calls: int = 0
-    failures: int = 0
-    slow: int = 0
-
-    def add(self, other: Totals, sign: int = 1) -> None:
-        self.calls += sign * other.calls
-        self.failures += sign * other.failures
-        self.slow += sign * other.slow
-
-
-class SlidingWindow:
-    """Outcomes in buckets with running totals. By count: a bucket per call, the last ``size``
-    kept. By time: a bucket per second, those of the last ``size`` seconds (this one included)
-    kept."""
-
-    def __init__(self, size: int, *, by_time: bool) -> None:
-        self._size = size
-        self._by_time = by_time
-        self._buckets: deque[tuple[int, Totals]] = deque()
-        self._totals = Totals()
-
-    def record(self, now_s: int, *, failed: bool, slow: bool) -> None:
-        if not self._by_time or not self._buckets or self._buckets[-1][0] != now_s:
-            self._buckets.append((now_s, Totals()))
-        call = Totals(1, int(failed), int(slow))
-        self._buckets[-1][1].add(call)
-        self._totals.add(call)
-        self._evict(now_s)
-
-    def totals(self, now_s: int) -> Totals:
-        self._evict(now_s)
-        return replace(self._totals)
-
-    def _evict(self, now_s: int) -> None:
-        while self._buckets and (
-            self._buckets[0][0] <= now_s - self._size
-            if self._by_time
-            else len(self._buckets) > self._size
-        ):
-            self._totals.add(self._buckets.popleft()[1], -1)
-
-
-# -- Prometheus ---------------------------------------------------------------------------------
-
-
-class _Prometheus:
-    """The breaker metrics of one registry, shared by all its breakers (labelled by name):
-    prometheus-client refuses to register a metric name twice in a registry."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.state = Gauge(
-            "streamsense_circuit_breaker_state",
-            "1 for the breaker's current state (closed, open, half_open), 0 for the others.",
-            ("breaker", "state"),
-            registry=registry,
-        )
-        self.transitions = Counter(
-            "streamsense_circuit_breaker_transitions",
-            "State changes of the breaker.",
-            ("breaker", "from_state", "to_state"),
-            registry=registry,
-        )
-        self.calls = Counter(
-            "streamsense_circuit_breaker_calls",
-            "Calls by outcome: success, failure, slow_success, slow_failure, ignored, "
-            "not_permitted.",
-            ("breaker", "outcome"),
-            registry=registry,
-        )
-
-    def set_state(self, breaker: str, current: BreakerState) -> None:
-        for state in ("closed", "open", "half_open"):
-            self.state.labels(breaker, state).set(1 if state == current else 0)
-
-
-# Weak keys: the cache keeps no registry alive.
-_REGISTRIES: WeakKeyDictionary[CollectorRegistry, _Prometheus] = WeakKeyDictionary()
-_REGISTRIES_LOCK = threading.Lock()
-
-
-def _prometheus(registry: CollectorRegistry | None) -> _Prometheus | None:
-    if registry is None:
-        return None
-    with _REGISTRIES_LOCK:
-        if registry not in _REGISTRIES:
-            _REGISTRIES[registry] = _Prometheus(registry)
-        return _REGISTRIES[registry]
