@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry
 
 from streamsense.clock import SYSTEM_CLOCK, Clock
 from streamsense.errors import CircuitOpen, ConfigError
-from streamsense.resilience.breaker_metrics import breaker_metrics
+from streamsense.resilience.breaker_metrics import BreakerState, breaker_metrics
 from streamsense.resilience.retry import is_transient
 from streamsense.resilience.window import SlidingWindow, Totals
 
