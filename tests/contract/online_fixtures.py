@@ -13,7 +13,6 @@ and processes share: SQLite, Redis) and ``redis_url``.
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,52 +24,14 @@ import redis
 from streamsense.clock import SYSTEM_CLOCK, Clock
 from streamsense.store import MemoryOnlineStore, OnlineStore, SqliteOnlineStore
 from streamsense.store.redis_online import RedisOnlineStore
+from tests.script_server import ScriptServer
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "redis.sh"
-# The first start on a fresh machine installs redis-server through apt-get.
-START_TIMEOUT_S = 600
-STOP_TIMEOUT_S = 30
 SHARED_STORES = ["sqlite", pytest.param("redis", marks=pytest.mark.redis)]
 STORES = ["memory", *SHARED_STORES]
 
 
-class RedisServer:
-    """One server per session, shared by every fixture that needs it."""
-
-    def __init__(self) -> None:
-        self.address: str | None = None
-        self.started_here = False
-        self.users = 0
-
-    def acquire(self) -> str:
-        if self.address is None:
-            status = subprocess.run([SCRIPT, "status"], capture_output=True, timeout=30)
-            self.address = self._start()
-            self.started_here = status.returncode != 0
-        self.users += 1
-        return self.address
-
-    def release(self) -> None:
-        self.users -= 1
-        if self.users == 0 and self.started_here:
-            subprocess.run([SCRIPT, "stop"], capture_output=True, timeout=STOP_TIMEOUT_S)
-            self.address, self.started_here = None, False
-
-    @staticmethod
-    def _start() -> str:
-        try:
-            result = subprocess.run(
-                [SCRIPT, "start"], capture_output=True, text=True, timeout=START_TIMEOUT_S
-            )
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"scripts/redis.sh start took over {START_TIMEOUT_S}s", pytrace=False)
-        lines = result.stdout.strip().splitlines()
-        if result.returncode != 0 or not lines:
-            pytest.fail(f"scripts/redis.sh start failed:\n{result.stderr[-3000:]}", pytrace=False)
-        return lines[-1]
-
-
-REDIS = RedisServer()
+# The first start on a fresh machine installs redis-server through apt-get.
+REDIS = ScriptServer("redis.sh", start_timeout_s=600, stop_timeout_s=30)
 
 
 @pytest.fixture(scope="session", name="redis_url")
