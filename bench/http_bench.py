@@ -3,12 +3,12 @@ side with a bare FastAPI endpoint that only parses the JSON (the floor), in one 
 
     .venv/bin/python bench/http_bench.py [--events 200000] [--seconds 10] [--rates 200,1000,3000]
 
-Setup (not timed): the first ``--events`` handbook transactions go through the fraud app's
-FeatureEngine and every customer's and terminal's window rows are written to the online
-store (SQLite) of a fresh state dir; a LightGBM model is trained on 6,000 of those
-transactions' features (all the frauds among them plus non-frauds) and registered as
-``fraud-light`` production, so the cascade is rules → LightGBM (through onnxruntime). The
-requests are the transactions that follow, each as the JSON body a client would post.
+Setup (not timed): the first ``--events`` handbook transactions go through a FeatureEngine
+of the features the fraud app serves, and every customer's and terminal's window rows are
+written to the online store (SQLite) of a fresh state dir; a LightGBM model is trained on
+6,000 of those transactions' feature vectors (all the frauds among them plus non-frauds) and
+registered as ``fraud-light`` production, so the app's cascade is rules → LightGBM
+(through onnxruntime). The requests are the transactions that follow, as JSON bodies.
 
 In process: ``serving.decide.decide_event`` called directly on the fraud app's serving object
 (parse, online features with the event counted in its windows, rules, model, publish the
@@ -21,6 +21,11 @@ connections. A request's latency counts from its scheduled send time (as wrk2 do
 stalled server is charged for the requests that queued behind the stall; the service time
 (from the actual send) is shown too. Any non-200 answer, connection error or request still
 unanswered 5 s after the run counts as an error.
+
+Targets (``--targets``): ``bare`` (a FastAPI endpoint that only parses the JSON: the floor),
+``streamsense`` (the API of ``streamsense serve``), and two experiments that locate the cost:
+``no-middleware`` (the same API without its ``@app.middleware("http")`` guard) and ``asgi``
+(``decide_event`` behind a bare ASGI callable, no framework).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import msgspec
@@ -50,6 +56,12 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT / "apps" / "fraud")]
 DATASET = ROOT.parent / "shared" / "datasets" / "fraud-handbook" / "transactions.parquet"
 STREAM = "transactions"
 PATH = f"/v1/decide/{STREAM}"
+KINDS = {
+    "bare": "bare FastAPI (parse only)",
+    "streamsense": "streamsense /v1/decide",
+    "no-middleware": "same, without the http middleware",
+    "asgi": "decide_event behind a bare ASGI callable",
+}
 
 
 # -- setup --------------------------------------------------------------------------------
@@ -57,7 +69,6 @@ def prepare(state_dir: Path, events: int, requests: int) -> list[bytes]:
     """Fill the online store and the model registry; returns the request bodies."""
     import lightgbm as lgb
     import pyarrow.parquet as pq
-    from app import FEATURES
     from serving import online_store
 
     from streamsense import features as F
@@ -65,20 +76,24 @@ def prepare(state_dir: Path, events: int, requests: int) -> list[bytes]:
     from streamsense.serving.registry import ModelRegistry
     from streamsense.store.views import rows_of
 
+    broker = open_broker(f"embedded://{state_dir / 'broker.db'}")
+    broker.create_topic(STREAM, TopicConfig(1), exist_ok=True)
+    broker.create_topic("fraud.decisions", TopicConfig(1), exist_ok=True)
+    broker.close()
+    serving = build_serving(state_dir)
+    features = serving.features[STREAM].features  # what the app serves, whatever it is
+    schema = serving.streams[STREAM].schema
+
     table = pq.read_table(DATASET).slice(0, events + requests)
     times = table.column("TX_DATETIME").cast("int64").to_numpy() // 1000
-    columns = {
-        "customer_id": table.column("CUSTOMER_ID").to_numpy(),
-        "terminal_id": table.column("TERMINAL_ID").to_numpy(),
-        "tx_amount": table.column("TX_AMOUNT").to_numpy(),
-        "tx_fraud": table.column("TX_FRAUD").to_numpy().astype(np.float64),
-    }
-    engine = F.FeatureEngine(FEATURES)
+    engine = F.FeatureEngine(features)
+    payloads = msgspec.convert(table.slice(0, events).to_pylist(), list[schema])
+    columns = engine.columns_of([SimpleNamespace(payload=p) for p in payloads])
     values = []
     for lo in range(0, events, 50_000):
         hi = min(lo + 50_000, events)
         result = engine.process(0, times[lo:hi], {k: v[lo:hi] for k, v in columns.items()})
-        assert result.names == FEATURES.names
+        assert result.names == features.names
         values.append(result.values)
     store = online_store(state_dir)
     for group, state in engine.partition(0).groups.items():
@@ -89,7 +104,7 @@ def prepare(state_dir: Path, events: int, requests: int) -> list[bytes]:
 
     # Train on the later half (the windows are warm there): every fraud, then non-frauds.
     X = np.vstack(values)[events // 2 :]
-    y = columns["tx_fraud"][events // 2 : events]
+    y = np.array([p.tx_fraud for p in payloads[events // 2 :]])
     rng = np.random.default_rng(7)
     frauds = np.flatnonzero(y == 1)
     others = rng.choice(np.flatnonzero(y == 0), 6_000 - len(frauds), replace=False)
@@ -100,14 +115,9 @@ def prepare(state_dir: Path, events: int, requests: int) -> list[bytes]:
     model.booster_.save_model(str(artifact))
     registry = ModelRegistry(state_dir / "models")
     version = registry.register(
-        "fraud-light", artifact, "lightgbm", FEATURES.names, metrics={"train_rows": len(chosen)}
+        "fraud-light", artifact, "lightgbm", features.names, metrics={"rows": len(chosen)}
     )
     registry.set_alias("fraud-light", "production", version)
-
-    broker = open_broker(f"embedded://{state_dir / 'broker.db'}")
-    broker.create_topic(STREAM, TopicConfig(1), exist_ok=True)
-    broker.create_topic("fraud.decisions", TopicConfig(1), exist_ok=True)
-    broker.close()
 
     rows = table.slice(events).drop_columns(["TX_FRAUD"]).to_pylist()
     return [msgspec.json.encode(row) for row in rows]
@@ -134,44 +144,66 @@ def percentiles(latencies_ms: list[float]) -> dict[str, float]:
 
 
 # -- in process ---------------------------------------------------------------------------
+class _NoProducer:
+    """Publishes nothing: what deciding costs without the broker."""
+
+    def send(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def in_process(state_dir: Path, bodies: list[bytes], n: int) -> dict[str, Any]:
     from streamsense.serving.decide import decide_event
 
     os.sched_setaffinity(0, {0})
     serving = build_serving(state_dir)
-    producer = serving.broker.producer(linger_ms=2.0)
     for online in serving.features.values():
         online.warm_up()
-    for body in bodies[:1000]:  # warm-up: model session, SQLite pages, numba dispatch
-        decide_event(serving, producer, STREAM, body)
-    gc.collect()
-    timings, stages, actions = [], {"features": [], "rules": [], "light": []}, {}
-    clock = time.perf_counter
-    for i in range(n):
-        body = bodies[i % len(bodies)]
-        start = clock()
-        record = decide_event(serving, producer, STREAM, body)
-        timings.append((clock() - start) * 1000)
-        for stage, values in stages.items():
-            if stage in record.latency_ms:
-                values.append(record.latency_ms[stage])
-        actions[f"{record.tier}:{record.action}"] = (
-            actions.get(f"{record.tier}:{record.action}", 0) + 1
-        )
-    producer.close()
+    results = {}
+    for name, producer in [
+        ("publishing", serving.broker.producer(linger_ms=2.0)),
+        ("not publishing", _NoProducer()),
+    ]:
+        for body in bodies[:1000]:  # warm-up: model session, SQLite pages, numba dispatch
+            decide_event(serving, producer, STREAM, body)
+        gc.collect()
+        gc.freeze()  # as served (see serving.gc_tuning)
+        timings, actions = [], {}
+        stages: dict[str, list[float]] = {"features": [], "rules": [], "light": [], "rest": []}
+        clock = time.perf_counter
+        for i in range(n):
+            body = bodies[(1000 + i) % len(bodies)]
+            start = clock()
+            record = decide_event(serving, producer, STREAM, body)
+            timings.append((clock() - start) * 1000)
+            known = 0.0
+            for stage in ("features", "rules", "light"):
+                stages[stage].append(record.latency_ms.get(stage, 0.0))
+                known += record.latency_ms.get(stage, 0.0)
+            stages["rest"].append(timings[-1] - known)
+            outcome = f"{record.tier}:{record.action}"
+            actions[outcome] = actions.get(outcome, 0) + 1
+        producer.close()
+        gc.unfreeze()
+        results[name] = {
+            "total": percentiles(timings),
+            "stages": {k: percentiles(v) for k, v in stages.items()},
+            "actions": actions,
+        }
     serving.broker.close()
-    return {
-        "total": percentiles(timings),
-        "stages": {k: percentiles(v) for k, v in stages.items()},
-        "actions": actions,
-    }
+    return results
 
 
 # -- servers ------------------------------------------------------------------------------
-def serve(state_dir: Path, port: int, bare: bool) -> None:
+def serve(state_dir: Path, port: int, kind: str) -> None:
     import uvicorn
 
-    if bare:
+    if kind == "bare":
         api = FastAPI()
 
         @api.post("/v1/decide/{stream}")
@@ -182,10 +214,18 @@ def serve(state_dir: Path, port: int, bare: bool) -> None:
         @api.get("/healthz")
         def healthz() -> Response:
             return Response(b'{"status":"ok"}', media_type="application/json")
+    elif kind == "asgi":
+        api = raw_asgi_decide(build_serving(state_dir))
     else:
         from streamsense.serving.service import create_api
 
         api = create_api(build_serving(state_dir))
+        if kind == "no-middleware":  # the experiment: the same API without its http guard
+            api.user_middleware.clear()
+    if kind != "asgi":
+        from streamsense.serving.gc_tuning import freeze_after_startup
+
+        api = freeze_after_startup(api)  # as `streamsense serve` does
     uvicorn.run(
         api,
         host="127.0.0.1",
@@ -194,7 +234,43 @@ def serve(state_dir: Path, port: int, bare: bool) -> None:
         http="httptools",
         log_level="warning",
         access_log=False,
+        lifespan="off" if kind == "asgi" else "on",
     )
+
+
+def raw_asgi_decide(serving: Any) -> Any:
+    """The experiment: ``decide_event`` behind a bare ASGI callable, no framework at all."""
+    from streamsense.serving.decide import RequestError, decide_event, encode_reply
+
+    producer = serving.broker.producer(linger_ms=2.0)
+    for online in serving.features.values():
+        online.warm_up()
+    gc.collect()
+    gc.freeze()
+    json_type = (b"content-type", b"application/json")
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/healthz":
+            status, out = 200, b'{"status":"ok"}'
+        else:
+            body = b""
+            while True:
+                message = await receive()
+                body += message.get("body", b"")
+                if not message.get("more_body"):
+                    break
+            try:
+                status = 200
+                out = encode_reply(decide_event(serving, producer, scope["path"][11:], body))
+            except RequestError as error:
+                status, out = error.status, msgspec.json.encode({"error": error.message})
+        headers = [json_type, (b"content-length", str(len(out)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": out})
+
+    return app
 
 
 def free_port() -> int:
@@ -294,6 +370,7 @@ async def _phase(
         "achieved": len(results) / elapsed if elapsed > 0 else 0.0,
         "latency": percentiles([(r[2] - r[0]) * 1000 for r in ok]),
         "service": percentiles([(r[2] - r[1]) * 1000 for r in ok]),
+        "worst": sorted(((r[2] - r[0]) * 1000, r[0]) for r in ok)[-20:],
     }
 
 
@@ -315,8 +392,7 @@ def http_run(
     kind: str, state_dir: Path, bodies_file: Path, rates: list[float], seconds: float
 ) -> list[dict[str, Any]]:
     port = free_port()
-    server_args = ["serve", "--state-dir", str(state_dir), "--port", str(port)]
-    server = child([*server_args, *(["--bare"] if kind == "bare" else [])], cpu=0)
+    server = child(["serve", "--state-dir", str(state_dir), "--port", str(port), kind], cpu=0)
     try:
         wait_ready(port)
         results = []
@@ -339,7 +415,7 @@ def main() -> None:
     p_serve = sub.add_parser("serve")
     p_serve.add_argument("--state-dir", type=Path, required=True)
     p_serve.add_argument("--port", type=int, required=True)
-    p_serve.add_argument("--bare", action="store_true")
+    p_serve.add_argument("kind", choices=KINDS)
     p_load = sub.add_parser("load")
     p_load.add_argument("--port", type=int, required=True)
     p_load.add_argument("--bodies", type=Path, required=True)
@@ -350,10 +426,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rates", default="200,1000,3000")
-    parser.add_argument("--targets", default="bare,streamsense")
+    parser.add_argument("--targets", default="bare,streamsense,no-middleware,asgi")
     args = parser.parse_args()
     if args.command == "serve":
-        serve(args.state_dir, args.port, args.bare)
+        serve(args.state_dir, args.port, args.kind)
         return
     if args.command == "load":
         load(args.port, args.bodies, args.rate, args.seconds, args.warmup)
@@ -363,6 +439,7 @@ def main() -> None:
 
 def report(args: argparse.Namespace) -> None:
     rates = [float(r) for r in args.rates.split(",")]
+    load_before = f"{os.getloadavg()[0]:.2f}"  # other work on the machine skews the tails
     with tempfile.TemporaryDirectory() as tmp:
         state_dir = Path(tmp)
         bodies = prepare(state_dir, args.events, args.requests)
@@ -374,15 +451,21 @@ def report(args: argparse.Namespace) -> None:
             kind: http_run(kind, state_dir, bodies_file, rates, args.seconds)
             for kind in args.targets.split(",")
         }
-    when = f"{datetime.now():%Y-%m-%d}"
+    when = f"{datetime.now():%Y-%m-%d %H:%M}"
     print(
         f"{when}; {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
-    print(f"online store from {args.events:,} handbook transactions; actions {inproc['actions']}")
+    print(f"load average before / after: {load_before} / {os.getloadavg()[0]:.2f}")
+    actions = inproc["publishing"]["actions"]
+    print(f"online store from {args.events:,} handbook transactions; decisions {actions}")
     print("\nIn process (decide_event), ms:\n")
     print("| part | p50 | p99 | p99.9 |\n|---|---:|---:|---:|")
-    for name, p in [("decide, total", inproc["total"]), *inproc["stages"].items()]:
-        print(f"| {name} | {p['p50']:.3f} | {p['p99']:.3f} | {p['p999']:.3f} |")
+    for mode, result in inproc.items():
+        rows = [(f"decide, {mode}", result["total"])]
+        if mode == "publishing":
+            rows += [(f"  {stage}", p) for stage, p in result["stages"].items()]
+        for name, p in rows:
+            print(f"| {name} | {p['p50']:.3f} | {p['p99']:.3f} | {p['p999']:.3f} |")
     print("\nHTTP, open loop, ms from the scheduled send (service time from the actual send):\n")
     print(
         "| endpoint | rate/s | achieved/s | p50 | p99 | p99.9 | max | service p50 | "
@@ -390,7 +473,7 @@ def report(args: argparse.Namespace) -> None:
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for kind, runs in http.items():
-        label = "bare FastAPI (parse only)" if kind == "bare" else "streamsense /v1/decide"
+        label = KINDS[kind]
         for r in runs:
             lat, svc = r["latency"], r["service"]
             print(

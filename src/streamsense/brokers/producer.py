@@ -32,7 +32,8 @@ class BatchingProducer:
         self._buffered = 0
         self._first_buffered = 0.0
         self._round_robin = itertools.count()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the buffers
+        self._write_lock = threading.Lock()  # one write at a time, in order
         self._closed = threading.Event()
         self._lingerer: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -75,9 +76,13 @@ class BatchingProducer:
             self._start_lingerer()
 
     def flush(self) -> None:
-        with self._lock:
-            self._raise_pending_error()
-            self._write(self._take())
+        # Writes are serialised (batches stay in send order) but senders only wait for the
+        # buffer lock, never for a write in progress.
+        with self._write_lock:
+            with self._lock:
+                self._raise_pending_error()
+                batches = self._take()
+            self._write(batches)
 
     def close(self) -> None:
         self._closed.set()
@@ -119,10 +124,13 @@ class BatchingProducer:
 
     def _linger_loop(self) -> None:
         while not self._closed.wait(self._linger_s):
-            with self._lock:
-                if not self._buffered or time.monotonic() - self._first_buffered < self._linger_s:
-                    continue
+            with self._write_lock:
+                with self._lock:
+                    due = (
+                        self._buffered and time.monotonic() - self._first_buffered >= self._linger_s
+                    )
+                    batches = self._take() if due else {}
                 try:
-                    self._write(self._take())
+                    self._write(batches)
                 except BaseException as error:  # surfaced on the caller's next send/flush
                     self._error = error

@@ -68,10 +68,8 @@ class ReplySink:
 
     def records(self, event: Event[Any], value: Any) -> list[OutRecord]:
         headers = (*source_headers(event), (EVENT_ID_HEADER, request_id(event).encode()))
-        record = OutRecord(
-            self.topic, _encode(value), event.key.encode(), timestamp=event.event_time
-        )
-        return [record._replace(headers=headers)]
+        # Stamped when written, like TopicSink's outputs (retention counts from then).
+        return [OutRecord(self.topic, _encode(value), event.key.encode(), headers=headers)]
 
 
 def fallback_action(action: Action = "review") -> Fallback:

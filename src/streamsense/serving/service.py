@@ -16,7 +16,7 @@ Bodies are parsed with msgspec straight from bytes (no pydantic on the hot path)
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from streamsense.brokers.base import Broker, Producer
 from streamsense.errors import StreamsenseError
@@ -105,23 +106,7 @@ def create_api(serving: Serving) -> FastAPI:
     api = FastAPI(title=f"streamsense: {serving.name}", docs_url="/docs", lifespan=lifespan)
     api.state.serving, api.state.producer, api.state.metrics = serving, producer, metrics
 
-    @api.middleware("http")
-    async def guard(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        route = (
-            request.url.path.split("/")[2]
-            if request.url.path.startswith("/v1/")
-            else request.url.path
-        )
-        if request.url.path.startswith("/v1/") and not _authorised(serving, request):
-            response = _error(401, "missing or wrong API key (Authorization: Bearer <key>)")
-        elif int(request.headers.get("content-length") or 0) > serving.max_body_bytes:
-            response = _error(413, f"request body over {serving.max_body_bytes} bytes")
-        else:
-            response = await call_next(request)
-        metrics.requests.labels(route, str(response.status_code)).inc()
-        return response
+    api.add_middleware(_Guard, serving=serving, metrics=metrics)
 
     @api.post("/v1/decide/{stream}")
     async def decide(stream: str, request: Request) -> Response:
@@ -166,11 +151,42 @@ def create_api(serving: Serving) -> FastAPI:
     return api
 
 
-def _authorised(serving: Serving, request: Request) -> bool:
+class _Guard:
+    """API keys, body size limits and request counts, as plain ASGI middleware: FastAPI's
+    ``@middleware("http")`` wraps every request in extra tasks and costs ~0.4 ms each."""
+
+    def __init__(self, app: ASGIApp, *, serving: Serving, metrics: _Metrics) -> None:
+        self.app, self.serving, self.metrics = app, serving, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        route = path.split("/")[2] if path.startswith("/v1/") else path
+        headers = dict(scope["headers"])
+        rejection = None
+        if path.startswith("/v1/") and not _authorised(self.serving, headers):
+            rejection = _error(401, "missing or wrong API key (Authorization: Bearer <key>)")
+        elif int(headers.get(b"content-length") or 0) > self.serving.max_body_bytes:
+            rejection = _error(413, f"request body over {self.serving.max_body_bytes} bytes")
+        if rejection is not None:
+            self.metrics.requests.labels(route, str(rejection.status_code)).inc()
+            await rejection(scope, receive, send)
+            return
+
+        async def counted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.metrics.requests.labels(route, str(message["status"])).inc()
+            await send(message)
+
+        await self.app(scope, receive, counted)
+
+
+def _authorised(serving: Serving, headers: dict[bytes, bytes]) -> bool:
     if serving.api_key is None:
         return True
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    scheme, _, token = headers.get(b"authorization", b"").decode(errors="replace").partition(" ")
     return scheme.lower() == "bearer" and secrets.compare_digest(token.strip(), serving.api_key)
 
 
