@@ -40,10 +40,16 @@ def _warm_up() -> None:
     """Load the compiled kernels from numba's cache before anything is timed."""
     engine, _ = _engine()
     ones = np.ones(2)
-    engine.process(0, np.array([0, 1], np.int64), {
-        "customer_id": ones.astype(np.int64), "terminal_id": ones.astype(np.int64),
-        "tx_amount": ones, "tx_fraud": ones,
-    })
+    engine.process(
+        0,
+        np.array([0, 1], np.int64),
+        {
+            "customer_id": ones.astype(np.int64),
+            "terminal_id": ones.astype(np.int64),
+            "tx_amount": ones,
+            "tx_fraud": ones,
+        },
+    )
 
 
 def streamsense_run(events: pa.Table) -> tuple[np.ndarray, np.ndarray, list[str]]:

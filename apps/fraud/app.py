@@ -1,22 +1,51 @@
 """Fraud detection on card payments: the flagship application.
 
-transactions → the handbook's 15 features (computed live by the feature engine) → rules →
-decisions. The rules stand in front of the models that later issues add.
+    transactions ─→ features ─→ decide ─→ fraud.decisions
+                    (feature engine,   (cascade: rules → light model → heavy model,
+                     online store)      the models in production in the state dir)
+    labels ───────→ cards ───→ fraud.compromised-cards
+
+Two streams: the payments, and their fraud labels as delayed feedback (one label per payment,
+7 days after it). The features are the handbook's 15 plus velocity, habits and the
+terminal's label history (features.py); the decisions are records of what was decided, by
+which tier, on which features, in how long. `streamsense fraud train` trains the models on
+the handbook's protocol and puts them in production; `streamsense fraud evaluate` scores the
+test week live and compares with the handbook's published results.
 """
 
 from __future__ import annotations
 
+import gc
+from dataclasses import dataclass, field
 from datetime import datetime
-
 from pathlib import Path
+from typing import Any
 
+import msgspec
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import serving as serving_setup
-from features import handbook_features
+from features import (
+    HANDBOOK_NAMES,
+    LABEL_DELAY_MS,
+    fraud_features,
+    handbook_features,
+    model_inputs,
+)
+from fraud_exports import export_decisions_file, export_features_file
+from fraud_metrics import HANDBOOK_RESULTS, Evaluation, Protocol, evaluate
 from fraud_summary import summary
+from fraud_training import TrainingReport, train
+from handbook_rules import Decision, rules
 
 import streamsense as ss
 from streamsense import features as F
+from streamsense.runtime.ingest import RowFilter
+from streamsense.serving.decision import DecisionRecord
 from streamsense.serving.service import DECIDED_BY_API, Serving
+
+DAY_MS = 86_400_000
 
 
 class Transaction(ss.Schema, rename="upper"):
@@ -27,62 +56,188 @@ class Transaction(ss.Schema, rename="upper"):
     customer_id: int
     terminal_id: int
     tx_amount: float
-    # The handbook file carries the label; it reaches the features only through the
-    # terminal windows that end 7 days back, when labels are known.
+    # The handbook file carries the label with the payment; the features read it only
+    # through terminal windows that end 7 days back, exactly when the label stream has it.
+    # One log keeps the pipeline deterministic (two topics interleave as they are polled).
     tx_fraud: int = 0
+    tx_fraud_amount: float = 0.0  # the amount when it was a fraud: set from the two above
+
+    def __post_init__(self) -> None:
+        msgspec.structs.force_setattr(self, "tx_fraud_amount", self.tx_amount * self.tx_fraud)
 
 
-class Decision(ss.Schema):
+class Label(ss.Schema, rename="upper"):
+    """A payment's fraud label, as the bank learns it (7 days after the payment)."""
+
     transaction_id: int
+    label_time: datetime
     customer_id: int
-    amount: float
-    action: str
-    rule: str
-    features: dict[str, float | int]
+    terminal_id: int
+    tx_datetime: datetime
+    tx_fraud: int
+
+
+class FraudDecision(DecisionRecord, kw_only=True):
+    """A decision record, naming the payment and when it happened (epoch ms)."""
+
+    transaction_id: int = -1
+    event_time: int = 0
+
+
+class CompromisedCard(ss.Schema):
+    """A card whose fraud just became known (the first known fraud in 30 days)."""
+
+    customer_id: int
+    transaction_id: int
+    tx_datetime: datetime
+    known_at: datetime
 
 
 # One partition: the terminal features need every payment of a terminal, and payments are
-# keyed by customer. Scaling out means repartitioning by terminal (a later step).
+# keyed by customer. Scaling out means repartitioning by terminal (bench/kafka_bench.py).
 transactions = ss.Stream(
     "transactions", Transaction, key="customer_id", time="tx_datetime", partitions=1
 )
-FEATURES = handbook_features(transactions)
+labels = ss.Stream("labels", Label, key="customer_id", time="label_time", partitions=1)
+
+FEATURES = handbook_features(transactions)  # the handbook's 15 (benchmarks use them)
+PIPELINE_FEATURES = fraud_features(transactions)  # the 15, velocity, habits, label history
+MODEL_INPUTS = model_inputs(PIPELINE_FEATURES)
+FEATURE_STAGE = F.FeatureStage("features", PIPELINE_FEATURES, allowed_lateness_ms=60_000)
 
 
-def rules(enriched: F.Enriched, ctx: ss.Context) -> Decision | None:
-    """First match wins: the card networks' style of ordered rules."""
-    if DECIDED_BY_API in ctx.event.headers:
-        return None  # decided when it was posted to /v1/decide; its features still count
-    tx: Transaction = enriched.payload
-    f = enriched.features
-    usual = float(f["CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW"])
-    if tx.tx_amount > 220:
-        action, rule = "block", "amount_over_220"
-    elif float(f["TERMINAL_ID_RISK_7DAY_WINDOW"]) >= 0.3:
-        action, rule = "block", "terminal_risk_7d"
-    elif int(f["CUSTOMER_ID_NB_TX_30DAY_WINDOW"]) >= 10 and tx.tx_amount > 4 * usual:
-        action, rule = "review", "amount_4x_customer_mean"
-    else:
-        action, rule = "allow", "default"
-    return Decision(tx.transaction_id, tx.customer_id, tx.tx_amount, action, rule, f)
+@dataclass
+class Decide:
+    """The decision stage: the cascade of the state dir (``configure`` loads it)."""
+
+    cascade: serving_setup.FraudCascade = field(
+        default_factory=lambda: serving_setup.load_cascade(None)
+    )
+
+    def __call__(self, enriched: F.Enriched, ctx: ss.Context) -> FraudDecision | None:
+        if DECIDED_BY_API in ctx.event.headers:
+            return None  # decided when it was posted to /v1/decide; its features still count
+        record = self.cascade.decide(ctx.event.id, ctx.key, enriched.features)
+        return FraudDecision(
+            transaction_id=enriched.payload.transaction_id,
+            event_time=ctx.event_time,
+            **msgspec.structs.asdict(record),
+        )
 
 
-FEATURE_STAGE = F.FeatureStage("features", FEATURES, allowed_lateness_ms=60_000)
+def cards(label: Label, ctx: ss.Context) -> CompromisedCard | None:
+    """Known-compromised cards: a fraud label for a card with none in the 30 days before."""
+    if not label.tx_fraud:
+        return None
+    last = ctx.state.get()
+    ctx.state.set(ctx.event_time)
+    if last is not None and ctx.event_time - last < 30 * DAY_MS:
+        return None
+    return CompromisedCard(
+        label.customer_id, label.transaction_id, label.tx_datetime, label.label_time
+    )
+
+
+DECIDE = Decide()
 app = ss.App("fraud")
-app.flow(transactions).batch(FEATURE_STAGE).stage("rules", rules).sink(
+app.flow(transactions).batch(FEATURE_STAGE).stage("decide", DECIDE).sink(
     ss.TopicSink("fraud.decisions")
 )
+app.flow(labels).stage("cards", cards).sink(ss.TopicSink("fraud.compromised-cards"))
 
 inputs = {"transactions": transactions}
 
 
+@dataclass(frozen=True)
+class LabelRows:
+    """The label of each payment row (a row filter for the ingest, so its repr is stable:
+    it names the ingest's resumable cursor)."""
+
+    window: RowFilter | None = None
+    delay_ms: int = LABEL_DELAY_MS
+
+    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if self.window is not None:
+            batch = self.window(batch)
+        paid = batch.column("TX_DATETIME")
+        known = pc.add(paid, pa.scalar(self.delay_ms * 1000, pa.duration("us")))
+        names = ["TRANSACTION_ID", "CUSTOMER_ID", "TERMINAL_ID", "TX_DATETIME", "TX_FRAUD"]
+        return pa.RecordBatch.from_arrays(
+            [batch.column(name) for name in names] + [known], names=[*names, "LABEL_TIME"]
+        )
+
+
+def derived_inputs(
+    name: str, path: Path, row_filter: RowFilter | None
+) -> list[tuple[ss.Stream[Any], Path, RowFilter | None]]:
+    """Streams a replay feeds from an input file besides its own: each payment's label, when
+    the file has them (the handbook's file and the simulator's do)."""
+    if name != "transactions" or path.suffix != ".parquet":
+        return []
+    if "TX_FRAUD" not in pq.ParquetFile(path).schema_arrow.names:
+        return []
+    return [(labels, path, LabelRows(row_filter))]
+
+
 def configure(state_dir: Path) -> None:
-    """The pipeline keeps the online store in the state dir up to date."""
+    """The pipeline keeps the online store in the state dir up to date and decides with the
+    models in production there (call again after training to load the new ones)."""
     serving_setup.attach(FEATURE_STAGE, state_dir)
+    DECIDE.cascade = serving_setup.load_cascade(state_dir)
+    # What is loaded by now (libraries, models) lives as long as the process: kept out of
+    # the garbage collector's full passes, they cannot stall a decision for 100 ms.
+    gc.collect()
+    gc.freeze()
 
 
 def serving(broker: ss.Broker, state_dir: Path) -> Serving:
-    return serving_setup.build_serving(broker, state_dir, FEATURES, transactions)
+    return serving_setup.build_serving(broker, state_dir, PIPELINE_FEATURES, transactions)
 
 
-__all__ = ["app", "configure", "inputs", "serving", "summary"]
+def export_features(broker: ss.Broker, path: Path, start_ms: int | None, end_ms: int | None) -> int:
+    """`replay --export-features`: TRANSACTION_ID and the handbook's 15, one row a payment."""
+    integers = {f.name for f in FEATURES.features if f.output_dtype == "int64"}
+    return export_features_file(broker, path, HANDBOOK_NAMES, integers, start_ms, end_ms)
+
+
+def export_decisions(
+    broker: ss.Broker, path: Path, start_ms: int | None, end_ms: int | None
+) -> int:
+    """`replay --export-decisions`: TRANSACTION_ID, score, action, tier, model_version,
+    degraded, latency_ms, one row a payment."""
+    return export_decisions_file(broker, path, start_ms, end_ms)
+
+
+def train_models(broker: ss.Broker, state_dir: Path, protocol: Protocol) -> TrainingReport:
+    """`streamsense fraud train`, once the pipeline has replayed up to the test week."""
+    return train(
+        broker,
+        state_dir,
+        MODEL_INPUTS,
+        protocol.train_start_ms,
+        protocol.train_end_ms,
+        as_of_ms=protocol.test_start_ms,
+    )
+
+
+def evaluate_models(broker: ss.Broker, state_dir: Path, protocol: Protocol) -> Evaluation:
+    """`streamsense fraud evaluate`, once the pipeline has decided the test week."""
+    return evaluate(broker, state_dir, MODEL_INPUTS, protocol)
+
+
+__all__ = [
+    "HANDBOOK_RESULTS",
+    "Decision",
+    "Protocol",
+    "app",
+    "configure",
+    "derived_inputs",
+    "evaluate_models",
+    "export_decisions",
+    "export_features",
+    "inputs",
+    "rules",
+    "serving",
+    "summary",
+    "train_models",
+]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from streamsense.cli import apps, io, status, store
+from streamsense.cli import apps, fraud, io, status, store
 from streamsense.cli.topics import topics_app
 
 cli = typer.Typer(
@@ -26,6 +26,7 @@ cli.command("backfill")(store.backfill_command)
 cli.command("materialize")(store.materialize_command)
 cli.command("verify")(store.verify_command)
 cli.add_typer(store.features_app, name="features")
+cli.add_typer(fraud.fraud_app, name="fraud")
 cli.command()(status.status)
 
 
