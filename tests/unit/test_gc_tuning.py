@@ -11,6 +11,7 @@ from streamsense.serving.gc_tuning import freeze_after_startup
 
 
 def test_the_startup_heap_is_frozen_while_serving() -> None:
+    gc.unfreeze()  # start clean: a server started earlier in this process may have frozen
     started = []
     api = FastAPI()
 
