@@ -242,6 +242,18 @@ def evict(slot, before, session_gap, keep_last, ptime, seg_start, seg_begin, seg
 
 
 @jit
+def fold(ptime, pval, begin, end, t, out, i, wkind, wp1, wp2, akind, acol, adefault, aprec):  # type: ignore[no-untyped-def]
+    """Every feature of one key's rows [begin, end) at time ``t`` into ``out[i]``: the one
+    fold the stream and request-time reads share."""
+    lo = hi = 0
+    for f in range(wkind.shape[0]):
+        # Features are grouped by window: consecutive ones share the range search.
+        if f == 0 or wkind[f] != wkind[f - 1] or wp1[f] != wp1[f - 1] or wp2[f] != wp2[f - 1]:
+            lo, hi = window_range(ptime, begin, end, t, wkind[f], wp1[f], wp2[f])
+        out[i, f] = aggregate(pval, acol[f], lo, hi, akind[f], adefault[f], aprec[f])
+
+
+@jit
 def process(  # type: ignore[no-untyped-def]
     slots,
     times,
@@ -296,13 +308,22 @@ def process(  # type: ignore[no-untyped-def]
             return i
         wasted[0] += moved
         begin = seg_start[slot] + seg_begin[slot]
-        end = begin + seg_len[slot]
-        lo = hi = 0
-        for f in range(wkind.shape[0]):
-            # Features are grouped by window: consecutive ones share the range search.
-            if f == 0 or wkind[f] != wkind[f - 1] or wp1[f] != wp1[f - 1] or wp2[f] != wp2[f - 1]:
-                lo, hi = window_range(ptime, begin, end, times[i], wkind[f], wp1[f], wp2[f])
-            out[i, f] = aggregate(pval, acol[f], lo, hi, akind[f], adefault[f], aprec[f])
+        fold(
+            ptime,
+            pval,
+            begin,
+            begin + seg_len[slot],
+            times[i],
+            out,
+            i,
+            wkind,
+            wp1,
+            wp2,
+            akind,
+            acol,
+            adefault,
+            aprec,
+        )
         evict(slot, evict_before, session_gap, keep_last, ptime, seg_start, seg_begin, seg_len)
     return slots.shape[0]
 
@@ -333,9 +354,9 @@ def read(  # type: ignore[no-untyped-def]
         if slot >= 0:
             begin = seg_start[slot] + seg_begin[slot]
             end = begin + seg_len[slot]
-        for f in range(wkind.shape[0]):
-            lo, hi = window_range(ptime, begin, end, times[i], wkind[f], wp1[f], wp2[f])
-            out[i, f] = aggregate(pval, acol[f], lo, hi, akind[f], adefault[f], aprec[f])
+        fold(
+            ptime, pval, begin, end, times[i], out, i, wkind, wp1, wp2, akind, acol, adefault, aprec
+        )
 
 
 @jit
