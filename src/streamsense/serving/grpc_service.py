@@ -20,11 +20,12 @@ from typing import Any, NoReturn
 
 import grpc
 import grpc.aio
+import msgspec
 from fastapi import FastAPI
 
 from streamsense.brokers.base import Producer
 from streamsense.errors import StreamsenseError
-from streamsense.serving.decide import RequestError, decide_event, ingest_events
+from streamsense.serving.decide import RequestError, decide_event, ingest_events, reply_of
 from streamsense.serving.decision import DecisionRecord
 from streamsense.serving.proto import decide_pb2 as pb
 from streamsense.serving.service import Serving
@@ -97,18 +98,10 @@ class DecisionService:
 
 
 def reply_message(record: DecisionRecord) -> pb.DecideReply:
-    return pb.DecideReply(
-        event_id=record.event_id,
-        score=record.score,
-        action=record.action,
-        tier=record.tier,
-        model_version=record.model_version,
-        degraded=record.degraded,
-        degraded_reasons=record.degraded_reasons,
-        latency_ms=record.latency_ms.get("total", 0.0),
-        latency_breakdown_ms=record.latency_ms,
-        features=record.features,
-    )
+    """The HTTP answer (``reply_of``), field for field, as the protobuf message (an unset
+    model version stays unset)."""
+    fields = msgspec.structs.asdict(reply_of(record))
+    return pb.DecideReply(**{name: value for name, value in fields.items() if value is not None})
 
 
 async def start_grpc_server(
