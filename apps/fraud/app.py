@@ -43,6 +43,7 @@ import streamsense as ss
 from streamsense import features as F
 from streamsense.runtime.ingest import RowFilter
 from streamsense.serving.decision import DecisionRecord
+from streamsense.serving.request_reply import ReplySink, request_id
 from streamsense.serving.service import DECIDED_BY_API, Serving
 
 DAY_MS = 86_400_000
@@ -117,7 +118,9 @@ class Decide:
     def __call__(self, enriched: F.Enriched, ctx: ss.Context) -> FraudDecision | None:
         if DECIDED_BY_API in ctx.event.headers:
             return None  # decided when it was posted to /v1/decide; its features still count
-        record = self.cascade.decide(ctx.event.id, ctx.key, enriched.features)
+        record = self.cascade.decide(
+            request_id(ctx.event), ctx.key, enriched.features, shed_heavy=ctx.load.shed_heavy
+        )
         return FraudDecision(
             transaction_id=enriched.payload.transaction_id,
             event_time=ctx.event_time,
@@ -140,8 +143,10 @@ def cards(label: Label, ctx: ss.Context) -> CompromisedCard | None:
 
 DECIDE = Decide()
 app = ss.App("fraud")
+# ReplySink: each decision also names the request it answers, so a card-authorisation
+# caller (serving.request_reply.RequestReply) can wait for it.
 app.flow(transactions).batch(FEATURE_STAGE).stage("decide", DECIDE).sink(
-    ss.TopicSink("fraud.decisions")
+    ReplySink("fraud.decisions")
 )
 app.flow(labels).stage("cards", cards).sink(ss.TopicSink("fraud.compromised-cards"))
 

@@ -4,11 +4,17 @@ they need: everything lives in the state dir (online.db, models/).
 rules → light model (every payment the rules let through) → heavy model (light scores in
 the heavy band). The models in production are ``fraud-light`` and ``fraud-heavy`` in
 ``<state dir>/models`` (`streamsense fraud train` puts them there); without them the rules
-decide alone.
+decide alone. With $STREAMSENSE_HEAVY_MODEL_URL set (or ``heavy_url``), the heavy tier is
+a `streamsense model-server` process at that URL instead, which can be restarted, or fail,
+apart from the API: its breaker opens and the light score decides until it is back.
+
+When the light model cannot score, the fallback chain decides: stricter rules first, then
+the customer's last score (trusted less as it ages), then allow, every such decision marked.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,16 +25,20 @@ from features import derived
 import streamsense as ss
 from streamsense import features as F
 from streamsense.errors import StreamsenseError
+from streamsense.resilience.breaker import BreakerConfig
 from streamsense.serving.cascade import Cascade, CascadeConfig
 from streamsense.serving.decision import DecisionRecord
+from streamsense.serving.fallbacks import FallbackConfig
 from streamsense.serving.models import LoadedModel
 from streamsense.serving.registry import ModelRegistry
+from streamsense.serving.remote_model import RemoteModel
 from streamsense.serving.rules import RuleSet
 from streamsense.serving.service import Serving
 from streamsense.store import OnlineStore, open_online_store
 from streamsense.store.views import OnlineFeatures
 
 LIGHT, HEAVY = "fraud-light", "fraud-heavy"
+HEAVY_URL_ENV = "STREAMSENSE_HEAVY_MODEL_URL"
 
 # Rules in front: only what is certain. (A rule that blocks on the terminal's 7-day risk,
 # tried first, is right about half the time on the handbook data: the models do better.)
@@ -38,7 +48,38 @@ RULES = RuleSet.from_dicts(
 
 # Fraud is rare (under 1 %): the light model is confident about most payments, and only the
 # ones it finds somewhat suspicious (about a third) go to the heavy model.
-CONFIG = CascadeConfig(review_at=0.5, block_at=0.9, heavy_band=(0.002, 1.01))
+# A tier failing half of its last 50 calls, or answering half of them over 100 ms, is skipped
+# for 10 s, then probed.
+CONFIG = CascadeConfig(
+    review_at=0.5,
+    block_at=0.9,
+    heavy_band=(0.002, 1.01),
+    breaker=BreakerConfig(
+        window_size=50,
+        minimum_calls=20,
+        slow_call_duration=0.1,
+        slow_call_rate_threshold=50.0,
+        wait_in_open=10.0,
+    ),
+)
+
+# Models down: nothing behind the rules, so they review sooner (amounts over 150, terminals
+# with known frauds last week); then the customer's last score; then allow.
+FALLBACKS = FallbackConfig(
+    chain=("rules", "last_prediction", "default"),
+    rules=RuleSet.from_dicts(
+        [
+            {"name": "models_down_amount_over_150", "when": "TX_AMOUNT > 150", "action": "review"},
+            {
+                "name": "models_down_risky_terminal",
+                "when": "TERMINAL_ID_RISK_7DAY_WINDOW > 0.2",
+                "action": "review",
+            },
+        ]
+    ),
+    default_action="allow",
+    default_score=0.0,
+)
 
 
 class FraudCascade(Cascade):
@@ -80,16 +121,21 @@ def production_model(models: ModelRegistry, name: str) -> LoadedModel | None:
     return model
 
 
-def load_cascade(state_dir: Path | None) -> FraudCascade:
-    """The rules and the models in production in ``state_dir`` (rules alone without one)."""
+def load_cascade(state_dir: Path | None, heavy_url: str | None = None) -> FraudCascade:
+    """The rules and the models in production in ``state_dir`` (rules alone without one);
+    the heavy model served at ``heavy_url`` ($STREAMSENSE_HEAVY_MODEL_URL) if given."""
     if state_dir is None:
-        return FraudCascade(rules=RULES, config=CONFIG)
+        return FraudCascade(rules=RULES, config=CONFIG, fallbacks=FALLBACKS)
     models = registry(state_dir)
+    heavy_url = heavy_url or os.environ.get(HEAVY_URL_ENV) or None
+    # A remote heavy model must answer at startup (its features and version come from it).
+    heavy = RemoteModel(heavy_url) if heavy_url else production_model(models, HEAVY)
     return FraudCascade(
         rules=RULES,
         light=production_model(models, LIGHT),
-        heavy=production_model(models, HEAVY),
+        heavy=heavy,
         config=CONFIG,
+        fallbacks=FALLBACKS,
     )
 
 

@@ -184,7 +184,9 @@ def test_train_puts_the_cascade_in_production_and_evaluate_scores_the_test_week(
     assert found is not None, evaluated
     auc, ap, cp = (float(v) for v in found.groups())
     assert 0.5 < auc <= 1 and 0 < ap <= 1 and 0 <= cp <= 1
-    # evaluate ran the same protocol from scratch: the same test-week decisions.
+    # evaluate ran the same protocol from scratch: the same test-week decisions. Latency and
+    # the degraded flag it drives (a tier over its budget on a busy machine) depend on timing.
+    timed = ["latency_ms", "degraded"]
     again = pq.read_table(tmp_path / "evaluated.parquet")
     before = pq.read_table(tmp_path / "test.parquet")
-    assert again.drop(["latency_ms"]).equals(before.drop(["latency_ms"]))
+    assert again.drop(timed).equals(before.drop(timed))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from streamsense.cli import apps, fraud, io, status, store
+from streamsense.cli import apps, fraud, io, model_server, status, store
 from streamsense.cli.topics import topics_app
 
 cli = typer.Typer(
@@ -28,6 +28,7 @@ cli.command("verify")(store.verify_command)
 cli.add_typer(store.features_app, name="features")
 cli.add_typer(fraud.fraud_app, name="fraud")
 cli.command()(status.status)
+cli.command("model-server")(model_server.model_server)
 
 
 def main() -> None:

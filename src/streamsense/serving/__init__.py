@@ -10,13 +10,18 @@ p = model.predict_proba(rows)  # (n, len(FEATURES)) → (n,)
 
 rules = serving.ReloadingRuleSet("rules.yaml")
 rules.decide({"amount": 250.0, ...})  # RuleMatch(rule="huge_amount", action="block", ...)
+
+heavy = serving.RemoteModel("http://127.0.0.1:8100")  # `streamsense model-server`
+fallbacks = serving.FallbackConfig(chain=("rules", "last_prediction", "default"), rules=...)
 """
 
 from __future__ import annotations
 
 from streamsense.serving.conditions import compile_condition
+from streamsense.serving.fallbacks import FallbackConfig
 from streamsense.serving.models import ConstantModel, Format, FunctionModel, LoadedModel
 from streamsense.serving.registry import ModelMetadata, ModelRegistry
+from streamsense.serving.remote_model import RemoteModel
 from streamsense.serving.rules import (
     Action,
     ReloadingRuleSet,
@@ -29,12 +34,14 @@ from streamsense.serving.rules import (
 __all__ = [
     "Action",
     "ConstantModel",
+    "FallbackConfig",
     "Format",
     "FunctionModel",
     "LoadedModel",
     "ModelMetadata",
     "ModelRegistry",
     "ReloadingRuleSet",
+    "RemoteModel",
     "Rule",
     "RuleMatch",
     "RuleSet",

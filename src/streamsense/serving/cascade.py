@@ -1,9 +1,14 @@
 """The decision cascade: rules → light model → heavy model for borderline scores.
 
-Each tier has a latency budget; a tier that fails (or whose breaker is open) falls back to the
-tier before it and the decision says so. Under load the heavy tier can be shed: every event
-still gets the light score, and the decision is marked. Shadow models score off the hot path
-(a background thread) and their scores are logged for comparison.
+Each tier has a latency budget and a circuit breaker. A heavy tier that fails (or whose
+breaker is open) falls back to the light score; a light tier that fails hands the decision to
+the fallback chain (serving/fallbacks.py: fallback rules, the key's last cached prediction or
+a configured default). Either way the decision is marked degraded and says why. Under load the
+heavy tier can be shed: every event still gets the light score, and the decision is marked.
+Shadow models score off the hot path (a background thread) and their scores are logged.
+
+The breakers report their state changes to ``logging`` and to ``registry`` (Prometheus): the
+service exposes that registry on /metrics (``Serving.metrics_registry`` defaults to it).
 """
 
 from __future__ import annotations
@@ -17,10 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+from prometheus_client import CollectorRegistry
 
+from streamsense.clock import SYSTEM_CLOCK, Clock
 from streamsense.resilience.breaker import BreakerConfig, CircuitBreaker
 from streamsense.resilience.policy import Policy
 from streamsense.serving.decision import Action, DecisionRecord, ShadowScore
+from streamsense.serving.fallbacks import RULE_SCORES, FallbackChain, FallbackConfig
 from streamsense.serving.models import LoadedModel
 from streamsense.serving.rules import RuleMatch
 
@@ -56,20 +64,27 @@ class Cascade:
         shadow: Sequence[LoadedModel] = (),
         config: CascadeConfig | None = None,
         on_shadow: Callable[[ShadowScore], None] | None = None,
+        fallbacks: FallbackConfig | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.rules = rules
         self.light = light
         self.heavy = heavy
         self.config = config or CascadeConfig()
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.fallbacks = FallbackChain(fallbacks, action_for=self.config.action_for, clock=clock)
         # A tier that fails (or whose breaker is open) yields no score: the tier before it
-        # decides, and the record says why.
-        self._policies: dict[str, Policy[Any]] = {
-            tier: Policy(
-                tier,
-                breaker=CircuitBreaker(f"{tier}-model", self.config.breaker),
-                fallback=_no_score,
+        # (or the fallback chain) decides, and the record says why.
+        self.breakers = {
+            tier: CircuitBreaker(
+                f"{tier}-model", self.config.breaker, clock=clock, registry=self.registry
             )
             for tier in ("light", "heavy")
+        }
+        self._policies: dict[str, Policy[Any]] = {
+            tier: Policy(tier, breaker=breaker, fallback=_no_score, clock=clock)
+            for tier, breaker in self.breakers.items()
         }
         self._shadow = _ShadowScorer(list(shadow), on_shadow) if shadow else None
 
@@ -99,6 +114,7 @@ class Cascade:
         light_score = self._score("light", self.light, values, record)
         if light_score is None:
             record.mark_degraded("light_unavailable")
+            self.fallbacks.decide(record, values)
             return self._finish(record, started)
         self._set_score(record, "light", self.light, light_score)
         low, high = self.config.heavy_band
@@ -111,6 +127,7 @@ class Cascade:
                     record.mark_degraded("heavy_unavailable")
                 else:
                     self._set_score(record, "heavy", self.heavy, heavy_score)
+        self.fallbacks.remember(record)
         if self._shadow is not None:
             self._shadow.submit(record, values)
         return self._finish(record, started)
@@ -124,7 +141,7 @@ class Cascade:
         if match.rule is None:
             return False  # no rule matched: the models decide
         record.rule, record.action, record.tier = match.rule, match.action, "rules"
-        record.score = match.score if match.score is not None else _RULE_SCORES[match.action]
+        record.score = match.score if match.score is not None else RULE_SCORES[match.action]
         return True
 
     def _score(
@@ -156,9 +173,6 @@ class Cascade:
     def close(self) -> None:
         if self._shadow is not None:
             self._shadow.close()
-
-
-_RULE_SCORES: dict[str, float] = {"allow": 0.0, "review": 0.5, "block": 1.0}
 
 
 def _no_score(error: BaseException) -> None:

@@ -7,8 +7,12 @@
 ``decide_event`` parses the event (the stream's field names, ISO 8601 or epoch-ms times),
 reads its features from the online store with the event counted in its own windows, runs
 the cascade, publishes the event (marked as decided by the API, with its event id) and the
-decision record, and returns the record. Bad input raises ``RequestError`` with an HTTP
-status and the name of the bad field; the gRPC service maps the status to its own codes.
+decision record, and returns the record. The read goes through the stream's ``FeatureGuard``
+(serving/feature_fallback.py): with the store slow or down the cascade decides on the key's
+last known features, with a staleness penalty, or, with none, the configured default
+decides; either way the record is marked degraded and says why. Bad input raises
+``RequestError`` with an HTTP status and the name of the bad field; the gRPC service maps the
+status to its own codes.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ class DecideReply(msgspec.Struct, omit_defaults=False):
     latency_ms: float
     latency_breakdown_ms: dict[str, float]
     features: dict[str, float | int]
+    confidence: float
 
 
 def decide_event(
@@ -89,13 +94,17 @@ def decide_event(
     key = stream.key_of(payload)
     event_id = f"{id_prefix}/{uuid.uuid4().hex}"
     feature_started = time.perf_counter()
-    online = serving.features[stream_name]
-    row = online.matrix([payload], [event_time], include_events=True)[0]
-    features = dict(zip(online.features.names, row.tolist(), strict=True))
-    values = {**msgspec.structs.asdict(payload), **features}
+    guard = serving.feature_guards[stream_name]
+    read = guard.read(key, payload, event_time)
     features_ms = (time.perf_counter() - feature_started) * 1000
-    record = serving.cascade.decide(event_id, key, values)
-    record.features = features
+    if read.row is None:
+        record = guard.default_record(event_id, key, read)
+    else:
+        features = dict(zip(guard.online.features.names, read.row.tolist(), strict=True))
+        values = {**msgspec.structs.asdict(payload), **features}
+        record = serving.cascade.decide(event_id, key, values, feature_age_ms=read.age_ms)
+        record.features = features
+        guard.apply(record, read)
     record.latency_ms["features"] = features_ms
     out = stream.to_record(payload)
     headers = (DECIDED_BY_API, (EVENT_ID_HEADER, event_id.encode()))
@@ -117,6 +126,7 @@ def reply_of(record: DecisionRecord) -> DecideReply:
         latency_ms=record.latency_ms.get("total", 0.0),
         latency_breakdown_ms=record.latency_ms,
         features=record.features,
+        confidence=record.confidence,
     )
 
 

@@ -21,6 +21,10 @@ class DecisionRecord(msgspec.Struct, kw_only=True):
     rule: str | None = None
     features: dict[str, float | int] = msgspec.field(default_factory=dict)
     feature_age_ms: int = 0  # how old the feature values were when used (0: computed now)
+    # Trust in the inputs behind the decision, in [0, 1]: 1 for fresh features and a live
+    # model score, lower for last known values (halved every half-life of staleness), 0 for
+    # a configured default that rests on no data at all.
+    confidence: float = 1.0
     degraded: bool = False
     degraded_reasons: list[str] = msgspec.field(default_factory=list)
     latency_ms: dict[str, float] = msgspec.field(default_factory=dict)

@@ -15,12 +15,14 @@ Bodies are parsed with msgspec straight from bytes (no pydantic on the hot path)
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import msgspec
 from fastapi import FastAPI, Request, Response
@@ -28,7 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from streamsense.brokers.base import Broker, Producer
-from streamsense.errors import StreamsenseError
+from streamsense.errors import RetryableError, StreamsenseError
 from streamsense.events import Stream, to_epoch_ms
 from streamsense.serving.cascade import Cascade
 from streamsense.serving.decide import (
@@ -40,10 +42,12 @@ from streamsense.serving.decide import (
     encode_reply,
     ingest_events,
 )
+from streamsense.serving.feature_fallback import FeatureGuard
 from streamsense.serving.registry import ModelRegistry
 from streamsense.store.views import OnlineFeatures, OnlineView
 
 _json = msgspec.json.Encoder()
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -61,6 +65,20 @@ class Serving:
     api_key: str | None = None
     max_body_bytes: int = 64 * 1024
     on_model_switch: Callable[[str, str, int], None] | None = None
+    # What /metrics shows: by default the cascade's registry, where its breakers report.
+    metrics_registry: CollectorRegistry | None = None
+    # Per stream, the guarded online read (breaker, last known values); a default guard is
+    # made for every stream not given one.
+    feature_guards: dict[str, FeatureGuard] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.metrics_registry is None:
+            self.metrics_registry = self.cascade.registry
+        for stream, online in self.features.items():
+            if stream not in self.feature_guards:
+                self.feature_guards[stream] = FeatureGuard(
+                    f"features:{stream}", online, registry=self.metrics_registry
+                )
 
 
 def _error(status: int, message: str, field_name: str | None = None) -> Response:
@@ -73,8 +91,8 @@ def _ok(body: Any) -> Response:
 
 
 class _Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
         self.requests = Counter(
             "streamsense_http_requests",
             "HTTP requests",
@@ -90,16 +108,38 @@ class _Metrics:
         self.decisions = Counter(
             "streamsense_decisions", "Decisions", ["action", "tier"], registry=self.registry
         )
+        self.degraded = Counter(
+            "streamsense_degraded_decisions",
+            "Degraded decisions, by reason (a decision may count under several).",
+            ["reason"],
+            registry=self.registry,
+        )
+
+
+# One set per registry: a registry refuses a metric name twice (two APIs on one serving).
+_METRICS: WeakKeyDictionary[CollectorRegistry, _Metrics] = WeakKeyDictionary()
+
+
+def _metrics_of(serving: Serving) -> _Metrics:
+    registry = serving.metrics_registry
+    if registry is None:  # set by Serving.__post_init__; kept for type checkers
+        registry = CollectorRegistry()
+    if registry not in _METRICS:
+        _METRICS[registry] = _Metrics(registry)
+    return _METRICS[registry]
 
 
 def create_api(serving: Serving) -> FastAPI:
-    metrics = _Metrics()
+    metrics = _metrics_of(serving)
     producer = serving.broker.producer(linger_ms=2.0)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         for online in serving.features.values():
-            online.warm_up()
+            try:
+                online.warm_up()
+            except RetryableError as error:  # the store may come back later: serve anyway
+                log.warning("online store unavailable at startup (%s): serving on fallbacks", error)
         yield
         producer.close()  # publish what is still buffered
 
@@ -204,6 +244,8 @@ def _decide(
         return _error(error.status, error.message, error.field)
     metrics.decide_seconds.observe(record.latency_ms["total"] / 1000)
     metrics.decisions.labels(record.action, record.tier).inc()
+    for reason in record.degraded_reasons:
+        metrics.degraded.labels(reason).inc()
     return Response(encode_reply(record), 200, media_type="application/json")
 
 

@@ -11,9 +11,18 @@ Last-write-wins must compare and set atomically, so writes go through a small Lu
 (EVALSHA): per row it reads the stored header (GETRANGE 0 15, never the blob), keeps the
 newer event time (an expired row counts as absent) and SETs with PX = the TTL. All rows of
 a write are a few EVALSHA calls (<= 256 rows each) sent in one pipeline: one round trip.
-A read is one MGET (GET for one key). Redis drops a row itself ``ttl_ms`` after the write by
-its own wall clock; reads also hide rows past ``expires_ms`` by the injected clock, so the
-store honours a test's ManualClock like the others.
+A read is one MGET (GET for one key), also of several views' keys at once (``read_blobs``).
+Redis drops a row itself ``ttl_ms`` after the write by its own wall clock; reads also hide
+rows past ``expires_ms`` by the injected clock, so the store honours a test's ManualClock
+like the others.
+
+A decision waits on the reads, so the client fails fast: a stopped server refuses the
+connection at once, a hung one is given up after ``socket_timeout`` (connecting after
+``connect_timeout``), and either raises ``RetryableError`` for the caller's breaker and
+fallback to act on. The client does not back off and retry by itself (that would hide the
+failure from the breaker for seconds); it makes one immediate second attempt on a fresh
+connection, which is what a pooled connection broken by a server restart needs: the store
+reconnects by itself once the server is back.
 """
 
 from __future__ import annotations
@@ -25,14 +34,16 @@ from contextlib import contextmanager
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 
 from streamsense.clock import SYSTEM_CLOCK, Clock
 from streamsense.errors import RetryableError
 from streamsense.store.memory_online import check_view, expiry_ms
-from streamsense.store.online import OnlineRow
+from streamsense.store.online import OnlineRow, ViewKeys
 
 _HEADER = struct.Struct(">qq")
 _HEAD = _HEADER.size
@@ -110,14 +121,18 @@ class RedisOnlineStore:
         *,
         clock: Clock = SYSTEM_CLOCK,
         prefix: str = "ss:",
-        socket_timeout: float = 5.0,
+        socket_timeout: float = 1.0,
+        connect_timeout: float = 0.25,
         client: redis.Redis | None = None,
     ) -> None:
         self.url = url
         self._clock = clock
         self.prefix = prefix
         self._client: redis.Redis = client or redis.Redis.from_url(
-            url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+            url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout,
+            retry=Retry(NoBackoff(), 1),
         )
         # Reads call the client's command dispatch directly (its typed wrappers add a layer).
         self._execute: Callable[..., Any] = self._client.execute_command
@@ -228,6 +243,31 @@ class RedisOnlineStore:
                 out.append(None)
             else:
                 out.append(OnlineRow(key, event_time, value[_HEAD:]))
+        return out
+
+    def read_blobs(self, requests: Sequence[ViewKeys]) -> list[list[bytes | None]]:
+        """Every view's keys in one MGET (one GET for a single key): one round trip."""
+        names: list[str] = []
+        for view, keys in requests:
+            check_view(view)
+            names += map(self._key(view), keys)
+        if not names:
+            return [[] for _ in requests]
+        with _unavailable(self.url):
+            if len(names) == 1:
+                values: list[bytes | None] = [self._execute("GET", names[0])]
+            else:
+                values = self._execute("MGET", *names)
+        now = self._clock.now_ms()
+        unpack = _HEADER.unpack_from
+        blobs: list[bytes | None] = []
+        for value in values:
+            expired = value is None or 0 < unpack(value)[1] <= now
+            blobs.append(None if value is None or expired else value[_HEAD:])
+        out, start = [], 0
+        for _, keys in requests:
+            out.append(blobs[start : start + len(keys)])
+            start += len(keys)
         return out
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&streamsense/serving/proto/decide.proto\x12\x0estreamsense.v1\".\n\rDecideRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\x0c\"\xb6\x03\n\x0b\x44\x65\x63ideReply\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x0c\n\x04tier\x18\x04 \x01(\t\x12\x1a\n\rmodel_version\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x10\n\x08\x64\x65graded\x18\x06 \x01(\x08\x12\x18\n\x10\x64\x65graded_reasons\x18\x07 \x03(\t\x12\x12\n\nlatency_ms\x18\x08 \x01(\x01\x12Q\n\x14latency_breakdown_ms\x18\t \x03(\x0b\x32\x33.streamsense.v1.DecideReply.LatencyBreakdownMsEntry\x12;\n\x08\x66\x65\x61tures\x18\n \x03(\x0b\x32).streamsense.v1.DecideReply.FeaturesEntry\x1a\x39\n\x17LatencyBreakdownMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a/\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x10\n\x0e_model_version\"/\n\rIngestRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x0e\n\x06\x65vents\x18\x02 \x01(\x0c\"\x1f\n\x0bIngestReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x32\x97\x01\n\tDecisions\x12\x44\n\x06\x44\x65\x63ide\x12\x1d.streamsense.v1.DecideRequest\x1a\x1b.streamsense.v1.DecideReply\x12\x44\n\x06Ingest\x12\x1d.streamsense.v1.IngestRequest\x1a\x1b.streamsense.v1.IngestReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&streamsense/serving/proto/decide.proto\x12\x0estreamsense.v1\".\n\rDecideRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\x0c\"\xca\x03\n\x0b\x44\x65\x63ideReply\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x0c\n\x04tier\x18\x04 \x01(\t\x12\x1a\n\rmodel_version\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x10\n\x08\x64\x65graded\x18\x06 \x01(\x08\x12\x18\n\x10\x64\x65graded_reasons\x18\x07 \x03(\t\x12\x12\n\nlatency_ms\x18\x08 \x01(\x01\x12Q\n\x14latency_breakdown_ms\x18\t \x03(\x0b\x32\x33.streamsense.v1.DecideReply.LatencyBreakdownMsEntry\x12;\n\x08\x66\x65\x61tures\x18\n \x03(\x0b\x32).streamsense.v1.DecideReply.FeaturesEntry\x12\x12\n\nconfidence\x18\x0b \x01(\x01\x1a\x39\n\x17LatencyBreakdownMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a/\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x10\n\x0e_model_version\"/\n\rIngestRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x0e\n\x06\x65vents\x18\x02 \x01(\x0c\"\x1f\n\x0bIngestReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x32\x97\x01\n\tDecisions\x12\x44\n\x06\x44\x65\x63ide\x12\x1d.streamsense.v1.DecideRequest\x1a\x1b.streamsense.v1.DecideReply\x12\x44\n\x06Ingest\x12\x1d.streamsense.v1.IngestRequest\x1a\x1b.streamsense.v1.IngestReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,15 +38,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DECIDEREQUEST']._serialized_start=58
   _globals['_DECIDEREQUEST']._serialized_end=104
   _globals['_DECIDEREPLY']._serialized_start=107
-  _globals['_DECIDEREPLY']._serialized_end=545
-  _globals['_DECIDEREPLY_LATENCYBREAKDOWNMSENTRY']._serialized_start=421
-  _globals['_DECIDEREPLY_LATENCYBREAKDOWNMSENTRY']._serialized_end=478
-  _globals['_DECIDEREPLY_FEATURESENTRY']._serialized_start=480
-  _globals['_DECIDEREPLY_FEATURESENTRY']._serialized_end=527
-  _globals['_INGESTREQUEST']._serialized_start=547
-  _globals['_INGESTREQUEST']._serialized_end=594
-  _globals['_INGESTREPLY']._serialized_start=596
-  _globals['_INGESTREPLY']._serialized_end=627
-  _globals['_DECISIONS']._serialized_start=630
-  _globals['_DECISIONS']._serialized_end=781
+  _globals['_DECIDEREPLY']._serialized_end=565
+  _globals['_DECIDEREPLY_LATENCYBREAKDOWNMSENTRY']._serialized_start=441
+  _globals['_DECIDEREPLY_LATENCYBREAKDOWNMSENTRY']._serialized_end=498
+  _globals['_DECIDEREPLY_FEATURESENTRY']._serialized_start=500
+  _globals['_DECIDEREPLY_FEATURESENTRY']._serialized_end=547
+  _globals['_INGESTREQUEST']._serialized_start=567
+  _globals['_INGESTREQUEST']._serialized_end=614
+  _globals['_INGESTREPLY']._serialized_start=616
+  _globals['_INGESTREPLY']._serialized_end=647
+  _globals['_DECISIONS']._serialized_start=650
+  _globals['_DECISIONS']._serialized_end=801
 # @@protoc_insertion_point(module_scope)

@@ -15,7 +15,7 @@ class DecideRequest(_message.Message):
     def __init__(self, stream: _Optional[str] = ..., event: _Optional[bytes] = ...) -> None: ...
 
 class DecideReply(_message.Message):
-    __slots__ = ("event_id", "score", "action", "tier", "model_version", "degraded", "degraded_reasons", "latency_ms", "latency_breakdown_ms", "features")
+    __slots__ = ("event_id", "score", "action", "tier", "model_version", "degraded", "degraded_reasons", "latency_ms", "latency_breakdown_ms", "features", "confidence")
     class LatencyBreakdownMsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -40,6 +40,7 @@ class DecideReply(_message.Message):
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     LATENCY_BREAKDOWN_MS_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     score: float
     action: str
@@ -50,7 +51,8 @@ class DecideReply(_message.Message):
     latency_ms: float
     latency_breakdown_ms: _containers.ScalarMap[str, float]
     features: _containers.ScalarMap[str, float]
-    def __init__(self, event_id: _Optional[str] = ..., score: _Optional[float] = ..., action: _Optional[str] = ..., tier: _Optional[str] = ..., model_version: _Optional[str] = ..., degraded: _Optional[bool] = ..., degraded_reasons: _Optional[_Iterable[str]] = ..., latency_ms: _Optional[float] = ..., latency_breakdown_ms: _Optional[_Mapping[str, float]] = ..., features: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    confidence: float
+    def __init__(self, event_id: _Optional[str] = ..., score: _Optional[float] = ..., action: _Optional[str] = ..., tier: _Optional[str] = ..., model_version: _Optional[str] = ..., degraded: _Optional[bool] = ..., degraded_reasons: _Optional[_Iterable[str]] = ..., latency_ms: _Optional[float] = ..., latency_breakdown_ms: _Optional[_Mapping[str, float]] = ..., features: _Optional[_Mapping[str, float]] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class IngestRequest(_message.Message):
     __slots__ = ("stream", "events")
