@@ -11,7 +11,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -83,6 +83,12 @@ class Stream(Generic[S]):
 
     ``key`` and ``time`` name schema fields. Records larger than ``max_bytes`` or whose event
     time is more than ``max_future_ms`` after their ingest time are invalid.
+
+    ``priority`` (optional) picks the events of the high-priority lane: they are produced
+    to ``<name>.priority``, a topic partitioned like the stream (a key lands on the same
+    partition number, so it meets the same keyed state), which workers read before the
+    backlog of the base topic (runtime/intake.py). Records written straight to the base
+    topic by producers outside streamsense are in the normal lane.
     """
 
     name: str
@@ -93,6 +99,7 @@ class Stream(Generic[S]):
     max_bytes: int = 64 * 1024
     max_future_ms: int = DAY_MS
     retention_ms: int | None = None
+    priority: Callable[[S], bool] | None = field(default=None, compare=False)
     _decoder: msgspec.json.Decoder[S] = field(init=False, repr=False, compare=False)
     _floats: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _batch_decoder: msgspec.json.Decoder[list[S]] = field(init=False, repr=False, compare=False)
@@ -123,20 +130,39 @@ class Stream(Generic[S]):
     def dead_letter_topic(self) -> str:
         return f"{self.name}.dead-letters"
 
+    @property
+    def priority_topic(self) -> str:
+        return f"{self.name}.priority"
+
+    @property
+    def lane_topics(self) -> tuple[str, ...]:
+        """The topics the stream's events live in: the base topic, and the priority lane
+        when the stream has a priority function."""
+        return (self.topic,) if self.priority is None else (self.topic, self.priority_topic)
+
+    def topic_for(self, payload: S) -> str:
+        """The lane topic ``payload`` is produced to."""
+        if self.priority is not None and self.priority(payload):
+            return self.priority_topic
+        return self.topic
+
     def topic_configs(self) -> dict[str, TopicConfig]:
-        return {
-            self.topic: TopicConfig(self.partitions, retention_ms=self.retention_ms),
-            self.dead_letter_topic: TopicConfig(1),
+        lanes = {
+            t: TopicConfig(self.partitions, retention_ms=self.retention_ms)
+            for t in self.lane_topics
         }
+        return {**lanes, self.dead_letter_topic: TopicConfig(1)}
 
     # -- producing ----------------------------------------------------------------------------
     def key_of(self, payload: S) -> str:
         return str(getattr(payload, self.key))
 
     def to_record(self, payload: S, *, timestamp: int | None = None) -> OutRecord:
-        """The record to produce for ``payload``: JSON value, key bytes as Kafka sees them."""
+        """The record to produce for ``payload``: JSON value, key bytes as Kafka sees them,
+        in the payload's lane topic."""
         value = msgspec.json.encode(payload)
-        return OutRecord(self.topic, value, self.key_of(payload).encode(), timestamp=timestamp)
+        topic = self.topic_for(payload)
+        return OutRecord(topic, value, self.key_of(payload).encode(), timestamp=timestamp)
 
     def parse(self, data: bytes | str | dict[str, Any]) -> S:
         """Validate one payload given as JSON or a dict (the API path); raises InvalidEvent."""

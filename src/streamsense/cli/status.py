@@ -67,7 +67,7 @@ def status(
 def _lag(broker: Broker, app: str | None, group: str | None, topics: list[str] | None) -> GroupLag:
     if app is not None:
         loaded = load_app(app).app
-        return group_lag(broker, group or loaded.group, topics or list(loaded.flows))
+        return group_lag(broker, group or loaded.group, topics or list(loaded.sources()))
     assert group is not None
     return group_lag(broker, group, topics or consumed_topics(broker, group))
 

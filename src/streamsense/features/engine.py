@@ -53,11 +53,14 @@ class PartitionEngine:
         self.next_seq = 0
         self.groups = {name: GroupState(plan) for name, plan in plans.items()}
 
-    def process(self, times: I64, columns: Columns, order: list[tuple[str, int]]) -> BatchResult:
+    def process(
+        self, times: I64, columns: Columns, order: list[tuple[str, int]], clock: I64 | None = None
+    ) -> BatchResult:
+        """``clock``: the times that move the watermark (default ``times``)."""
         n = len(times)
         # The watermark before each event: a running maximum, so lateness is vectorised.
         running = np.maximum.accumulate(
-            np.concatenate(([self.watermark + self.lateness_ms], times))
+            np.concatenate(([self.watermark + self.lateness_ms], times if clock is None else clock))
         )
         before = np.maximum(running[:-1] - self.lateness_ms, self.watermark)
         late = times < before
@@ -187,15 +190,24 @@ class FeatureEngine:
             self.partitions[partition] = engine
         return engine
 
-    def process(self, partition: int, times: I64, columns: Columns) -> BatchResult:
+    def process(
+        self, partition: int, times: I64, columns: Columns, clock: I64 | None = None
+    ) -> BatchResult:
         """Features for a micro-batch of one partition's events, in log order."""
-        result = self.partition(partition).process(times, columns, self.order)
+        result = self.partition(partition).process(times, columns, self.order, clock)
         result.names = self.features.names
         return result
 
     def process_events(self, partition: int, events: Sequence[Any]) -> BatchResult:
         times = np.fromiter((e.event_time for e in events), np.int64, len(events))
-        return self.process(partition, times, self.columns_of(events))
+        clock = None
+        if self.source.priority is not None:
+            # Priority-lane events overtake a backlog: were they to move the watermark, the
+            # backlog they overtook would arrive late. The base topic alone moves it.
+            base = self.source.topic
+            lane = np.fromiter((e.topic != base for e in events), np.bool_, len(events))
+            clock = np.where(lane, NO_WATERMARK, times)
+        return self.process(partition, times, self.columns_of(events), clock)
 
     def columns_of(self, events: Sequence[Any]) -> Columns:
         """The input fields of ``events`` as arrays (one C-level conversion for all the

@@ -2,7 +2,7 @@
 the embedding application decides what it exposes and where (inject the metrics back end).
 
     metrics = Metrics()
-    metrics.observe_lag(group_lag(broker, app.group, app.flows))
+    metrics.observe_lag(group_lag(broker, app.group, app.sources()))
     body = metrics.render()  # text exposition format, for /metrics or a file
 
 prometheus-client is a dependency of streamsense; importing this module without it raises

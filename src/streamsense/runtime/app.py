@@ -22,17 +22,20 @@ import msgspec
 from streamsense.brokers.base import Headers, OutRecord, TopicConfig
 from streamsense.errors import ConfigError
 from streamsense.events import Event, Stream
+from streamsense.runtime.load import NO_LOAD, LoadMonitor
 from streamsense.runtime.state import KeyState
 
 
 class Context:
-    """What a stage sees besides the value: the event and its own state for the event's key."""
+    """What a stage sees besides the value: the event, its own state for the event's key,
+    and the worker's load (``load.shed_heavy``: skip expensive work and say so)."""
 
-    __slots__ = ("event", "state")
+    __slots__ = ("event", "load", "state")
 
-    def __init__(self, event: Event[Any], state: KeyState) -> None:
+    def __init__(self, event: Event[Any], state: KeyState, load: LoadMonitor = NO_LOAD) -> None:
         self.event = event
         self.state = state
+        self.load = load
 
     @property
     def key(self) -> str:
@@ -172,6 +175,18 @@ class App:
     @property
     def group(self) -> str:
         return self.name
+
+    def sources(self) -> dict[str, Flow]:
+        """Every topic the app reads, priority lanes included, and the flow it feeds."""
+        return {topic: f for f in self.flows.values() for topic in f.source.lane_topics}
+
+    def lane_ranks(self) -> dict[str, int]:
+        """Which source topics are read first: 0 for priority lanes, 1 for the rest."""
+        return {
+            topic: 0 if topic != f.source.topic else 1
+            for f in self.flows.values()
+            for topic in f.source.lane_topics
+        }
 
     @property
     def partitions(self) -> int:

@@ -15,6 +15,7 @@ from streamsense.brokers.base import OutRecord, Record
 from streamsense.errors import InvalidEvent
 from streamsense.events import Event
 from streamsense.runtime.app import Context, Flow, Stage
+from streamsense.runtime.load import NO_LOAD, LoadMonitor
 from streamsense.runtime.state import StateStore
 
 
@@ -27,8 +28,16 @@ class FlowOutcome:
 
 
 def run_flow(
-    flow: Flow, state: StateStore, partition: int, records: list[Record], *, restoring: bool
+    flow: Flow,
+    state: StateStore,
+    partition: int,
+    records: list[Record],
+    *,
+    restoring: bool,
+    load: LoadMonitor = NO_LOAD,
 ) -> FlowOutcome:
+    """Raises whatever a stage or sink raises, except InvalidEvent (a dead letter): the
+    worker then discards the partition's uncommitted work (see worker.py)."""
     outcome = FlowOutcome(events=len(records))
     sources: list[Record] = []
     events: list[Event[Any]] = []
@@ -44,7 +53,7 @@ def run_flow(
             if restoring:  # function-stage state is already at the committed offsets
                 break
             events, values, sources = _run_function(
-                flow, stage, state, partition, events, values, sources, outcome
+                flow, stage, state, partition, events, values, sources, outcome, load
             )
         else:
             values, extra = stage.process_batch(partition, events, values)
@@ -74,10 +83,11 @@ def _run_function(
     values: list[Any],
     sources: list[Record],
     outcome: FlowOutcome,
+    load: LoadMonitor,
 ) -> tuple[list[Event[Any]], list[Any], list[Record]]:
     kept_events, kept_values, kept_sources = [], [], []
     for event, value, source in zip(events, values, sources, strict=True):
-        ctx = Context(event, state.state(stage.name, partition, event.key))
+        ctx = Context(event, state.state(stage.name, partition, event.key), load)
         try:
             result = stage.fn(value, ctx)
         except InvalidEvent as error:  # a stage may reject an event it cannot handle

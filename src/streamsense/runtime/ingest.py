@@ -2,7 +2,8 @@
 
 Rows are produced in file order in chunks; each chunk commits atomically with a cursor (rows
 done so far) in a small compacted topic. After a crash the same call continues after the
-last committed chunk, so no row is lost or produced twice.
+last committed chunk, so no row is lost or produced twice. A stream with a priority
+function sends its high-priority rows to the priority lane topic (``Stream.priority``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from streamsense.brokers.base import Broker, OutRecord, TopicConfig, TopicPartition, Transaction
+from streamsense.errors import InvalidEvent
 from streamsense.events import Stream
 
 CURSOR_TOPIC = "__streamsense.ingest"
@@ -39,6 +41,9 @@ def ingest_file(
     """Produce every row of ``path`` (Parquet or JSON lines) into ``stream``; returns the
     number of rows produced by this call (0 when a previous call finished the file)."""
     broker.create_topic(CURSOR_TOPIC, TopicConfig(1, compacted=True), exist_ok=True)
+    if stream.priority is not None:  # the lane topic may not exist yet
+        for name, config in stream.topic_configs().items():
+            broker.create_topic(name, config, exist_ok=True)
     cursor_key = _cursor_key(stream, path, row_filter)
     done = read_cursor(broker, cursor_key)
     if progress is not None and done:
@@ -51,11 +56,27 @@ def ingest_file(
         cursor = OutRecord(CURSOR_TOPIC, str(done).encode(), cursor_key, partition=0)
         if timestamp is not None:
             chunk = [r._replace(timestamp=timestamp) for r in chunk]
+        if stream.priority is not None:
+            chunk = route_lanes(stream, chunk)
         broker.commit_transaction(Transaction("__ingest", records=[*chunk, cursor]))
         produced += len(chunk)
         if progress is not None:
             progress(len(chunk))
     return produced
+
+
+def route_lanes(stream: Stream[Any], records: list[OutRecord]) -> list[OutRecord]:
+    """Move the records whose payload the stream's priority function picks to its priority
+    lane. Records that do not parse stay in the base topic (they become dead letters)."""
+    routed = []
+    for record in records:
+        try:
+            payload = stream.parse(record.value or b"")
+        except InvalidEvent:
+            routed.append(record)
+            continue
+        routed.append(record._replace(topic=stream.topic_for(payload)))
+    return routed
 
 
 def read_cursor(broker: Broker, cursor_key: bytes) -> int:

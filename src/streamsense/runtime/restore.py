@@ -5,12 +5,18 @@ stage's source back to the snapshot's offsets, and replays the events between th
 and the committed offsets with outputs suppressed: the state is then exactly what it was at
 the commit, and nothing is written twice. Snapshots are taken every so many events or
 seconds, and at clean shutdown, inside ordinary commits.
+
+A flow fed by two lane topics (a stream with a priority lane) has both in its snapshots'
+offsets, and replays both from there. Across the two topics the replay order can differ
+from the order they were first processed in (each topic keeps its offset order); the
+feature engine keeps each key's events ordered by event time, so only an event arriving at
+the lateness boundary can be classified differently.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from streamsense.brokers.base import Broker, Consumer, OutRecord, Record, TopicPartition
@@ -29,9 +35,10 @@ class Restorer:
         self._broker = broker
         self._config = config
         self._stages = app.batch_stages()
-        # Which source topics feed each batch stage (its snapshot records their offsets).
+        # Which source topics (lanes included) feed each batch stage: its snapshot records
+        # their offsets.
         self._sources = {
-            name: [t for t, f in app.flows.items() if stage in f.stages]
+            name: [t for t, f in app.sources().items() if stage in f.stages]
             for name, stage in self._stages.items()
         }
         self._replay_until: dict[TopicPartition, int] = {}
@@ -79,7 +86,15 @@ class Restorer:
     def count(self, partition: int, events: int) -> None:
         self._since_snapshot[partition] = self._since_snapshot.get(partition, 0) + events
 
-    def snapshots_due(self, consumer: Consumer, *, force: bool = False) -> list[OutRecord]:
+    def snapshots_due(
+        self,
+        owned: set[TopicPartition],
+        position: Callable[[TopicPartition], int],
+        *,
+        force: bool = False,
+    ) -> list[OutRecord]:
+        """Snapshot records for the partitions due. ``position`` gives the next offset the
+        state has seen (records the worker buffered but has not processed do not count)."""
         if not self._stages:
             return []
         elapsed = time.monotonic() - self._last_snapshot >= self._config.snapshot_every_s
@@ -89,11 +104,10 @@ class Restorer:
             if n > 0 and (force or elapsed or n >= self._config.snapshot_every_events)
         ]
         records = []
-        owned = set(consumer.assignment())
         for p in due:
             for name, stage in self._stages.items():
                 offsets = {
-                    t: consumer.position(TopicPartition(t, p))
+                    t: position(TopicPartition(t, p))
                     for t in self._sources[name]
                     if TopicPartition(t, p) in owned
                 }
@@ -104,17 +118,20 @@ class Restorer:
             self._last_snapshot = time.monotonic()
         return records
 
-    def idle(self, assignment: list[TopicPartition]) -> list[OutRecord]:
-        """Give batch stages a chance to close windows on quiet partitions."""
+    def idle(self, partitions: Iterable[int]) -> dict[int, list[OutRecord]]:
+        """Give batch stages a chance to close windows on quiet partitions; the records
+        per partition (they commit, or are discarded, with that partition's work)."""
         now = time.monotonic()
         if not self._stages or now - self._last_idle_check < IDLE_CHECK_S:
-            return []
+            return {}
         self._last_idle_check = now
         wall_ms = int(time.time() * 1000)
-        records: list[OutRecord] = []
+        records: dict[int, list[OutRecord]] = {}
         for stage in self._stages.values():
-            for p in sorted({tp.partition for tp in assignment}):
-                records.extend(stage.on_idle(p, wall_ms))
+            for p in sorted(set(partitions)):
+                closed = stage.on_idle(p, wall_ms)
+                if closed:
+                    records.setdefault(p, []).extend(closed)
         return records
 
     def drop(self, partitions: set[int]) -> None:

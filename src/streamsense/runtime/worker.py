@@ -1,9 +1,20 @@
-"""The worker loop: poll, run each partition's records through its flow, commit outputs,
-state changes and offsets together.
+"""The worker loop: poll into bounded buffers, run each partition's records through its
+flow (priority lane first), commit outputs, state changes and offsets together.
 
 ``realtime`` commits after every event (lowest latency); ``microbatch`` commits up to
-``batch_size`` events or every ``batch_ms`` (highest throughput). Both run the same code in
-offset order per partition, so they write the same outputs.
+``batch_size`` events or every ``batch_ms`` (highest throughput), and at once after
+priority-lane events. Both run the same code in offset order per topic-partition, so they
+write the same outputs.
+
+Failures. InvalidEvent from decoding or a stage sends the event to the dead letters. A
+retryable error (a store, model or sink down, a timeout; also a commit that keeps failing)
+discards the partition's uncommitted work (state back to the changelog, batch stages to
+snapshot + replay, the consumer back to the committed offsets), pauses the partition and
+retries it after an exponential backoff: its events wait in the broker, none is dropped,
+and outputs stay exactly once because they commit only with the offsets. A fatal error (a
+bug, bad configuration) stops the worker: nothing uncommitted is written, and a restart
+resumes from the committed offsets once the cause is fixed; dead-lettering instead would
+quietly empty the stream into the dead letters.
 """
 
 from __future__ import annotations
@@ -14,17 +25,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from streamsense.brokers.base import (
-    Broker,
-    Consumer,
-    OutRecord,
-    Record,
-    TopicPartition,
-    Transaction,
-)
-from streamsense.errors import FencedError, StreamsenseError
+from streamsense.brokers.base import Broker, Consumer, OutRecord, Record, TopicPartition
+from streamsense.clock import SYSTEM_CLOCK, Clock
+from streamsense.errors import StreamsenseError
 from streamsense.runtime.app import App
+from streamsense.runtime.commits import Committer
 from streamsense.runtime.flows import run_flow
+from streamsense.runtime.intake import NORMAL_LANE, Intake
+from streamsense.runtime.load import LoadMonitor, SheddingConfig
+from streamsense.runtime.pauses import Backoff, PauseBook, RetryBook
 from streamsense.runtime.restore import Restorer
 from streamsense.runtime.state import StateStore
 
@@ -35,7 +44,11 @@ Mode = Literal["realtime", "microbatch"]
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """How a worker batches, commits and snapshots."""
+    """How a worker batches, buffers, commits, snapshots, retries and sheds.
+
+    ``buffer_records`` bounds each topic-partition's intake buffer (default: twice
+    ``batch_size``). ``shedding`` (off by default: shedding makes decisions depend on load)
+    sets the lag thresholds of ``ctx.load.shed_heavy``."""
 
     mode: Mode = "microbatch"
     batch_size: int = 1000
@@ -45,6 +58,13 @@ class WorkerConfig:
     commit_attempts: int = 5
     snapshot_every_events: int = 200_000
     snapshot_every_s: float = 30.0
+    buffer_records: int | None = None
+    retry: Backoff = field(default_factory=Backoff)
+    shedding: SheddingConfig | None = None
+
+    @property
+    def buffer_capacity(self) -> int:
+        return self.buffer_records or max(64, 2 * self.batch_size)
 
 
 @dataclass
@@ -56,23 +76,44 @@ class WorkerStats:
     fenced: int = 0
     restored_keys: int = 0
     replayed_events: int = 0
+    priority_events: int = 0
+    failures: int = 0  # retryable failures (each one pauses and retries its partitions)
+    pauses: int = 0  # partitions paused (full buffer or waiting to retry)
+    paused_s: float = 0.0  # partition-seconds spent paused
+    largest_buffer: int = 0
+    shed_changes: int = 0
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
 
 
-class Worker:
+class Worker(Committer):
     """Runs an App against a broker: one member of the app's consumer group."""
 
-    def __init__(self, app: App, broker: Broker, config: WorkerConfig | None = None) -> None:
+    def __init__(
+        self,
+        app: App,
+        broker: Broker,
+        config: WorkerConfig | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.app = app
         self.broker = broker
         self.config = config or WorkerConfig()
         self.stats = WorkerStats()
+        self.load = LoadMonitor(self.config.shedding, clock)
+        self._clock = clock
+        self._sources = app.sources()
+        self._lanes = app.lane_ranks()
         self._state = StateStore({s: app.changelog_topic(s) for s in app.stage_names()})
         self._restorer = Restorer(app, broker, self.config)
-        self._pending: list[OutRecord] = []
+        self._intake = Intake(self.config.buffer_capacity, self._lanes)
+        self._pauses = PauseBook(clock)
+        self._retries = RetryBook(self.config.retry, clock)
+        self._pending: dict[int, list[OutRecord]] = {}  # by source partition number
         self._offsets: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int | None] = {}
         self._events_in_batch = 0
+        self._polled = 0  # records the last poll returned
         self._last_caught_up_check = 0.0
         self._stop = threading.Event()
         self._consumer: Consumer | None = None
@@ -102,20 +143,22 @@ class Worker:
             self._on_assign(everything)
         else:
             consumer.subscribe(
-                list(self.app.flows), on_assign=self._on_assign, on_revoke=self._on_revoke
+                list(self._sources), on_assign=self._on_assign, on_revoke=self._on_revoke
             )
         try:
             self._loop(consumer, until_caught_up)
             self._commit(final=True)
         finally:
+            self._let_go(consumer.assignment())
             consumer.close()
             self._consumer = None
+            self._sync_stats()
         return self.stats
 
     def _source_partitions(self) -> list[TopicPartition]:
         return [
             TopicPartition(topic, p)
-            for topic in self.app.flows
+            for topic in self._sources
             for p in range(self.broker.describe_topic(topic).config.partitions)
         ]
 
@@ -123,25 +166,97 @@ class Worker:
         realtime = self.config.mode == "realtime"
         batch_started: float | None = None
         while not self._stop.is_set():
-            limit = 1 if realtime else self.config.batch_size - self._events_in_batch
-            records = consumer.poll(limit, timeout=self.config.poll_timeout_s)
-            if records:
-                self._process(records)
+            self._retry_due(consumer)
+            polled = self._poll(consumer)
+            wanted = 1 if realtime else max(1, self.config.batch_size - self._events_in_batch)
+            chunk = self._intake.take(wanted)
+            urgent = False
+            if chunk:
+                urgent = self._process(chunk)
                 if batch_started is None:
                     batch_started = time.monotonic()
-            else:
-                self._pending.extend(self._restorer.idle(consumer.assignment()))
+            elif not polled:
+                self._add_idle(consumer)
+            self._pause_full_buffers(consumer)
+            self._measure_load(consumer)
             due = batch_started is not None and self._batch_due(batch_started)
-            if realtime or not records or due:
+            if realtime or not chunk or due or urgent:
                 self._commit()
                 batch_started = None
-            if until_caught_up and not records and self._check_caught_up(consumer):
+            self._sync_stats()
+            if until_caught_up and not chunk and self._check_caught_up(consumer):
                 return
+
+    def _poll(self, consumer: Consumer) -> int:
+        """Fetch what the buffers have room for; returns how many records came."""
+        active = [tp for tp in consumer.assignment() if not self._pauses.paused(tp)]
+        idle = not self._intake.buffered and not self._polled
+        waiting = idle and bool(self._retries.waiting)
+        if waiting:  # nothing to do but retries: wait for them on the injected clock
+            self._clock.sleep(min(self._retries.next_in(), self.config.poll_timeout_s))
+        timeout = self.config.poll_timeout_s if idle and not waiting else 0.0
+        # The poll also keeps the group membership alive while everything is paused.
+        records = consumer.poll(self._intake.room(active), timeout=timeout)
+        self._polled = len(records)
+        if self._retries.waiting:  # a broker may hand out records of a paused partition
+            records = [r for r in records if not self._retries.is_waiting(r.partition)]
+        for tp, offset in self._intake.add(records).items():
+            consumer.seek(tp, offset)  # refused for lack of room: read again later
+        return len(records)
+
+    def _pause_full_buffers(self, consumer: Consumer) -> None:
+        for tp in consumer.assignment():
+            size = self._intake.size(tp)
+            if size >= self._intake.high:
+                self._pauses.hold(consumer, [tp], "full")
+            elif size <= self._intake.low:
+                self._pauses.release(consumer, [tp], "full")
 
     def _batch_due(self, started: float) -> bool:
         if self._events_in_batch >= self.config.batch_size:
             return True
         return (time.monotonic() - started) * 1000 >= self.config.batch_ms
+
+    def _add_idle(self, consumer: Consumer) -> None:
+        numbers = {tp.partition for tp in consumer.assignment()} - self._retries.waiting
+        for p, records in self._restorer.idle(numbers).items():
+            self._pending.setdefault(p, []).extend(records)
+
+    def _sync_stats(self) -> None:
+        self.stats.pauses = self._pauses.pauses
+        self.stats.paused_s = self._pauses.paused_s
+        self.stats.largest_buffer = self._intake.largest
+        self.stats.shed_changes = self.load.changes
+
+    # -- lag and load -----------------------------------------------------------------------
+    def next_offset(self, tp: TopicPartition) -> int:
+        """The next offset this worker will process for an assigned ``tp``."""
+        assert self._consumer is not None
+        if self._retries.is_waiting(tp.partition):
+            done = self._committed.get(tp)
+            return self._consumer.position(tp) if done is None else done
+        head = self._intake.head(tp)
+        return self._consumer.position(tp) if head is None else head
+
+    def own_lag(self) -> int:
+        """Records between what this worker processed and the end of its partitions."""
+        assert self._consumer is not None
+        assigned = self._consumer.assignment()
+        highs = {}
+        for topic in {tp.topic for tp in assigned}:
+            for part in self.broker.describe_topic(topic).partitions:
+                highs[TopicPartition(topic, part.partition)] = part.high
+        return sum(max(0, highs[tp] - self.next_offset(tp)) for tp in assigned)
+
+    def _measure_load(self, consumer: Consumer) -> None:
+        if not self.load.due():
+            return
+        try:
+            self.load.observe(self.own_lag())
+        except StreamsenseError as error:
+            if not error.retryable:
+                raise
+            log.info("lag not measured (%s); shedding state kept", error)
 
     def _check_caught_up(self, consumer: Consumer) -> bool:
         # Asking the broker costs round trips (Kafka): at most a few times a second.
@@ -149,7 +264,7 @@ class Worker:
         if now - self._last_caught_up_check < 0.2:
             return False
         self._last_caught_up_check = now
-        return self._caught_up(consumer)
+        return not self._retries.waiting and self._caught_up(consumer)
 
     def _caught_up(self, consumer: Consumer) -> bool:
         """Every source partition is read to its end: by this worker for the partitions it
@@ -157,34 +272,53 @@ class Worker:
         owned = set(consumer.assignment())
         others = [tp for tp in self._source_partitions() if tp not in owned]
         committed = self.broker.committed(self.app.group, others) if others else {}
-        for topic in self.app.flows:
+        for topic in self._sources:
             for part in self.broker.describe_topic(topic).partitions:
                 tp = TopicPartition(topic, part.partition)
-                done = consumer.position(tp) if tp in owned else committed.get(tp)
+                done = self.next_offset(tp) if tp in owned else committed.get(tp)
                 if (part.low if done is None else done) < part.high:
                     return False
         return True
 
     # -- processing -------------------------------------------------------------------------
-    def _process(self, records: list[Record]) -> None:
+    def _process(self, records: list[Record]) -> bool:
+        """Run ``records`` through their flows; True when some came from a priority lane."""
         by_partition: dict[TopicPartition, list[Record]] = {}
         for record in records:
             by_partition.setdefault(TopicPartition(record.topic, record.partition), []).append(
                 record
             )
+        urgent = False
         for tp, batch in by_partition.items():
-            replay, live = self._restorer.split(tp, batch)
-            flow = self.app.flows[tp.topic]
-            if replay:
-                run_flow(flow, self._state, tp.partition, replay, restoring=True)
-                self.stats.replayed_events += len(replay)
-            if live:
-                outcome = run_flow(flow, self._state, tp.partition, live, restoring=False)
-                self._pending.extend(outcome.records)
-                self._offsets[tp] = live[-1].offset + 1
-                self._events_in_batch += len(live)
-                self._restorer.count(tp.partition, len(live))
-                self._record(outcome.events, outcome.outputs, outcome.dead_letters)
+            if self._retries.is_waiting(tp.partition):
+                continue  # failed earlier in this chunk: redone after its reload
+            try:
+                self._process_partition(tp, batch)
+            except StreamsenseError as error:
+                if not error.retryable:
+                    raise
+                self._fail({tp.partition}, error)
+                continue
+            if self._lanes.get(tp.topic, NORMAL_LANE) < NORMAL_LANE:
+                urgent = True
+                self.stats.priority_events += len(batch)
+        return urgent
+
+    def _process_partition(self, tp: TopicPartition, batch: list[Record]) -> None:
+        replay, live = self._restorer.split(tp, batch)
+        flow = self._sources[tp.topic]
+        if replay:
+            run_flow(flow, self._state, tp.partition, replay, restoring=True, load=self.load)
+            self.stats.replayed_events += len(replay)
+        if live:
+            outcome = run_flow(
+                flow, self._state, tp.partition, live, restoring=False, load=self.load
+            )
+            self._pending.setdefault(tp.partition, []).extend(outcome.records)
+            self._offsets[tp] = live[-1].offset + 1
+            self._events_in_batch += len(live)
+            self._restorer.count(tp.partition, len(live))
+            self._record(outcome.events, outcome.outputs, outcome.dead_letters)
 
     def _record(self, events: int, outputs: int, dead_letters: dict[str, int]) -> None:
         self.stats.events += events
@@ -195,64 +329,12 @@ class Worker:
                 self.stats.dead_letter_reasons.get(reason, 0) + n
             )
 
-    # -- committing -------------------------------------------------------------------------
-    def _commit(self, *, final: bool = False) -> None:
-        if not self._offsets and not self._pending:
-            return
-        offsets, self._offsets = self._offsets, {}
-        records = self._pending + self._state.take_changes()
-        if self._consumer is not None:
-            records += self._restorer.snapshots_due(self._consumer, force=final)
-        self._pending = []
-        self._events_in_batch = 0
-        txn = Transaction(
-            self.app.group,
-            offsets=offsets,
-            records=records,
-            expected={tp: self._committed.get(tp) for tp in offsets},
-            consumer=self._consumer,
-        )
-        try:
-            self._commit_with_retries(txn)
-        except FencedError as error:
-            log.warning("fenced, reloading partitions %s: %s", sorted(offsets), error)
-            self.stats.fenced += 1
-            self._reload(list(offsets))
-            return
-        self._committed.update(offsets)
-        self.stats.commits += 1
-
-    def _commit_with_retries(self, txn: Transaction) -> None:
-        # A failed commit wrote nothing, so the very same transaction can be tried again.
-        for attempt in range(1, self.config.commit_attempts + 1):
-            try:
-                self.broker.commit_transaction(txn)
-                return
-            except StreamsenseError as error:
-                if not error.retryable or attempt == self.config.commit_attempts:
-                    raise
-                log.warning("commit failed (attempt %d), retrying: %s", attempt, error)
-                time.sleep(min(2.0, 0.05 * 2**attempt))
-
-    def _reload(self, partitions: list[TopicPartition]) -> None:
-        """Forget uncommitted work on ``partitions``: state and position go back to what
-        the group committed."""
-        numbers = {tp.partition for tp in partitions}
-        self._state.restore(self.broker, numbers)
-        every = [tp for tp in self._source_partitions() if tp.partition in numbers]
-        committed = self.broker.committed(self.app.group, every)
-        self._committed.update(committed)
-        if self._consumer is not None:
-            for tp in every:
-                if tp in self._consumer.assignment():
-                    self._consumer.seek(tp, committed[tp] or 0)
-            self._restorer.restore(self._consumer, numbers, committed)
-
     # -- rebalances -------------------------------------------------------------------------
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
         committed = self.broker.committed(self.app.group, partitions)
         self._committed.update(committed)
         numbers = {tp.partition for tp in partitions}
+        self._intake.clear(partitions)
         self.stats.restored_keys += self._state.restore(self.broker, numbers)
         if self._consumer is not None:
             self._restorer.restore(self._consumer, numbers, committed)
@@ -264,6 +346,12 @@ class Worker:
         numbers = {tp.partition for tp in partitions}
         self._state.drop(numbers)
         self._restorer.drop(numbers)
+        self._let_go(partitions)
         for tp in partitions:
             self._committed.pop(tp, None)
         log.info("revoked %s", partitions)
+
+    def _let_go(self, partitions: list[TopicPartition]) -> None:
+        self._intake.clear(partitions)
+        self._pauses.forget(partitions)
+        self._retries.forget({tp.partition for tp in partitions})

@@ -1,0 +1,160 @@
+"""Priority lanes: high-priority events overtaking a backlog, on the embedded broker.
+
+    python bench/lanes_bench.py [--backlog 200000] [--rate 200] [--partitions 4]
+
+A backlog of ordinary orders waits in the broker; a worker (microbatch, default config)
+drains it while high-priority orders arrive at a steady rate. Three runs, each on a fresh
+broker file:
+
+* lanes: high-priority orders go to the priority lane (``Stream(priority=...)``);
+* one topic: the same orders go to the base topic, behind the backlog (no lanes);
+* backlog only: no high-priority orders (the drain rate without lanes).
+
+Reports each lane's produce-to-output latency (output record time minus input record time,
+both broker timestamps in ms) and the backlog's drain rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import streamsense as ss
+from streamsense.brokers import EmbeddedBroker
+from streamsense.runtime.worker import Worker, WorkerConfig
+from streamsense.testing import drain_topic
+
+
+class Order(ss.Schema):
+    customer: str
+    ts: int
+    amount: float
+    vip: bool = False
+
+
+def is_vip(order: Order) -> bool:
+    return order.vip
+
+
+def build(partitions: int, lanes: bool) -> tuple[ss.App, ss.Stream[Order]]:
+    stream = ss.Stream(
+        "orders",
+        Order,
+        key="customer",
+        time="ts",
+        partitions=partitions,
+        priority=is_vip if lanes else None,
+    )
+
+    def score(order: Order, ctx: ss.Context) -> dict[str, Any]:
+        n, total = ctx.state.get((0, 0.0))
+        ctx.state.set((n + 1, total + order.amount))
+        return {"customer": order.customer, "n": n + 1, "vip": order.vip}
+
+    app = ss.App("lanes-bench")
+    app.flow(stream).stage("score", score).sink(ss.TopicSink("lanes-bench.out"))
+    return app, stream
+
+
+def produce_backlog(broker: EmbeddedBroker, stream: ss.Stream[Order], n: int) -> None:
+    now = int(time.time() * 1000)
+    with broker.producer(batch_size=50_000) as producer:
+        for i in range(n):
+            out = stream.to_record(Order(f"c{i % 5000}", now, float(i % 97)))
+            producer.send(out.topic, out.value, out.key)
+
+
+def run(path: Path, args: argparse.Namespace, mode: str) -> dict[str, Any]:
+    broker = EmbeddedBroker(path)
+    app, stream = build(args.partitions, lanes=mode == "lanes")
+    worker = Worker(app, broker, WorkerConfig())
+    worker.ensure_topics()
+    produce_backlog(broker, stream, args.backlog)
+    started = time.perf_counter()
+    thread = threading.Thread(target=worker.run, kwargs={"until_caught_up": True})
+    thread.start()
+    vips = 0
+    while worker.stats.events == 0:  # measure from the moment the worker is draining
+        time.sleep(0.001)
+    if mode != "backlog only":
+        producer = broker.producer(linger_ms=0)
+        period = 1.0 / args.rate
+        next_at = time.perf_counter()
+        while worker.stats.events < args.backlog:  # keep arriving while the backlog drains
+            out = stream.to_record(Order(f"v{vips}", int(time.time() * 1000), 500.0, vip=True))
+            producer.send(out.topic, out.value, out.key)
+            producer.flush()
+            vips += 1
+            next_at += period
+            time.sleep(max(0.0, next_at - time.perf_counter()))
+        producer.close()
+    thread.join()
+    elapsed = time.perf_counter() - started
+    latencies = lane_latencies(broker, stream)
+    broker.close()
+    commits = worker.stats.commits
+    return {"mode": mode, "seconds": elapsed, "vips": vips, "commits": commits, **latencies}
+
+
+def lane_latencies(broker: EmbeddedBroker, stream: ss.Stream[Order]) -> dict[str, Any]:
+    produced = {
+        f"{r.topic}/{r.partition}/{r.offset}": r.timestamp
+        for topic in stream.lane_topics
+        for r in drain_topic(broker, topic)
+    }
+    vip: list[int] = []
+    normal: list[int] = []
+    for out in drain_topic(broker, "lanes-bench.out"):
+        source = dict(out.headers)["source"].decode()
+        lane = vip if b'"vip":true' in (out.value or b"") else normal
+        lane.append(out.timestamp - produced[source])
+    return {"vip_ms": np.array(vip), "normal_ms": np.array(normal)}
+
+
+def pct(values: np.ndarray, q: float) -> str:
+    return f"{np.percentile(values, q):,.0f}" if len(values) else "-"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backlog", type=int, default=200_000)
+    parser.add_argument("--rate", type=float, default=200.0, help="high-priority orders/s")
+    parser.add_argument("--partitions", type=int, default=4)
+    args = parser.parse_args()
+    print(
+        f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print(
+        f"# backlog {args.backlog:,} orders, high-priority at {args.rate:g}/s, "
+        f"{args.partitions} partitions, microbatch (default WorkerConfig)"
+    )
+    print("| run | high-priority p50 / p99 ms | backlog p50 / p99 ms | drain s | ev/s | commits |")
+    print("|---|---:|---:|---:|---:|---:|")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in ("lanes", "one topic", "backlog only"):
+            result = run(Path(tmp) / f"{mode.replace(' ', '-')}.db", args, mode)
+            results.append(result)
+            vip, normal = result["vip_ms"], result["normal_ms"]
+            rate = args.backlog / result["seconds"]
+            print(
+                f"| {mode} ({result['vips']} high) | {pct(vip, 50)} / {pct(vip, 99)} | "
+                f"{pct(normal, 50)} / {pct(normal, 99)} | {result['seconds']:.2f} | {rate:,.0f} | "
+                f"{result['commits']:,} |"
+            )
+    lanes, _, alone = results
+    print(f"# drain rate with lanes / without: {alone['seconds'] / lanes['seconds']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
