@@ -21,10 +21,12 @@ import typer
 from rich.progress import Progress
 
 from streamsense.brokers import Broker
+from streamsense.cli import supervise
 from streamsense.cli.common import (
     DEFAULT_STATE_DIR,
     BrokerOption,
     StateDirOption,
+    broker_url,
     connect,
     console,
     fail,
@@ -33,6 +35,7 @@ from streamsense.cli.common import (
 from streamsense.errors import StreamsenseError
 from streamsense.events import Stream, to_epoch_ms
 from streamsense.runtime.ingest import RowFilter, count_rows, ingest_file
+from streamsense.runtime.load import SheddingConfig
 from streamsense.runtime.loader import LoadedApp, load_app
 from streamsense.runtime.worker import Mode, Worker, WorkerConfig, WorkerStats
 
@@ -49,6 +52,17 @@ def _worker_config(mode: str, batch_size: int) -> WorkerConfig:
         fail(f"--mode must be realtime or microbatch, not {mode!r}")
     chosen: Mode = "realtime" if mode == "realtime" else "microbatch"
     return WorkerConfig(mode=chosen, batch_size=batch_size)
+
+
+def _shedding(shed_above: int | None, restore_below: int | None) -> SheddingConfig | None:
+    if shed_above is None:
+        if restore_below is not None:
+            fail("--restore-below needs --shed-above")
+        return None
+    below = shed_above // 2 if restore_below is None else restore_below
+    if below >= shed_above:
+        fail("--restore-below must be lower than --shed-above")
+    return SheddingConfig(shed_above, below)
 
 
 def _stop_on_signals(worker: Worker) -> None:
@@ -83,18 +97,57 @@ def run(
         ),
     ] = WorkerConfig.session_timeout_ms,
     verbose: VerboseOption = False,
+    shed_above: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Above this lag (records) stages see ctx.load.shed_heavy: the cascade "
+            "skips its heavy tier and marks those decisions. Off by default.",
+        ),
+    ] = None,
+    restore_below: Annotated[
+        int | None,
+        typer.Option(min=0, help="Shedding stops below this lag (default: half --shed-above)."),
+    ] = None,
+    workers: supervise.WorkersOption = "1",
+    min_workers: supervise.MinWorkersOption = 1,
+    max_workers: supervise.MaxWorkersOption = None,
+    scale_up_lag: supervise.ScaleUpLagOption = 1000,
+    scale_up_seconds: supervise.ScaleUpSecondsOption = 10.0,
+    idle_seconds: supervise.IdleSecondsOption = 60.0,
+    idle_lag: supervise.IdleLagOption = None,
+    cooldown_seconds: supervise.CooldownOption = 30.0,
+    check_seconds: supervise.CheckSecondsOption = 2.0,
+    status_file: supervise.StatusFileOption = None,
+    metrics_file: supervise.MetricsFileOption = None,
+    parent_pid: supervise.ParentPidOption = None,
 ) -> None:
-    """Run an application's worker until SIGTERM or Ctrl-C (restarts resume from commits)."""
+    """Run an application's worker until SIGTERM or Ctrl-C (restarts resume from commits);
+    with --workers N or auto, supervise that many worker processes (auto: scaled by lag)."""
+    base = _worker_config(mode, batch_size)  # checks --mode before any child starts
+    if workers != "1":
+        url = broker_url(broker, state_dir)
+        options = supervise.WorkerOptions(
+            mode, batch_size, url, state_dir, batch_ms, session_timeout_ms, verbose,
+            shed_above, restore_below,
+        )  # fmt: skip
+        scale = supervise.ScaleOptions(
+            workers, min_workers, max_workers, scale_up_lag, scale_up_seconds, idle_seconds,
+            idle_lag, cooldown_seconds, check_seconds, status_file, metrics_file,
+        )  # fmt: skip
+        return supervise.supervise(app, options, scale)
     setup_logging(verbose)
     loaded = _load(app)
     target = connect(broker, state_dir)
     config = replace(
-        _worker_config(mode, batch_size),
+        base,
         batch_ms=batch_ms,
         session_timeout_ms=session_timeout_ms,
+        shedding=_shedding(shed_above, restore_below),
     )
     worker = Worker(loaded.app, target, config)
     _stop_on_signals(worker)
+    supervise.exit_with_parent(parent_pid, worker.stop)
     console.print(f"running {loaded.app.name} on {target.url} ({mode}); Ctrl-C stops")
     try:
         stats = worker.run()
@@ -369,7 +422,7 @@ def _count_rows(path: Path, row_filter: RowFilter) -> int:
 
 
 def _run_with_progress(worker: Worker) -> WorkerStats:
-    total = sum(worker.broker.describe_topic(topic).messages for topic in worker.app.flows)
+    total = sum(worker.broker.describe_topic(topic).messages for topic in worker.app.sources())
     done = threading.Event()
     with Progress(console=console) as progress:
         task = progress.add_task(f"processing {worker.app.name}", total=total)
