@@ -7,8 +7,9 @@ SQLite online store serving 15 precomputed features, in one run.
 Setup (not timed): the first ``--events`` handbook transactions go through the fraud app's
 FeatureEngine; every customer's and terminal's window contents are written to each store.
 Timed: ``OnlineFeatures.vectors`` for 1 and for 100 transactions, i.e. one store round trip
-per entity group (customer, terminal), decoding the window rows and folding all 12 window
-features at the read time, plus the 3 event features — the full 15-feature vector.
+for both entity groups (customer, terminal: ``OnlineStore.read_blobs``), folding all 12 window
+features at the read time straight from the blobs (store.blob_fold), plus the 3 event
+features — the full 15-feature vector.
 """
 
 from __future__ import annotations

@@ -59,6 +59,37 @@ def test_many_keys_in_order_with_missing_as_none(online_backend: OnlineBackend) 
     assert store.read("v", ["nope", "k3"]) == [None, written["k3"]]
 
 
+def test_read_blobs_of_several_views_in_one_call(online_backend: OnlineBackend) -> None:
+    store = online_backend.make()
+    customers = {row.key: row.blob for row in rows(150, tag="c")}
+    terminals = {row.key: row.blob for row in rows(40, tag="t")}  # same keys, other view
+    store.write("s.customer", [OnlineRow(k, T0, b) for k, b in customers.items()])
+    store.write("s.terminal", [OnlineRow(k, T0, b) for k, b in terminals.items()])
+    asked_c = [*customers, "missing", "k7", "k7"]
+    asked_t = ["k3", "k100", "missing", "k0"]
+    random.Random(2).shuffle(asked_c)
+    got = store.read_blobs([("s.customer", asked_c), ("s.terminal", asked_t), ("s.none", [])])
+    assert got == [
+        [customers.get(k) for k in asked_c],
+        [terminals.get(k) for k in asked_t],
+        [],
+    ]
+    assert store.read_blobs([("s.terminal", ["k1"])]) == [[terminals["k1"]]]
+    assert store.read_blobs([]) == []
+
+
+def test_read_blobs_beyond_one_statement_and_after_expiry(online_backend: OnlineBackend) -> None:
+    clock = ManualClock(T0)
+    store = online_backend.make(clock)
+    many = rows(2_000, tag="m")
+    store.write("a", many, ttl_ms=1_000)
+    store.write("b", [OnlineRow("k1", T0, b"kept")])
+    keys = [row.key for row in many]  # SQLite: more keys than one statement takes
+    assert store.read_blobs([("a", keys), ("b", ["k1"])]) == [[r.blob for r in many], [b"kept"]]
+    clock.advance(1_000)
+    assert store.read_blobs([("a", keys[:3]), ("b", ["k1"])]) == [[None] * 3, [b"kept"]]
+
+
 def test_unicode_keys_and_views(online_backend: OnlineBackend) -> None:
     store = online_backend.make()
     row = OnlineRow("clé/ü 🙂 with spaces", T0, b"blob")

@@ -15,6 +15,14 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
 
+def live_rows(firsts: I64, lengths: I64) -> I64:
+    """Pool rows [firsts[i], firsts[i] + lengths[i]) of every segment i, concatenated
+    (vectorised: a backfill snapshots every key of a partition after each chunk)."""
+    starts = np.cumsum(lengths) - lengths
+    within = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(starts, lengths)
+    return np.repeat(firsts, lengths) + within
+
+
 class KeyedBuffer:
     def __init__(self, n_values: int, pool_rows: int = 1 << 12, slot_rows: int = 1 << 10) -> None:
         self.n_values = max(1, n_values)
@@ -118,15 +126,7 @@ class KeyedBuffer:
         keys = [k for k in self.key_of if k is not None]
         slots = np.array([self.slot_of[k] for k in keys], np.int64)
         lengths = self.seg_len[slots] if len(slots) else np.zeros(0, np.int64)
-        index = np.concatenate(
-            [
-                np.arange(
-                    self.seg_start[s] + self.seg_begin[s], self.seg_start[s] + self.seg_begin[s] + n
-                )
-                for s, n in zip(slots.tolist(), lengths.tolist(), strict=True)
-            ]
-            or [np.zeros(0, np.int64)]
-        ).astype(np.int64)
+        index = live_rows(self.seg_start[slots] + self.seg_begin[slots], lengths)
         return msgspec.msgpack.encode(
             {
                 "keys": keys,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from streamsense.errors import InvalidEvent
 from streamsense.events import Event, Stream
 from streamsense.features.definitions import FeatureSet
 from streamsense.features.engine import FeatureEngine
+from streamsense.features.group import Columns
 from streamsense.store.offline import OfflineStore
 from streamsense.store.online import OnlineStore
 from streamsense.store.views import OnlineView
@@ -87,8 +87,9 @@ def backfill(
         for records in _chunks(broker, tp, start, part.high, chunk):
             events, invalid = _decode(source, records)
             result.invalid += invalid
-            _fold(engine, tp.partition, events, offline, features, records)
-            _write_online(views, engine, tp.partition, events)
+            columns = engine.columns_of(events)
+            _fold(engine, tp.partition, events, columns, offline, features, records)
+            _write_online(views, engine, tp.partition, columns)
             _save(folder / f"p{tp.partition}.ckpt", records[-1].offset + 1, engine, tp.partition)
             result.events += len(records)
             if progress is not None:
@@ -131,39 +132,38 @@ def _fold(
     engine: FeatureEngine,
     partition: int,
     events: list[Event[Any]],
+    columns: Columns,
     offline: OfflineStore | None,
     features: FeatureSet,
     records: list[Record],
 ) -> None:
     if not events:
         return
-    result = engine.process_events(partition, events)
+    times = np.fromiter((e.event_time for e in events), np.int64, len(events))
+    result = engine.process(partition, times, columns)
     if offline is None:
         return
-    keep = ~result.late
-    columns: dict[str, Any] = {
+    table: dict[str, Any] = {
         "event_id": [e.id for e in events],
         "partition": np.full(len(events), partition, np.int64),
-        "offset": np.array([e.offset for e in events], np.int64),
+        "offset": np.fromiter((e.offset for e in events), np.int64, len(events)),
         "key": [e.key for e in events],
-        "event_time": np.array([e.event_time for e in events], np.int64),
+        "event_time": times,
     }
     for j, feature in enumerate(features.features):
         values = result.values[:, j]
-        columns[feature.name] = (
-            values.astype(np.int64) if feature.output_dtype == "int64" else values
-        )
-    table = pa.table(columns).filter(pa.array(keep))
+        table[feature.name] = values.astype(np.int64) if feature.output_dtype == "int64" else values
     name = f"p{partition:03d}-{records[0].offset:012d}-{records[-1].offset:012d}"
-    offline.write(history_table(features), table, time_column="event_time", name=name)
+    rows = pa.table(table).filter(pa.array(~result.late))
+    offline.write(history_table(features), rows, time_column="event_time", name=name)
 
 
 def _write_online(
-    views: dict[str, OnlineView], engine: FeatureEngine, partition: int, events: list[Event[Any]]
+    views: dict[str, OnlineView], engine: FeatureEngine, partition: int, columns: Columns
 ) -> None:
+    """Each view's window rows of every key the chunk touched (one write per view)."""
     for group, view in views.items():
-        getter = attrgetter(group)
-        keys = sorted({getter(e.payload) for e in events}, key=str)
+        keys = np.unique(columns[group]).tolist()
         view.write(engine.partition(partition).groups[group].buffer, keys)
 
 

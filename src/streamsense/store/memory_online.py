@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from streamsense.clock import SYSTEM_CLOCK, Clock
 from streamsense.errors import ConfigError
-from streamsense.store.online import OnlineRow
+from streamsense.store.online import OnlineRow, ViewKeys
 
 
 def check_view(view: str) -> None:
@@ -65,6 +65,21 @@ class MemoryOnlineStore:
                     out.append(None)
                 else:
                     out.append(OnlineRow(key, row[0], row[2]))
+        return out
+
+    def read_blobs(self, requests: Sequence[ViewKeys]) -> list[list[bytes | None]]:
+        for view, _ in requests:
+            check_view(view)
+        now = self._clock.now_ms()
+        out: list[list[bytes | None]] = []
+        with self._lock:
+            for view, keys in requests:
+                found: list[bytes | None] = []
+                for key in keys:
+                    row = self._rows.get((view, key))
+                    expired = row is None or (row[1] is not None and row[1] <= now)
+                    found.append(None if row is None or expired else row[2])
+                out.append(found)
         return out
 
     def delete(self, view: str, keys: Sequence[str]) -> None:

@@ -7,7 +7,8 @@ a key's windows, so windows are evaluated at request time); the store only keeps
   not older than the stored one (replays and out-of-order writers cannot move a key back);
 * batched writes (``write`` takes many rows, one round trip);
 * reads of many keys in one round trip (``read`` returns blobs in the order asked, None
-  for a missing or expired key);
+  for a missing or expired key), and of several views' keys in one round trip
+  (``read_blobs``: just the blobs, what request-time folds need);
 * a TTL per write, counted from the injected clock's wall time.
 """
 
@@ -23,6 +24,10 @@ class OnlineRow(NamedTuple):
     blob: bytes
 
 
+# One view's keys, as asked of ``OnlineStore.read_blobs``.
+ViewKeys = tuple[str, Sequence[str]]
+
+
 class OnlineStore(Protocol):
     url: str
 
@@ -32,6 +37,11 @@ class OnlineStore(Protocol):
 
     def read(self, view: str, keys: Sequence[str]) -> list[OnlineRow | None]:
         """The stored rows of ``keys`` in order (None: missing or expired), one round trip."""
+        ...
+
+    def read_blobs(self, requests: Sequence[ViewKeys]) -> list[list[bytes | None]]:
+        """For each (view, keys) asked, the blobs of ``keys`` in order (None: missing or
+        expired), all in one round trip."""
         ...
 
     def delete(self, view: str, keys: Sequence[str]) -> None: ...

@@ -4,7 +4,8 @@ One table keyed by (view, key), WITHOUT ROWID so a read is one primary-key b-tre
 with the row stored in the leaf. WAL mode lets any number of reader processes run while
 one writer commits. A write is one transaction of UPSERTs whose WHERE clause keeps the
 newest event time (last write wins, an expired row counts as absent); a read of many keys
-is one ``SELECT ... key IN (...)`` per 900 keys. Statements are prepared once per shape
+is one ``SELECT ... key IN (...)`` per 900 keys; ``read_blobs`` reads several views' keys
+with one statement (a UNION ALL of such SELECTs). Statements are prepared once per shape
 and kept in the connection's statement cache.
 
 Latency: a read takes the connection lock, runs one cached statement and builds the
@@ -17,14 +18,14 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
 
 from streamsense.clock import SYSTEM_CLOCK, Clock
 from streamsense.errors import ConfigError, RetryableError
 from streamsense.store.memory_online import check_view, expiry_ms
-from streamsense.store.online import OnlineRow
+from streamsense.store.online import OnlineRow, ViewKeys
 
 # Keys per SELECT/DELETE: below SQLite's historical limit of 999 bound parameters.
 CHUNK = 900
@@ -52,6 +53,7 @@ _UPSERT = (
     " WHERE excluded.event_time >= online.event_time"
     " OR (online.expires_ms IS NOT NULL AND online.expires_ms <= ?6)"
 )
+_LIVE = "(expires_ms IS NULL OR expires_ms > ?)"
 _READ_ONE = "SELECT event_time, expires_ms, blob FROM online WHERE view = ? AND key = ?"
 _DELETE_ONE = "DELETE FROM online WHERE view = ? AND key = ?"
 _PURGE = "DELETE FROM online WHERE expires_ms IS NOT NULL AND expires_ms <= ?"
@@ -63,6 +65,18 @@ def _read_many(n: int) -> str:
     return (
         f"SELECT key, event_time, expires_ms, blob FROM online WHERE view = ? AND key IN ({marks})"
     )
+
+
+@cache
+def _read_views(counts: tuple[int, ...]) -> str:
+    """One statement for several views' keys: a UNION ALL of one indexed IN per view, each
+    row tagged with its request's index (expired rows are left out by SQLite)."""
+    parts = [
+        f"SELECT {i}, key, blob FROM online WHERE view = ? AND key IN ({','.join('?' * n)})"
+        f" AND {_LIVE}"
+        for i, n in enumerate(counts)
+    ]
+    return " UNION ALL ".join(parts)
 
 
 class SqliteOnlineStore:
@@ -185,21 +199,54 @@ class SqliteOnlineStore:
             if n <= CHUNK:
                 fetched = conn.execute(_read_many(n), (view, *keys)).fetchall()
             else:
-                # One read transaction: every chunk sees the same snapshot.
-                conn.execute("BEGIN")
-                try:
+                with self._snapshot():  # every chunk sees the same snapshot
                     fetched = []
                     for start in range(0, n, CHUNK):
                         chunk = keys[start : start + CHUNK]
                         sql = _read_many(len(chunk))
                         fetched += conn.execute(sql, (view, *chunk)).fetchall()
-                finally:
-                    conn.execute("COMMIT")
         for key, event_time, expires, blob in fetched:
             if expires is None or expires > now:
                 found[key] = OnlineRow(key, event_time, blob)
         get = found.get
         return [get(key) for key in keys]
+
+    def read_blobs(self, requests: Sequence[ViewKeys]) -> list[list[bytes | None]]:
+        for view, _ in requests:
+            check_view(view)
+        asked = [(i, view, keys) for i, (view, keys) in enumerate(requests) if keys]
+        if sum(len(keys) + 2 for _, _, keys in asked) > CHUNK:
+            with self._lock, self._snapshot():
+                rows = [self.read(view, keys) for view, keys in requests]
+            return [[None if r is None else r.blob for r in got] for got in rows]
+        found: list[dict[str, bytes]] = [{} for _ in requests]
+        if asked:
+            now = self._clock.now_ms()
+            params: list[object] = []
+            for _, view, keys in asked:
+                params += [view, *keys, now]
+            sql = _read_views(tuple(len(keys) for _, _, keys in asked))
+            with self._lock:
+                fetched = self._conn.execute(sql, params).fetchall()
+            for tag, key, blob in fetched:
+                found[asked[tag][0]][key] = blob
+        return [
+            [by_key.get(key) for key in keys]
+            for by_key, (_, keys) in zip(found, requests, strict=True)
+        ]
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """One read transaction around several statements (they all see one snapshot);
+        nested use joins the outer one. Call with the lock held."""
+        if self._conn.in_transaction:
+            yield
+            return
+        self._conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._conn.execute("COMMIT")
 
     def _read_one(self, view: str, key: str) -> OnlineRow | None:
         with self._lock:

@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from streamsense.features import kernels
-from streamsense.features.buffer import F64, I64, KeyedBuffer
+from streamsense.errors import FatalError
+from streamsense.features.buffer import F64, I64, KeyedBuffer, live_rows
 from streamsense.features.definitions import FeatureSet
 from streamsense.features.engine import FeatureEngine
 from streamsense.features.group import GroupPlan
+from streamsense.store.blob_fold import fold_blobs
 from streamsense.store.online import OnlineRow, OnlineStore
 
 _HEADER = struct.Struct("<II")  # rows, value columns
@@ -38,19 +39,40 @@ def decode_rows(blob: bytes) -> tuple[I64, F64]:
 
 
 def rows_of(buffer: KeyedBuffer, keys: Sequence[Any]) -> list[OnlineRow]:
-    """The online rows of ``keys`` from an engine buffer (keys it no longer holds: skipped)."""
-    rows = []
-    for key in keys:
-        slot = buffer.slot_of.get(key)
-        if slot is None or buffer.seg_len[slot] == 0:
-            continue
-        first = int(buffer.seg_start[slot] + buffer.seg_begin[slot])
-        last = first + int(buffer.seg_len[slot])
-        times = buffer.ptime[first:last]
-        rows.append(
-            OnlineRow(str(key), int(times.max()), encode_rows(times, buffer.pval[first:last]))
-        )
-    return rows
+    """The online rows of ``keys`` from an engine buffer (keys it no longer holds: skipped).
+    Every blob is laid out in one word array at once (no per-key numpy work): a backfill
+    writes the window rows of every key a chunk touched."""
+    slot_of = buffer.slot_of
+    kept = [k for k in keys if slot_of.get(k) is not None]
+    slots = np.fromiter((slot_of[k] for k in kept), np.int64, len(kept))
+    lengths = buffer.seg_len[slots]
+    held = lengths > 0
+    slots, lengths = slots[held], lengths[held]
+    kept = [k for k, h in zip(kept, held.tolist(), strict=True) if h]
+    if not kept:
+        return []
+    width = buffer.n_values
+    starts = np.cumsum(lengths) - lengths  # each key's first row among all rows
+    within = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(starts, lengths)
+    pool_rows = live_rows(buffer.seg_start[slots] + buffer.seg_begin[slots], lengths)
+    sizes = 1 + lengths * (1 + width)  # words per blob: header, times, values
+    first = np.cumsum(sizes) - sizes
+    words = np.empty(int(sizes.sum()), np.int64)
+    words[first] = lengths | (width << 32)  # the header: struct "<II" (rows, columns)
+    row_first = np.repeat(first + 1, lengths)
+    times = buffer.ptime[pool_rows]
+    words[row_first + within] = times
+    value_at = np.repeat(first + 1 + lengths, lengths) + within * width
+    words.view(np.float64)[value_at[:, None] + np.arange(width)] = buffer.pval[pool_rows]
+    raw = words.tobytes()
+    # Rows are in (time, seq) order: a key's newest event time is its last row's.
+    newest = times[starts + lengths - 1].tolist()
+    bounds = (8 * first).tolist()
+    ends = (8 * (first + sizes)).tolist()
+    return [
+        OnlineRow(str(key), t, raw[a:b])
+        for key, t, a, b in zip(kept, newest, bounds, ends, strict=True)
+    ]
 
 
 class OnlineView:
@@ -79,84 +101,42 @@ class OnlineView:
         """Features of ``keys`` at ``at_ms``. With ``events`` (one row of value fields per
         key), each key's window also holds that event at ``at_ms``, as if already processed:
         how the stream computes an event's own features (a count includes the event)."""
-        stored = self.store.read(self.name, [str(k) for k in keys])
+        (blobs,) = self.store.read_blobs([(self.name, [str(k) for k in keys])])
+        return self.fold(blobs, np.full(len(keys), at_ms, np.int64), events)
+
+    def fold(self, blobs: Sequence[bytes | None], times: I64, events: F64 | None = None) -> F64:
+        """Every feature of each stored blob (None: no rows) at ``times[i]``, folded in place
+        by one compiled pass (store.blob_fold) with the engine's own kernels."""
         width = max(1, len(self.plan.value_fields))
-        if events is None:
-            found = [i for i, row in enumerate(stored) if row is not None]
-            slots = np.full(len(keys), -1, np.int64)
-        else:
-            found = list(range(len(keys)))
-            slots = np.zeros(len(keys), np.int64)
-        slots[found] = np.arange(len(found))
-        blobs = [stored[i].blob if stored[i] is not None else _EMPTY[width] for i in found]  # type: ignore[union-attr]
-        ptime, pval, starts, lengths = decode_many(blobs, width)
-        if events is not None:
-            ptime, pval, starts, lengths = _with_events(ptime, pval, starts, lengths, at_ms, events)
-        out = np.zeros((len(keys), len(self.plan.features)), np.float64)
-        kernels.read(
-            slots,
-            np.full(len(keys), at_ms, np.int64),
+        stored = [b for b in blobs if b is not None]
+        joined = b"".join(stored)
+        if len(joined) % 8:
+            raise FatalError(f"view {self.name}: a stored blob is not a whole number of words")
+        words = np.frombuffer(joined, np.int64)
+        sizes = np.fromiter(map(len, stored), np.int64, len(stored)) >> 3
+        present = np.fromiter((b is not None for b in blobs), np.bool_, len(blobs))
+        rows = np.zeros((0, width)) if events is None else events.reshape(len(blobs), width)
+        out = np.zeros((len(blobs), len(self.plan.features)), np.float64)
+        bad = fold_blobs(
+            words,
+            words.view(np.float64),
+            sizes,
+            present,
+            times,
+            np.ascontiguousarray(rows, np.float64),
+            events is not None,
             out,
-            ptime,
-            pval,
-            starts,
-            np.zeros(len(starts), np.int64),
-            lengths,
             *self.plan.kernel_args(),
         )
+        if bad >= 0:
+            raise FatalError(f"view {self.name}: malformed blob for key #{bad}")
         return out
-
-
-class _EmptyBlobs(dict[int, bytes]):
-    def __missing__(self, width: int) -> bytes:
-        self[width] = blob = encode_rows(np.zeros(0, np.int64), np.zeros((0, width)))
-        return blob
-
-
-_EMPTY = _EmptyBlobs()
-
-
-def _with_events(
-    ptime: I64, pval: F64, starts: I64, lengths: I64, at_ms: int, events: F64
-) -> tuple[I64, F64, I64, I64]:
-    """Every key's rows plus its event at ``at_ms``, kept in (time, log) order per key."""
-    keys = len(lengths)
-    rows = int(lengths.sum())
-    segment = np.concatenate([np.repeat(np.arange(keys), lengths), np.arange(keys)])
-    times = np.concatenate([ptime[:rows], np.full(keys, at_ms, np.int64)])
-    later = np.concatenate([np.zeros(rows, np.int64), np.ones(keys, np.int64)])
-    order = np.lexsort((later, times, segment))
-    values = np.concatenate([pval[:rows], events.reshape(keys, -1)])
-    new_lengths = lengths + 1
-    return times[order], values[order], np.cumsum(new_lengths) - new_lengths, new_lengths
-
-
-def decode_many(blobs: list[bytes], width: int) -> tuple[I64, F64, I64, I64]:
-    """Many keys' blobs at once, vectorised: (times, values, start row, rows) per key.
-    Every blob is 8-byte words: a header word (rows, columns), the times, the values."""
-    if not blobs:
-        return (
-            np.zeros(1, np.int64),
-            np.zeros((1, width)),
-            np.zeros(1, np.int64),
-            np.zeros(1, np.int64),
-        )
-    words = np.frombuffer(b"".join(blobs), np.int64)
-    sizes = np.fromiter((len(b) >> 3 for b in blobs), np.int64, len(blobs))
-    first_word = np.cumsum(sizes) - sizes
-    rows = words[first_word] & 0xFFFFFFFF
-    starts = np.cumsum(rows) - rows
-    within = np.arange(int(rows.sum()), dtype=np.int64) - np.repeat(starts, rows)
-    times = words[np.repeat(first_word + 1, rows) + within]
-    value_rows = np.repeat(first_word + 1 + rows, rows) + within * width
-    values = words.view(np.float64)[value_rows[:, None] + np.arange(width)]
-    return times, values, starts, rows
 
 
 class OnlineFeatures:
     """A whole FeatureSet served online: each group from its view, read for the entity keys
     in an event's payload, plus the event's own computed features. One store round trip
-    per group."""
+    for all the groups."""
 
     def __init__(self, features: FeatureSet, store: OnlineStore) -> None:
         engine = FeatureEngine(features)
@@ -167,6 +147,11 @@ class OnlineFeatures:
         }
         self.computed = features.computed()
         self._column = {(getattr(f, "key", ""), f.name): j for j, f in enumerate(features.features)}
+        self._columns = {
+            group: np.array([self._column[(group, f.name)] for f in view.plan.features])
+            for group, view in self.views.items()
+        }
+        self.store = store
 
     def warm_up(self) -> None:
         """Load the compiled kernels now, not on the first request."""
@@ -196,23 +181,20 @@ class OnlineFeatures:
     ) -> F64:
         """The feature vectors as one matrix, columns in the FeatureSet's order (what a
         model scores). ``include_events``: each payload counts in its own windows, as the
-        stream computes an event's features (for deciding on an event not yet processed)."""
+        stream computes an event's features (for deciding on an event not yet processed).
+        Every view is read in one store round trip."""
         out = np.zeros((len(payloads), len(self.features.features)), np.float64)
-        for group, view in self.views.items():
-            keys = [str(getattr(p, group)) for p in payloads]
-            columns = [self._column[(group, f.name)] for f in view.plan.features]
-            # One read per distinct time (usually one: every payload is scored now).
-            for at in sorted(set(at_ms)):
-                chosen = [i for i, t in enumerate(at_ms) if t == at]
-                events = None
-                if include_events:
-                    fields = view.plan.value_fields
-                    events = np.array(
-                        [[float(getattr(payloads[i], f)) for f in fields] or [0.0] for i in chosen]
-                    )
-                values = view.get_matrix([keys[i] for i in chosen], at, events)
-                out[np.ix_(chosen, columns)] = values
         times = np.asarray(at_ms, np.int64)
+        views = list(self.views.items())
+        requests = [(v.name, [str(getattr(p, group)) for p in payloads]) for group, v in views]
+        for (group, view), blobs in zip(views, self.store.read_blobs(requests), strict=True):
+            events = None
+            if include_events:
+                fields = view.plan.value_fields
+                events = np.array(
+                    [[float(getattr(p, f)) for f in fields] or [0.0] for p in payloads]
+                )
+            out[:, self._columns[group]] = view.fold(blobs, times, events)
         for feature in self.computed:
             inputs = {
                 name: np.array([getattr(p, name) for p in payloads]) for name in feature.inputs
