@@ -12,10 +12,12 @@ import streamsense as ss
 from streamsense import features as F
 from streamsense.brokers import EmbeddedBroker, MemoryBroker
 from streamsense.brokers.log import LogBroker
+from streamsense.errors import ConfigError
 from streamsense.runtime.ingest import ingest_file
 from streamsense.runtime.lag import group_lag
 from streamsense.runtime.snapshots import read_snapshot
 from streamsense.runtime.worker import Worker, WorkerConfig
+from streamsense.store.backfill import backfill
 from streamsense.testing import drain_topic
 from tests.apps.counter import Click, count, make_clicks
 
@@ -169,3 +171,12 @@ def test_batch_stage_state_restores_across_both_lanes(tmp_path: Path) -> None:
     second = {(c.user, c.ts) for c in clicks[300:]}
     assert {k: lanes[k] for k in second} == {k: expected[k] for k in second}
     broker.close()
+
+
+def test_replays_of_one_log_refuse_a_stream_with_a_priority_lane(tmp_path: Path) -> None:
+    group = F.FeatureGroup(lane_stream(), key="user")
+    group.add("n_10s", F.count(), F.rolling("10s"))
+    broker = MemoryBroker()
+    with pytest.raises(ConfigError, match="priority lane") as refused:
+        backfill(F.FeatureSet("lanes", group.features), broker, tmp_path)
+    assert not refused.value.retryable

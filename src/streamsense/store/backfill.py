@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from streamsense.brokers.base import Broker, Record, TopicPartition
-from streamsense.errors import InvalidEvent
+from streamsense.errors import ConfigError, InvalidEvent
 from streamsense.events import Event, Stream
 from streamsense.features.definitions import FeatureSet
 from streamsense.features.engine import FeatureEngine
@@ -76,6 +76,7 @@ def backfill(
     result = BackfillResult()
     started = time.perf_counter()
     source = engine.source
+    require_one_log(source, "backfill")
     for part in broker.describe_topic(source.topic).partitions:
         tp = TopicPartition(source.topic, part.partition)
         checkpoint = _load(folder / f"p{tp.partition}.ckpt")
@@ -99,6 +100,14 @@ def backfill(
         )
     result.seconds = time.perf_counter() - started
     return result
+
+
+def require_one_log(source: Stream[Any], what: str) -> None:
+    """Backfill, verify and training sets replay one log per stream. A stream with a
+    priority lane has two, interleaved live in arrival order, which a replay of the logs
+    cannot reproduce: refuse rather than compute other values than the pipeline did."""
+    if source.priority is not None:
+        raise ConfigError(f"{what} reads one log; {source.name!r} has a priority lane")
 
 
 def _chunks(broker: Broker, tp: TopicPartition, start: int, high: int, size: int) -> Any:

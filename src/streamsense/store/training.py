@@ -27,7 +27,7 @@ from streamsense.brokers.partitioner import partition_for
 from streamsense.errors import ConfigError
 from streamsense.features.definitions import Feature, FeatureSet
 from streamsense.features.engine import FeatureEngine
-from streamsense.store.backfill import _chunks, _decode, history_table
+from streamsense.store.backfill import _chunks, _decode, history_table, require_one_log
 from streamsense.store.offline import OfflineStore
 
 
@@ -61,6 +61,7 @@ def training_set(
     times = _ms(labels.column(time_column))
     values = np.zeros((len(keys), len(windowed)), np.float64)
     source = engine.source
+    require_one_log(source, "training sets")
     for part in broker.describe_topic(source.topic).partitions:
         mine = [
             i

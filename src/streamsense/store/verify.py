@@ -17,7 +17,7 @@ from streamsense.brokers.base import Broker, TopicPartition
 from streamsense.features.definitions import FeatureSet
 from streamsense.features.engine import FeatureEngine
 from streamsense.features.stage import FeatureLogEntry
-from streamsense.store.backfill import _chunks, _decode
+from streamsense.store.backfill import _chunks, _decode, require_one_log
 from streamsense.testing import drain_topic
 
 
@@ -87,6 +87,7 @@ def _recompute(
     engine = FeatureEngine(features, allowed_lateness_ms=allowed_lateness_ms)
     source = engine.source
     found: dict[str, dict[str, float | int]] = {}
+    require_one_log(source, "verify")
     for part in broker.describe_topic(source.topic).partitions:
         tp = TopicPartition(source.topic, part.partition)
         last = max(
