@@ -64,6 +64,13 @@ def test_errors_are_clear_and_exit_non_zero(tmp_path: Path) -> None:
     result = runner.invoke(cli, ["topics", "describe", "missing", "--state-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "does not exist" in result.output
+    app = "tests.apps.counter:app"
+    for options, said in (
+        (["--restore-below", "5"], "--restore-below needs --shed-above"),
+        (["--shed-above", "10", "--restore-below", "10"], "must be lower than --shed-above"),
+    ):
+        refused = runner.invoke(cli, ["run", app, "--state-dir", str(tmp_path), *options])
+        assert refused.exit_code == 2 and said in refused.output
 
 
 def test_replay_runs_an_app_to_the_end(tmp_path: Path) -> None:

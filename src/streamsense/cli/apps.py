@@ -8,7 +8,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,12 +21,10 @@ import typer
 from rich.progress import Progress
 
 from streamsense.brokers import Broker
-from streamsense.cli import supervise
 from streamsense.cli.common import (
     DEFAULT_STATE_DIR,
     BrokerOption,
     StateDirOption,
-    broker_url,
     connect,
     console,
     fail,
@@ -35,7 +33,6 @@ from streamsense.cli.common import (
 from streamsense.errors import StreamsenseError
 from streamsense.events import Stream, to_epoch_ms
 from streamsense.runtime.ingest import RowFilter, count_rows, ingest_file
-from streamsense.runtime.load import SheddingConfig
 from streamsense.runtime.loader import LoadedApp, load_app
 from streamsense.runtime.worker import Mode, Worker, WorkerConfig, WorkerStats
 
@@ -47,25 +44,14 @@ BatchOption = Annotated[int, typer.Option("--batch-size", min=1, help="Events pe
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v")]
 
 
-def _worker_config(mode: str, batch_size: int) -> WorkerConfig:
+def worker_config(mode: str, batch_size: int) -> WorkerConfig:
     if mode not in ("realtime", "microbatch"):
         fail(f"--mode must be realtime or microbatch, not {mode!r}")
     chosen: Mode = "realtime" if mode == "realtime" else "microbatch"
     return WorkerConfig(mode=chosen, batch_size=batch_size)
 
 
-def _shedding(shed_above: int | None, restore_below: int | None) -> SheddingConfig | None:
-    if shed_above is None:
-        if restore_below is not None:
-            fail("--restore-below needs --shed-above")
-        return None
-    below = shed_above // 2 if restore_below is None else restore_below
-    if below >= shed_above:
-        fail("--restore-below must be lower than --shed-above")
-    return SheddingConfig(shed_above, below)
-
-
-def _stop_on_signals(worker: Worker) -> None:
+def stop_on_signals(worker: Worker) -> None:
     """SIGTERM and the first Ctrl-C finish the current batch, commit, and leave cleanly."""
 
     def handler(signum: int, frame: object) -> None:
@@ -77,85 +63,6 @@ def _stop_on_signals(worker: Worker) -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-
-
-def run(
-    app: AppArgument,
-    mode: ModeOption = "microbatch",
-    batch_size: BatchOption = 1000,
-    broker: BrokerOption = None,
-    state_dir: StateDirOption = DEFAULT_STATE_DIR,
-    batch_ms: Annotated[
-        int, typer.Option(min=1, help="Microbatch: commit at least this often (ms).")
-    ] = WorkerConfig.batch_ms,
-    session_timeout_ms: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="A worker that stops heartbeating loses its partitions after this "
-            "(Kafka accepts 6000 to 300000 by default).",
-        ),
-    ] = WorkerConfig.session_timeout_ms,
-    verbose: VerboseOption = False,
-    shed_above: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="Above this lag (records) stages see ctx.load.shed_heavy: the cascade "
-            "skips its heavy tier and marks those decisions. Off by default.",
-        ),
-    ] = None,
-    restore_below: Annotated[
-        int | None,
-        typer.Option(min=0, help="Shedding stops below this lag (default: half --shed-above)."),
-    ] = None,
-    workers: supervise.WorkersOption = "1",
-    min_workers: supervise.MinWorkersOption = 1,
-    max_workers: supervise.MaxWorkersOption = None,
-    scale_up_lag: supervise.ScaleUpLagOption = 1000,
-    scale_up_seconds: supervise.ScaleUpSecondsOption = 10.0,
-    idle_seconds: supervise.IdleSecondsOption = 60.0,
-    idle_lag: supervise.IdleLagOption = None,
-    cooldown_seconds: supervise.CooldownOption = 30.0,
-    check_seconds: supervise.CheckSecondsOption = 2.0,
-    status_file: supervise.StatusFileOption = None,
-    metrics_file: supervise.MetricsFileOption = None,
-    parent_pid: supervise.ParentPidOption = None,
-) -> None:
-    """Run an application's worker until SIGTERM or Ctrl-C (restarts resume from commits);
-    with --workers N or auto, supervise that many worker processes (auto: scaled by lag)."""
-    base = _worker_config(mode, batch_size)  # checks --mode before any child starts
-    if workers != "1":
-        url = broker_url(broker, state_dir)
-        options = supervise.WorkerOptions(
-            mode, batch_size, url, state_dir, batch_ms, session_timeout_ms, verbose,
-            shed_above, restore_below,
-        )  # fmt: skip
-        scale = supervise.ScaleOptions(
-            workers, min_workers, max_workers, scale_up_lag, scale_up_seconds, idle_seconds,
-            idle_lag, cooldown_seconds, check_seconds, status_file, metrics_file,
-        )  # fmt: skip
-        return supervise.supervise(app, options, scale)
-    setup_logging(verbose)
-    loaded = _load(app)
-    target = connect(broker, state_dir)
-    config = replace(
-        base,
-        batch_ms=batch_ms,
-        session_timeout_ms=session_timeout_ms,
-        shedding=_shedding(shed_above, restore_below),
-    )
-    worker = Worker(loaded.app, target, config)
-    _stop_on_signals(worker)
-    supervise.exit_with_parent(parent_pid, worker.stop)
-    console.print(f"running {loaded.app.name} on {target.url} ({mode}); Ctrl-C stops")
-    try:
-        stats = worker.run()
-    except StreamsenseError as error:
-        fail(str(error), code=1)
-    finally:
-        target.close()
-    _print_stats(stats)
 
 
 def replay(
@@ -197,15 +104,15 @@ def replay(
     exports (written from the outputs once the pipeline is done)."""
     setup_logging(verbose)
     window = TimeRange.parse(start, end)
-    loaded = _load(app, state_dir)
+    loaded = load_spec(app, state_dir)
     files = _input_files(loaded, transactions, input_files or [])
     exports = _exports(loaded, {"features": export_features, "decisions": export_decisions})
     target = connect(broker, state_dir)
     try:
         stats, elapsed = replay_files(
-            loaded, target, files, window, _worker_config(mode, batch_size)
+            loaded, target, files, window, worker_config(mode, batch_size)
         )
-        _print_stats(stats, elapsed)
+        print_stats(stats, elapsed)
         summary = loaded.hook("summary")
         if summary is not None:
             summary(target, console, {name: path for name, (_, path) in files.items()})
@@ -303,7 +210,7 @@ def replay_files(
     as delayed labels), then run the pipeline until it has processed everything. Both steps
     resume after a crash. Returns the worker's stats and the seconds it all took."""
     worker = Worker(loaded.app, broker, config or WorkerConfig())
-    _stop_on_signals(worker)
+    stop_on_signals(worker)
     worker.ensure_topics()
     started = time.perf_counter()
     derive = loaded.hook("derived_inputs")
@@ -341,7 +248,7 @@ def demo(
         path = state_dir / "transactions.parquet"
         write_parquet(table, path)
     console.print(f"simulated {table.num_rows:,} transactions over {days} days → {path}")
-    loaded = _load(app, state_dir)
+    loaded = load_spec(app, state_dir)
     if days < 28 or loaded.hook("train_models") is None:
         replay(app, transactions=path, state_dir=state_dir)
         return
@@ -363,7 +270,7 @@ def demo(
         target.close()
 
 
-def _load(spec: str, state_dir: Path | None = None) -> LoadedApp:
+def load_spec(spec: str, state_dir: Path | None = None) -> LoadedApp:
     """Load an app; its optional ``configure(state_dir)`` hook opens what lives there (the
     online store, the model registry)."""
     try:
@@ -442,7 +349,7 @@ def _run_with_progress(worker: Worker) -> WorkerStats:
     return stats
 
 
-def _print_stats(stats: WorkerStats, elapsed: float | None = None) -> None:
+def print_stats(stats: WorkerStats, elapsed: float | None = None) -> None:
     rate = f" in {elapsed:.1f} s ({stats.events / elapsed:,.0f} events/s)" if elapsed else ""
     console.print(
         f"processed {stats.events:,} events{rate}: {stats.outputs:,} outputs, "
@@ -473,7 +380,7 @@ def serve(
     from streamsense.serving.service import create_api
 
     setup_logging(verbose)
-    loaded = _load(app, state_dir)
+    loaded = load_spec(app, state_dir)
     build = loaded.hook("serving")
     if build is None:
         fail(f"{app} has no serving(broker, state_dir) hook")

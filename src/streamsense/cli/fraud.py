@@ -23,7 +23,7 @@ import typer
 from rich.table import Table
 
 from streamsense.brokers import Broker
-from streamsense.cli.apps import TimeRange, VerboseOption, _load, replay_files
+from streamsense.cli.apps import TimeRange, VerboseOption, load_spec, replay_files
 from streamsense.cli.common import BrokerOption, connect, console, fail, setup_logging
 from streamsense.errors import StreamsenseError
 from streamsense.runtime.loader import LoadedApp
@@ -68,7 +68,7 @@ def train(
     """Replay up to the test week, train the light and heavy models on the training week
     with the labels known by then, and put them in production in the state dir."""
     setup_logging(verbose)
-    loaded = _load(app, state_dir)
+    loaded = load_spec(app, state_dir)
     protocol = _protocol(loaded, train_start, train_days, delay_days, 7)
     target = connect(broker, state_dir)
     try:
@@ -102,7 +102,7 @@ def evaluate(
     handbook's published results."""
     setup_logging(verbose)
     folder = state_dir or Path(tempfile.mkdtemp(prefix="streamsense-fraud-"))
-    loaded = _load(app, folder)
+    loaded = load_spec(app, folder)
     protocol = _protocol(loaded, train_start, train_days, delay_days, test_days)
     target = connect(broker, folder)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from streamsense.cli import apps, fraud, io, model_server, status, store
+from streamsense.cli import apps, fraud, io, model_server, run, status, store
 from streamsense.cli.topics import topics_app
 
 cli = typer.Typer(
@@ -16,7 +16,7 @@ cli = typer.Typer(
 cli.add_typer(topics_app, name="topics")
 cli.command()(io.produce)
 cli.command()(io.consume)
-cli.command()(apps.run)
+cli.command()(run.run)
 cli.command()(apps.replay)
 cli.command()(apps.demo)
 cli.command()(apps.serve)

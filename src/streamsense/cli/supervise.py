@@ -1,6 +1,6 @@
 """`streamsense run <app> --workers auto|N`: the supervisor's command-line glue.
 
-The options are declared here and used by ``apps.run``; with ``--workers 1`` (the default)
+The options are declared here and used by ``run.run``; with ``--workers 1`` (the default)
 ``run`` is one worker in the current process, otherwise it becomes a supervisor that runs
 ``streamsense run <app> --workers 1`` children (runtime/supervisor.py).
 """
