@@ -6,6 +6,8 @@
 #                             the last stdout line is the bootstrap address
 #   scripts/kafka.sh stop     stop it (idempotent)
 #   scripts/kafka.sh status   "running <addr>" (exit 0) / "stopped <addr>" (exit 3)
+#   scripts/kafka.sh restart  stop, then start on the same data (topics, offsets,
+#                             transactions survive): a broker restart for chaos tests
 #
 # Needs only Java 17+ and Maven: Kafka's jars come from Maven Central (pom in
 # scripts/kafka/) and are cached, so only the first start downloads anything.
@@ -284,8 +286,12 @@ case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
+  restart)
+    cmd_stop
+    KAFKA_KEEP_DATA=1 cmd_start
+    ;;
   *)
-    echo "usage: $0 start|stop|status" >&2
+    echo "usage: $0 start|stop|status|restart" >&2
     exit 2
     ;;
 esac

@@ -1,0 +1,130 @@
+"""A deciding pipeline for the chaos tests: payments → a decide stage → decision records.
+
+The decide stage runs a ``Cascade``: rules first, then a small real model (scikit-learn
+logistic regression exported to ONNX, scored by onnxruntime) behind the cascade's circuit
+breaker. The breaker's thresholds are tight so a slow model opens it within a few calls and
+a fast one closes it within a couple of seconds; while it is open the rules decide and the
+record says ``degraded`` with the reason.
+
+The model call can be made slow from outside, as a chaos test needs: when the file
+``$STREAMSENSE_CHAOS_CONTROL/slow`` exists, every model call first sleeps the seconds it
+holds. Topic and group names start with ``$STREAMSENSE_CHAOS_NAME`` (one per test on a
+shared broker); the model is read from ``$STREAMSENSE_CHAOS_MODEL`` (see ``train_model``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+import streamsense as ss
+from streamsense.resilience import BreakerConfig
+from streamsense.serving.cascade import Cascade, CascadeConfig
+from streamsense.serving.decision import DecisionRecord
+from streamsense.serving.models import FunctionModel, onnx_scorer
+from streamsense.serving.rules import RuleSet
+
+PARTITIONS = 4
+FEATURES = ["amount", "risk"]
+RULES = RuleSet.from_dicts([{"name": "huge", "when": "amount > 900", "action": "block"}])
+
+# A call over 25 ms is slow; half the last 10 calls slow opens the breaker; after 1 s open,
+# 3 probes decide whether it closes. The model itself takes microseconds.
+BREAKER = BreakerConfig(
+    slow_call_duration=0.025,
+    slow_call_rate_threshold=50.0,
+    window_size=10,
+    minimum_calls=10,
+    wait_in_open=1.0,
+    permitted_calls_in_half_open=3,
+)
+# The light tier's budget matches the slow-call threshold: a model slower than that marks its
+# decision degraded ("light_over_budget") even before the breaker opens.
+CONFIG = CascadeConfig(light_budget_ms=25.0, breaker=BREAKER)
+
+
+class Payment(ss.Schema):
+    id: str  # unique per event: the chaos tests count decisions by it
+    user: str
+    ts: int
+    amount: float
+    risk: float
+
+
+class SlowSwitch:
+    """The chaos tests' control: the delay in ``<control>/slow`` (seconds), if it exists."""
+
+    def __init__(self, control: Path | None) -> None:
+        self.path = control / "slow" if control is not None else None
+
+    def delay(self) -> float:
+        if self.path is None:
+            return 0.0
+        try:
+            return float(self.path.read_text() or 0.0)
+        except (FileNotFoundError, ValueError):
+            return 0.0  # no switch, or a half-written one: fast
+
+
+class SwitchedModel(FunctionModel):
+    """The ONNX model, slowed down while the switch is on."""
+
+    def __init__(self, artifact: bytes, switch: SlowSwitch) -> None:
+        score = onnx_scorer(artifact, len(FEATURES))
+
+        def slowed(X: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            pause = switch.delay()
+            if pause > 0:
+                time.sleep(pause)
+            return score(X)
+
+        super().__init__(
+            slowed, FEATURES, name="chaos-lr", version=1, format="onnx", runtime="onnxruntime"
+        )
+
+
+def train_model(path: Path) -> Path:
+    """Fit a logistic regression on synthetic payments (fraud when risky and large) and
+    write it as ONNX to ``path``. Deterministic; takes about a second."""
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(7)
+    X = np.column_stack([rng.uniform(0, 1000, 4000), rng.uniform(0, 1, 4000)]).astype(np.float32)
+    y = (X[:, 1] + X[:, 0] / 2000 + rng.normal(0, 0.1, len(X)) > 0.9).astype(np.int64)
+    model = LogisticRegression(max_iter=1000).fit(X, y)
+    onnx = to_onnx(model, X[:1], options={id(model): {"zipmap": False}})
+    path.write_bytes(onnx.SerializeToString())
+    return path
+
+
+def build(
+    name: str, model_path: Path | None, control: Path | None
+) -> tuple[ss.App, ss.Stream[Payment]]:
+    payments = ss.Stream(f"{name}.payments", Payment, key="user", time="ts", partitions=PARTITIONS)
+    light = SwitchedModel(model_path.read_bytes(), SlowSwitch(control)) if model_path else None
+    cascade = Cascade(rules=RULES, light=light, config=CONFIG)
+
+    def decide(payment: Payment, ctx: ss.Context) -> DecisionRecord:
+        return cascade.decide(payment.id, ctx.key, {"amount": payment.amount, "risk": payment.risk})
+
+    app = ss.App(name)
+    app.flow(payments).stage("decide", decide).sink(ss.TopicSink(f"{name}.decisions"))
+    return app, payments
+
+
+def _path(variable: str) -> Path | None:
+    value = os.environ.get(variable)
+    return Path(value) if value else None
+
+
+app, payments = build(
+    os.environ.get("STREAMSENSE_CHAOS_NAME", "chaos"),
+    _path("STREAMSENSE_CHAOS_MODEL"),
+    _path("STREAMSENSE_CHAOS_CONTROL"),
+)
