@@ -2,7 +2,8 @@
 Streams on the same broker in the same run.
 
     python bench/kafka_bench.py [--limit 300000] [--peers streamsense,quix] [--workers 1,2]
-                                [--rate 1000] [--seconds 20]
+                                [--rate 1000] [--seconds 20] [--latency-batch-ms 5]
+                                [--no-throughput] [--no-latency]
 
 The handbook's features need every payment of a customer (customer windows) and every
 payment of a terminal (terminal windows, 7 days delayed): on more than one partition that
@@ -15,7 +16,9 @@ takes a repartition, so both peers run the same two-step pipeline, at least once
 
 * streamsense (`streamsense run bench/kafka_bench.py`, create_app below): one App with two
   flows, each a FeatureStage (the definitions of apps/fraud/features.py, split by entity)
-  and a function stage; the repartition is a sink keyed by customer.
+  and a function stage; the repartition is a sink keyed by customer. At least once, with
+  the default (plain) commits; no feature log, as the decisions carry the features and
+  Quix writes nothing of the kind.
 * Quix Streams (its own virtualenv, ~/.cache/streamsense/quix-venv, made on first use:
   quixstreams pins an older confluent-kafka): stateful per-key functions
   (`sdf.apply(..., stateful=True)`, state in Quix's RocksDB State with changelog topics)
@@ -24,9 +27,12 @@ takes a repartition, so both peers run the same two-step pipeline, at least once
 
 Throughput: the workers join and the group settles on empty topics; then every event is
 produced at once, and the time runs from the first send until the decisions topic holds
-one decision per event. Latency: one worker, open loop at --rate events/s for --seconds;
-latency = when a decision is first seen by a reader of the decisions topic (a separate
-process) minus its event's scheduled send time; the first second is warm-up.
+one decision per event. The workers' CPU time per event is reported beside it: on a shared
+machine it moves less than the wall clock. Latency: one worker, open loop at --rate
+events/s for --seconds; latency = when a decision is first seen by a reader of the
+decisions topic (a separate process, which stamps each record as it arrives) minus its
+event's scheduled send time; the first second is warm-up. streamsense commits every
+--latency-batch-ms (both hops' outputs are sent at commits); Quix runs with its defaults.
 
 Correctness: every run's decisions are compared with DuckDB's batch computation of the
 handbook definitions (bench/handbook_reference.py). Customer windows see a customer's
@@ -173,13 +179,15 @@ def create_app() -> Any:
                                  headers=source_headers(event))]  # fmt: skip
 
     app = ss.App(name)
+    # No feature log (a record per event and stage): the decisions carry the 15 features,
+    # and Quix writes nothing of the kind, so both peers write the same records.
     app.flow(by_terminal).batch(
         F.FeatureStage(f"{name}-terminal", F.FeatureSet("terminal", terminal.features),
-                       allowed_lateness_ms=60_000)
+                       allowed_lateness_ms=60_000, feature_log=False)
     ).stage("attach", attach).sink(ByCustomer())  # fmt: skip
     app.flow(by_customer).batch(
         F.FeatureStage(f"{name}-customer", F.FeatureSet("customer", [*own, *customer.features]),
-                       allowed_lateness_ms=LATENESS_MS)
+                       allowed_lateness_ms=LATENESS_MS, feature_log=False)
     ).stage("rules", decide).sink(ss.TopicSink(f"{name}.decisions"))  # fmt: skip
     return app
 
@@ -293,11 +301,43 @@ def ensure_quix_venv() -> Path:
 # ---------------------------------------------------------------- the driver
 
 
+def _describe_group(admin_client: Any, group: str) -> Any:
+    """The group's description, or None while its coordinator cannot answer yet: on a
+    freshly started broker the offsets topic is still loading (NOT_COORDINATOR,
+    COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE), which passes by itself."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    loading = {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError._WAIT_COORD,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+    }
+    try:
+        return admin_client.describe_consumer_groups([group])[group].result()
+    except KafkaException as error:
+        if error.args[0].code() in loading or error.args[0].retriable():
+            return None
+        raise
+
+
 class Run:
     """One peer with n workers on topics of its own."""
 
-    def __init__(self, peer: str, workers: int, bootstrap: str, tmp: Path, *, latency: bool):
+    def __init__(
+        self,
+        peer: str,
+        workers: int,
+        bootstrap: str,
+        tmp: Path,
+        *,
+        latency: bool,
+        latency_batch_ms: int = 5,
+    ):
         self.peer, self.workers, self.bootstrap = peer, workers, bootstrap
+        self.latency_batch_ms = latency_batch_ms
         self.name = f"kb-{peer}-{workers}w-{uuid.uuid4().hex[:6]}"
         self.tmp = tmp / self.name
         self.latency = latency
@@ -331,12 +371,12 @@ class Run:
                 self.name,
                 state,
             ]
-        # Throughput: big micro-batches. Latency: commit every 2 ms at 1,000 events/s.
-        batch = (
-            ["--batch-size", "1000", "--batch-ms", "2"]
-            if self.latency
-            else ["--batch-size", "5000"]
-        )
+        # Throughput: big micro-batches. Latency: commit every few ms (--latency-batch-ms),
+        # or after every event (0: realtime mode).
+        batch = ["--batch-size", "5000"]
+        if self.latency:
+            ms = self.latency_batch_ms
+            batch = ["--mode", "realtime"] if ms == 0 else ["--batch-ms", str(ms)]
         return [
             sys.executable, "-m", "streamsense", "run", __file__,
             "--broker", f"kafka://{self.bootstrap}", "--state-dir", str(self.tmp), *batch,
@@ -357,7 +397,10 @@ class Run:
             for i, p in enumerate(self.processes):
                 if p.poll() is not None:
                     raise RuntimeError(f"worker {i} died:\n{self.log(i)[-3000:]}")
-            group = admin_client.describe_consumer_groups([self.name])[self.name].result()
+            group = _describe_group(admin_client, self.name)
+            if group is None:  # the coordinator is still loading (a fresh broker)
+                time.sleep(0.2)
+                continue
             source = f"{self.name}.transactions"
             assigned = sum(
                 tp.topic == source for m in group.members for tp in m.assignment.topic_partitions
@@ -368,6 +411,17 @@ class Run:
                 return
             time.sleep(0.2)
         raise TimeoutError(f"{self.name}: the group did not settle")
+
+    def cpu_seconds(self) -> float:
+        """CPU time the workers used so far (user + system, all threads): on a shared
+        machine a steadier measure of the work per event than the wall clock."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for p in self.processes:
+            with open(f"/proc/{p.pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+        return total
 
     def log(self, i: int) -> str:
         return (self.tmp / f"worker{i}.log").read_text(errors="replace")
@@ -442,6 +496,7 @@ def throughput(
     values, keys, parts = events
     producer = _producer(run.bootstrap, 5)
     topic, out = f"{run.name}.transactions", f"{run.name}.decisions"
+    cpu = run.cpu_seconds()
     started = time.perf_counter()
     for value, key, part in zip(values, keys, parts, strict=True):
         while True:
@@ -460,7 +515,13 @@ def throughput(
                 raise RuntimeError(f"worker {i} died:\n{run.log(i)[-3000:]}")
         time.sleep(0.02)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "events_per_s": len(values) / seconds, "produce_s": produced}
+    cpu_us = (run.cpu_seconds() - cpu) / len(values) * 1e6
+    return {
+        "seconds": seconds,
+        "events_per_s": len(values) / seconds,
+        "produce_s": produced,
+        "cpu_us_per_event": cpu_us,
+    }
 
 
 def _watch_outputs(bootstrap: str, topic: str, expected: int, result: Any) -> None:
@@ -480,8 +541,13 @@ def _watch_outputs(bootstrap: str, topic: str, expected: int, result: Any) -> No
     seen: dict[int, float] = {}
     deadline = time.time() + 600
     while len(seen) < expected and time.time() < deadline:
-        for message in consumer.consume(1000, 0.05):
-            now = time.time()
+        # consume(n, timeout) would hold what arrived until n came or the timeout passed,
+        # adding up to the timeout to every latency: wait for one, then take what is there.
+        first = consumer.poll(0.05)
+        if first is None:
+            continue
+        now = time.time()
+        for message in [first, *consumer.consume(1000, 0)]:
             if message.error() is None:
                 tx = json.loads(message.value())["transaction_id"]
                 seen.setdefault(tx, now)
@@ -588,6 +654,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--no-latency", action="store_true")
+    parser.add_argument("--no-throughput", action="store_true")
+    parser.add_argument(
+        "--latency-batch-ms",
+        type=int,
+        default=5,
+        help="streamsense's commit interval in the latency run (0: realtime mode)",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
     from confluent_kafka.admin import AdminClient
@@ -606,7 +679,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="kafka-bench-"))
     results: list[tuple[str, int, dict[str, float], str]] = []
     try:
-        for workers in [int(w) for w in args.workers.split(",")]:
+        for workers in [] if args.no_throughput else [int(w) for w in args.workers.split(",")]:
             for peer in peers:
                 run = Run(peer, workers, args.bootstrap, tmp, latency=False)
                 run.create_topics(admin)
@@ -619,11 +692,19 @@ def main() -> None:
                 checked = check(read_decisions(admin, run.name), reference)
                 results.append((peer, workers, measured, checked))
                 print(f"{peer} x{workers}: {measured['events_per_s']:,.0f} events/s "
-                      f"({measured['seconds']:.1f} s; producing {measured['produce_s']:.1f} s); "
+                      f"({measured['seconds']:.1f} s; producing {measured['produce_s']:.1f} s; "
+                      f"workers' CPU {measured['cpu_us_per_event']:.0f} us/event); "
                       f"decisions: {checked}", flush=True)  # fmt: skip
         if not args.no_latency:
             for peer in peers:
-                run = Run(peer, 1, args.bootstrap, tmp, latency=True)
+                run = Run(
+                    peer,
+                    1,
+                    args.bootstrap,
+                    tmp,
+                    latency=True,
+                    latency_batch_ms=args.latency_batch_ms,
+                )
                 run.create_topics(admin)
                 run.start()
                 try:

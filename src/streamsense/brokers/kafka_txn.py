@@ -49,10 +49,7 @@ def member_of(txn: Transaction, make_consumer: ConsumerFactory) -> Iterator[Kafk
 
 
 def _send_records(producer: KafkaProducer, txn: Transaction) -> None:
-    for r in txn.records:
-        producer.send(
-            r.topic, r.value, r.key, partition=r.partition, timestamp=r.timestamp, headers=r.headers
-        )
+    producer.send_all(txn.records)
 
 
 class AtLeastOnceCommitter:

@@ -97,7 +97,8 @@ class FeatureStage:
     def process_batch(
         self, partition: int, events: list[Event[Any]], values: list[Any]
     ) -> tuple[list[Any], list[OutRecord]]:
-        self._last_event_ms[partition] = self.clock.now_ms()
+        # One clock reading per batch: its events are served together.
+        served_at = self._last_event_ms[partition] = self.clock.now_ms()
         result = self.engine.process_events(partition, events)
         out: list[Any] = []
         extra: list[OutRecord] = []
@@ -111,21 +112,19 @@ class FeatureStage:
             else:
                 out.append(Enriched(value, vector))
                 if self.feature_log_topic is not None:
-                    extra.append(self._log_record(event, vector))
+                    extra.append(self._log_record(event, vector, served_at))
         extra.extend(self._final_record(partition, f) for f in result.finals)
         self._write_online(partition, events, result)
         return out, extra
 
-    def _log_record(self, event: Event[Any], vector: dict[str, float | int]) -> OutRecord:
+    def _log_record(
+        self, event: Event[Any], vector: dict[str, float | int], served_at: int
+    ) -> OutRecord:
         """The feature log: the vector each event was given, with its id and when."""
         assert self.feature_log_topic is not None
-        body = FeatureLogEntry(event.id, event.key, event.event_time, self.clock.now_ms(), vector)
-        return OutRecord(
-            self.feature_log_topic,
-            _encode(body),
-            event.id.encode(),
-            partition=event.partition,
-        )
+        event_id = event.id
+        body = FeatureLogEntry(event_id, event.key, event.event_time, served_at, vector)
+        return OutRecord(self.feature_log_topic, _encode(body), event_id.encode(), event.partition)
 
     def _write_online(self, partition: int, events: list[Event[Any]], result: BatchResult) -> None:
         """Online stores are sinks that stay correct when written again (last write wins
