@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from streamsense.clock import SYSTEM_CLOCK, Clock
 from streamsense.errors import CircuitOpen, ConfigError
@@ -112,6 +112,7 @@ class CircuitBreaker:
         self.clock = clock
         self._listener = on_state_change
         self._prometheus = breaker_metrics(registry)
+        self._call_counters: dict[str, Counter] = {}
         # Reentrant, so a listener may read ``state`` or ``metrics()``.
         self._lock = threading.RLock()
         self._state: BreakerState = "closed"
@@ -287,4 +288,10 @@ class CircuitBreaker:
 
     def _count(self, outcome: str) -> None:
         if self._prometheus:
-            self._prometheus.calls.labels(self.name, outcome).inc()
+            # labels() hashes and locks on every lookup: keep each outcome's child counter.
+            counter = self._call_counters.get(outcome)
+            if counter is None:
+                counter = self._call_counters[outcome] = self._prometheus.calls.labels(
+                    self.name, outcome
+                )
+            counter.inc()
