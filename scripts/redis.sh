@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Run a throwaway redis-server on 127.0.0.1 for tests and benchmarks: no persistence
-# (no RDB snapshots, no AOF), data in memory only.
+# Run a redis-server on 127.0.0.1 for tests and benchmarks: by default throwaway (no RDB
+# snapshots, no AOF, data in memory only); with REDIS_PERSIST=1 an append-only file in the run
+# directory, fsynced every second and on shutdown, so a stop and start keeps the data (as an
+# online store's Redis must: features lost on a restart would be served as empty windows).
 #
 #   scripts/redis.sh start    start in the background (no-op if running); returns once the
 #                             server answers PING; the last stdout line is host:port
@@ -15,6 +17,7 @@
 #   STREAMSENSE_REDIS_RUN (/tmp/streamsense-redis)   pid, address, log
 #   REDIS_START_TIMEOUT (30)  REDIS_STOP_TIMEOUT (10)   seconds
 #   REDIS_MAXMEMORY (1gb)      the server's memory cap
+#   REDIS_PERSIST (0)          1: keep the data across stop/start (AOF in the run directory)
 set -euo pipefail
 
 RUN_DIR="${STREAMSENSE_REDIS_RUN:-/tmp/streamsense-redis}"
@@ -111,10 +114,13 @@ cmd_start() {
     port="$(free_port)"
   fi
   addr="127.0.0.1:$port"
-  log "starting redis-server on $addr (log: $LOG_FILE)"
+  appendonly=no
+  [[ "${REDIS_PERSIST:-0}" == 1 ]] && appendonly=yes
+  log "starting redis-server on $addr (log: $LOG_FILE, append-only file: $appendonly)"
   # Foreground server under nohup, so $! is its pid; the lock fd is closed for it.
   nohup redis-server --bind 127.0.0.1 --port "$port" --protected-mode yes \
-    --save "" --appendonly no --dir "$RUN_DIR" --daemonize no \
+    --save "" --appendonly "$appendonly" --appendfsync everysec --dir "$RUN_DIR" \
+    --daemonize no \
     --maxmemory "$MAXMEMORY" --logfile "$LOG_FILE" \
     >/dev/null 2>&1 </dev/null 9>&- &
   pid=$!

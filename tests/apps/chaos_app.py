@@ -10,6 +10,16 @@ The model call can be made slow from outside, as a chaos test needs: when the fi
 ``$STREAMSENSE_CHAOS_CONTROL/slow`` exists, every model call first sleeps the seconds it
 holds. Topic and group names start with ``$STREAMSENSE_CHAOS_NAME`` (one per test on a
 shared broker); the model is read from ``$STREAMSENSE_CHAOS_MODEL`` (see ``train_model``).
+
+Two dependencies can be moved out of process, as the model-server and Redis scenarios need:
+
+- ``$STREAMSENSE_CHAOS_HEAVY_URL``: a heavy tier, a ``RemoteModel`` of a `streamsense
+  model-server` at that URL, scoring every payment the light model scored (heavy band
+  [0, 1.01)); while it is down the light score decides, marked ``heavy_unavailable``.
+- ``$STREAMSENSE_CHAOS_REDIS_URL``: a feature stage before the decide stage (per-user count
+  and sum of amounts over 10 minutes) writing its rows to a Redis online store, and the
+  ``serving`` hook of `streamsense serve` deciding on features read from that store through
+  a ``FeatureGuard`` (breaker, last-known vector) — see chaos_serving.py.
 """
 
 from __future__ import annotations
@@ -17,17 +27,23 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 import streamsense as ss
+from streamsense import features as F
 from streamsense.resilience import BreakerConfig
 from streamsense.serving.cascade import Cascade, CascadeConfig
 from streamsense.serving.decision import DecisionRecord
-from streamsense.serving.models import FunctionModel, onnx_scorer
+from streamsense.serving.models import FunctionModel, LoadedModel, onnx_scorer
+from streamsense.serving.remote_model import RemoteModel
 from streamsense.serving.rules import RuleSet
+from streamsense.store.redis_online import RedisOnlineStore
+
+if TYPE_CHECKING:  # the API's modules (FastAPI) are not loaded by workers
+    from streamsense.serving.service import Serving
 
 PARTITIONS = 4
 FEATURES = ["amount", "risk"]
@@ -46,6 +62,8 @@ BREAKER = BreakerConfig(
 # The light tier's budget matches the slow-call threshold: a model slower than that marks its
 # decision degraded ("light_over_budget") even before the breaker opens.
 CONFIG = CascadeConfig(light_budget_ms=25.0, breaker=BREAKER)
+# With a remote heavy tier every light score goes to it: each model decision exercises it.
+HEAVY_CONFIG = CascadeConfig(light_budget_ms=25.0, heavy_band=(0.0, 1.01), breaker=BREAKER)
 
 
 class Payment(ss.Schema):
@@ -103,18 +121,52 @@ def train_model(path: Path) -> Path:
     return path
 
 
+def payment_stream(name: str) -> ss.Stream[Payment]:
+    return ss.Stream(f"{name}.payments", Payment, key="user", time="ts", partitions=PARTITIONS)
+
+
+def user_features(payments: ss.Stream[Payment]) -> F.FeatureSet:
+    """Per user, over 10 minutes of event time (the chaos payments span the last minute)."""
+    user = F.FeatureGroup(payments, key="user")
+    user.add("n_10m", F.count(), F.rolling("10m"))
+    user.add("sum_10m", F.sum("amount"), F.rolling("10m"))
+    return F.FeatureSet("chaos_user", user.features)
+
+
+def online_store(name: str, url: str) -> RedisOnlineStore:
+    return RedisOnlineStore(url, prefix=f"{name}:")
+
+
 def build(
-    name: str, model_path: Path | None, control: Path | None
+    name: str,
+    model_path: Path | None,
+    control: Path | None,
+    *,
+    heavy_url: str | None = None,
+    online_url: str | None = None,
 ) -> tuple[ss.App, ss.Stream[Payment]]:
-    payments = ss.Stream(f"{name}.payments", Payment, key="user", time="ts", partitions=PARTITIONS)
+    payments = payment_stream(name)
     light = SwitchedModel(model_path.read_bytes(), SlowSwitch(control)) if model_path else None
-    cascade = Cascade(rules=RULES, light=light, config=CONFIG)
+    heavy: LoadedModel | None = RemoteModel(heavy_url) if heavy_url else None
+    config = HEAVY_CONFIG if heavy is not None else CONFIG
+    cascade = Cascade(rules=RULES, light=light, heavy=heavy, config=config)
 
     def decide(payment: Payment, ctx: ss.Context) -> DecisionRecord:
         return cascade.decide(payment.id, ctx.key, {"amount": payment.amount, "risk": payment.risk})
 
+    def decide_enriched(value: F.Enriched, ctx: ss.Context) -> DecisionRecord:
+        record = decide(value.payload, ctx)
+        record.features.update(value.features)
+        return record
+
     app = ss.App(name)
-    app.flow(payments).stage("decide", decide).sink(ss.TopicSink(f"{name}.decisions"))
+    sink = ss.TopicSink(f"{name}.decisions")
+    if online_url is None:
+        app.flow(payments).stage("decide", decide).sink(sink)
+        return app, payments
+    stage = F.FeatureStage("features", user_features(payments), feature_log=False)
+    stage.attach_online(online_store(name, online_url))
+    app.flow(payments).batch(stage).stage("decide", decide_enriched).sink(sink)
     return app, payments
 
 
@@ -127,4 +179,13 @@ app, payments = build(
     os.environ.get("STREAMSENSE_CHAOS_NAME", "chaos"),
     _path("STREAMSENSE_CHAOS_MODEL"),
     _path("STREAMSENSE_CHAOS_CONTROL"),
+    heavy_url=os.environ.get("STREAMSENSE_CHAOS_HEAVY_URL") or None,
+    online_url=os.environ.get("STREAMSENSE_CHAOS_REDIS_URL") or None,
 )
+
+
+def serving(broker: ss.Broker, state_dir: Path) -> Serving:
+    """`streamsense serve tests.apps.chaos_app:app`: decisions on the Redis features."""
+    from tests.apps.chaos_serving import build_serving
+
+    return build_serving(broker, app.name, payments)

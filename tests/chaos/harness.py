@@ -52,8 +52,10 @@ class Scenario:
         *,
         batch_size: int = 100,
         session_timeout_ms: int = SESSION_TIMEOUT_MS,
+        env: dict[str, str] | None = None,
     ) -> WorkerProcess:
-        """``streamsense run`` as a user starts it, with INFO logs (breaker transitions)."""
+        """``streamsense run`` as a user starts it, with INFO logs (breaker transitions);
+        ``env`` adds to the app's environment (its remote model, its online store)."""
         log = self.tmp / f"{label}.log"
         self.control.mkdir(exist_ok=True)
         env = {
@@ -63,6 +65,7 @@ class Scenario:
             "STREAMSENSE_CHAOS_MODEL": str(self.model),
             "STREAMSENSE_CHAOS_CONTROL": str(self.control),
             "COLUMNS": "200",  # rich wraps the final stats line otherwise
+            **(env or {}),
         }
         command = [sys.executable, "-m", "streamsense", "run", APP, "--broker", url]
         command += ["--batch-size", str(batch_size), "--verbose"]

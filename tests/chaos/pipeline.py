@@ -43,13 +43,14 @@ class ChaosPipeline:
         self.collector.start()
         self.workers: list[WorkerProcess] = []
         self.feeder: Feeder | None = None
+        self.env: dict[str, str] = {}  # for every worker started from now on
 
     # -- parts ----------------------------------------------------------------------------
     def start_worker(self, label: str, *, slot: int = 0, **options: int) -> WorkerProcess:
         """A worker in ``slot`` (its transactional id under exactly once); ``options`` go to
         ``Scenario.start_worker`` (batch_size, session_timeout_ms)."""
         url = self.scenario.url(exactly_once=self.exactly_once, slot=slot)
-        worker = self.scenario.start_worker(label, url, **options)
+        worker = self.scenario.start_worker(label, url, env=self.env, **options)
         self.workers.append(worker)
         return worker
 

@@ -41,11 +41,12 @@ BREAKER = BreakerConfig(
 class PrivateRedis:
     """scripts/redis.sh on a run directory and port of its own."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, *, persist: bool = False) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         self.env = {**os.environ, "STREAMSENSE_REDIS_RUN": str(run_dir), "REDIS_PORT": str(port)}
+        self.env["REDIS_PERSIST"] = "1" if persist else "0"
         self.url = f"redis://127.0.0.1:{port}/0"
 
     def start(self) -> None:
