@@ -121,6 +121,17 @@ def production_model(models: ModelRegistry, name: str) -> LoadedModel | None:
     return model
 
 
+def remote_model(models: ModelRegistry, url: str) -> RemoteModel:
+    """The heavy model served at ``url``. Its features come from the registry when it holds
+    the model, so a worker starts even while the model server is down (the breaker and the
+    fallbacks cover the outage); otherwise the server must answer now."""
+    try:
+        features = models.metadata(HEAVY, "production").features
+    except StreamsenseError:
+        return RemoteModel(url)
+    return RemoteModel(url, name=HEAVY, features=list(features))
+
+
 def load_cascade(state_dir: Path | None, heavy_url: str | None = None) -> FraudCascade:
     """The rules and the models in production in ``state_dir`` (rules alone without one);
     the heavy model served at ``heavy_url`` ($STREAMSENSE_HEAVY_MODEL_URL) if given."""
@@ -128,8 +139,7 @@ def load_cascade(state_dir: Path | None, heavy_url: str | None = None) -> FraudC
         return FraudCascade(rules=RULES, config=CONFIG, fallbacks=FALLBACKS)
     models = registry(state_dir)
     heavy_url = heavy_url or os.environ.get(HEAVY_URL_ENV) or None
-    # A remote heavy model must answer at startup (its features and version come from it).
-    heavy = RemoteModel(heavy_url) if heavy_url else production_model(models, HEAVY)
+    heavy = remote_model(models, heavy_url) if heavy_url else production_model(models, HEAVY)
     return FraudCascade(
         rules=RULES,
         light=production_model(models, LIGHT),

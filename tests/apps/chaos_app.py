@@ -147,7 +147,10 @@ def build(
 ) -> tuple[ss.App, ss.Stream[Payment]]:
     payments = payment_stream(name)
     light = SwitchedModel(model_path.read_bytes(), SlowSwitch(control)) if model_path else None
-    heavy: LoadedModel | None = RemoteModel(heavy_url) if heavy_url else None
+    # Features given: a worker starts even while the model server is down.
+    heavy: LoadedModel | None = (
+        RemoteModel(heavy_url, name="heavy", features=FEATURES) if heavy_url else None
+    )
     config = HEAVY_CONFIG if heavy is not None else CONFIG
     cascade = Cascade(rules=RULES, light=light, heavy=heavy, config=config)
 

@@ -160,10 +160,15 @@ def test_a_killed_model_server_opens_the_breaker_and_a_restarted_one_closes_it(
 def test_the_client_raises_retryable_errors_fast_when_nothing_listens() -> None:
     with pytest.raises(RetryableError, match="unavailable"):
         RemoteModel(f"http://127.0.0.1:{free_port()}")
+    # Told its features, a client starts without the server, and each call fails retryably.
+    offline = RemoteModel(f"http://127.0.0.1:{free_port()}", name="heavy", features=["a", "b"])
+    assert (offline.name, offline.features, offline.version) == ("heavy", ["a", "b"], 0)
+    with pytest.raises(RetryableError, match="unavailable"):
+        offline.predict_proba(np.zeros((1, 2), np.float32))
 
 
 def test_the_fraud_app_takes_its_heavy_model_from_a_server(
-    server: ModelServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server: ModelServer, registry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fraud = load_app(str(ROOT / "apps" / "fraud")).module
     cascade = fraud.serving_setup.load_cascade(tmp_path, heavy_url=server.url)
@@ -173,3 +178,11 @@ def test_the_fraud_app_takes_its_heavy_model_from_a_server(
     assert isinstance(from_env.heavy, RemoteModel) and from_env.heavy.name == "heavy"
     monkeypatch.delenv("STREAMSENSE_HEAVY_MODEL_URL")
     assert fraud.serving_setup.load_cascade(tmp_path).heavy is None  # none trained there
+    # With the heavy model in the state dir's registry, a worker starts while its server is
+    # down: the features come from the registry.
+    models = ModelRegistry(tmp_path / "models")
+    version = models.register("fraud-heavy", registry.parent / "heavy.onnx", "onnx", FEATURES)
+    models.set_alias("fraud-heavy", "production", version)
+    down = f"http://127.0.0.1:{free_port()}"
+    offline = fraud.serving_setup.load_cascade(tmp_path, heavy_url=down).heavy
+    assert isinstance(offline, RemoteModel) and offline.features == FEATURES

@@ -5,6 +5,10 @@ cascade puts it behind the same breaker and fallbacks.
     heavy = RemoteModel("http://127.0.0.1:8100")      # reads name, version, features once
     cascade = Cascade(rules=..., light=light, heavy=heavy)
 
+A caller that knows the model's features (from the registry both sides share) passes them,
+and then the client starts even while the server is down (a worker restarted during a
+model-server outage must not fail): the first answer fills in the version.
+
 A scoring call is one HTTP/1.1 request on a kept-alive connection (one per thread). It fails
 fast and says whether trying again can help: a refused connection, a connect slower than
 ``connect_timeout``, an answer slower than ``read_timeout`` or a 5xx raise ``RetryableError``
@@ -45,7 +49,13 @@ class RemoteModel:
     format = "remote"
 
     def __init__(
-        self, url: str, *, connect_timeout: float = 0.1, read_timeout: float = 0.5
+        self,
+        url: str,
+        *,
+        name: str = "remote",
+        features: list[str] | None = None,
+        connect_timeout: float = 0.1,
+        read_timeout: float = 0.5,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
@@ -55,10 +65,14 @@ class RemoteModel:
         self._prefix = parts.path.rstrip("/")
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
         self._local = threading.local()
-        info = _decode_info(self._request("GET", "/healthz"))
-        self.name, self.version = info.name, info.version
-        self.content_hash, self.features = info.content_hash, list(info.features)
-        self.runtime = f"remote {info.format}"
+        if features is None:  # ask the server (which must be up now)
+            info = _decode_info(self._request("GET", "/healthz"))
+            name, features = info.name, list(info.features)
+            self.version, self.content_hash = info.version, info.content_hash
+            self.runtime = f"remote {info.format}"
+        else:  # known by the caller: the server may be down now
+            self.version, self.content_hash, self.runtime = 0, "", "remote"
+        self.name, self.features = name, list(features)
         self._width = len(self.features)
 
     def predict_proba(self, X: npt.NDArray[Any]) -> FloatArray:
