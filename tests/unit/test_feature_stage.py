@@ -9,6 +9,7 @@ import streamsense as ss
 from streamsense import features as F
 from streamsense.brokers import EmbeddedBroker, MemoryBroker
 from streamsense.brokers.log import LogBroker
+from streamsense.runtime.restore import Restorer
 from streamsense.runtime.worker import Worker, WorkerConfig
 from streamsense.testing import ManualClock, drain_topic
 from tests.apps.counter import Click, make_clicks
@@ -177,3 +178,18 @@ def test_state_stays_bounded_over_an_unbounded_stream() -> None:
     assert max(s[0] for s in sizes[30:]) <= 2 * max(s[0] for s in sizes[:30])
     assert max(s[1] for s in sizes[30:]) <= 200  # keys of the last two days at most
     assert max(s[2] for s in sizes[30:]) <= 4 * max(s[2] for s in sizes[:30])
+
+
+def test_the_workers_idle_check_runs_on_its_injected_clock() -> None:
+    clock = ManualClock(start_ms=1_600_000_000_000)
+    stage = F.FeatureStage("f", FEATURES, idle_timeout_ms=5000, clock=clock)
+    app = ss.App("idle")
+    app.flow(clicks).batch(stage).sink(ss.TopicSink("idle.out"))
+    restorer = Restorer(app, MemoryBroker(), WorkerConfig(), clock)
+    event = ss.Event("u", 1_600_000_001_000, Click("u", 1_600_000_001_000, 2.0), "wclicks", 0, 0, 0)
+    stage.process_batch(0, [event], [event.payload])
+    clock.advance(2_000)
+    assert restorer.idle([0]) == {}  # 2 s quiet: under the idle timeout
+    clock.advance(60_000)  # no real time passes: only the injected clock says it is idle
+    [closed] = restorer.idle([0]).values()
+    assert [msgspec.json.decode(r.value or b"")["feature"] for r in closed] == ["n_tumbling_30s"]

@@ -15,11 +15,11 @@ the lateness boundary can be classified differently.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from streamsense.brokers.base import Broker, Consumer, OutRecord, Record, TopicPartition
+from streamsense.clock import SYSTEM_CLOCK, Clock
 from streamsense.runtime.app import App
 from streamsense.runtime.snapshots import Snapshot, read_snapshot, snapshot_record
 
@@ -30,8 +30,11 @@ IDLE_CHECK_S = 1.0
 
 
 class Restorer:
-    def __init__(self, app: App, broker: Broker, config: WorkerConfig) -> None:
+    def __init__(
+        self, app: App, broker: Broker, config: WorkerConfig, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self._app = app
+        self._clock = clock  # snapshot intervals and idle window closing run on it
         self._broker = broker
         self._config = config
         self._stages = app.batch_stages()
@@ -43,7 +46,7 @@ class Restorer:
         }
         self._replay_until: dict[TopicPartition, int] = {}
         self._since_snapshot: dict[int, int] = {}
-        self._last_snapshot = time.monotonic()
+        self._last_snapshot = self._clock.monotonic()
         self._last_idle_check = 0.0
 
     def restore(
@@ -97,7 +100,7 @@ class Restorer:
         state has seen (records the worker buffered but has not processed do not count)."""
         if not self._stages:
             return []
-        elapsed = time.monotonic() - self._last_snapshot >= self._config.snapshot_every_s
+        elapsed = self._clock.monotonic() - self._last_snapshot >= self._config.snapshot_every_s
         due = [
             p
             for p, n in self._since_snapshot.items()
@@ -115,17 +118,17 @@ class Restorer:
                 records.append(snapshot_record(self._app.snapshot_topic(name), p, snapshot))
             self._since_snapshot[p] = 0
         if elapsed:
-            self._last_snapshot = time.monotonic()
+            self._last_snapshot = self._clock.monotonic()
         return records
 
     def idle(self, partitions: Iterable[int]) -> dict[int, list[OutRecord]]:
         """Give batch stages a chance to close windows on quiet partitions; the records
         per partition (they commit, or are discarded, with that partition's work)."""
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if not self._stages or now - self._last_idle_check < IDLE_CHECK_S:
             return {}
         self._last_idle_check = now
-        wall_ms = int(time.time() * 1000)
+        wall_ms = self._clock.now_ms()
         records: dict[int, list[OutRecord]] = {}
         for stage in self._stages.values():
             for p in sorted(set(partitions)):

@@ -105,7 +105,7 @@ class Worker(Committer):
         self._sources = app.sources()
         self._lanes = app.lane_ranks()
         self._state = StateStore({s: app.changelog_topic(s) for s in app.stage_names()})
-        self._restorer = Restorer(app, broker, self.config)
+        self._restorer = Restorer(app, broker, self.config, clock)
         self._intake = Intake(self.config.buffer_capacity, self._lanes)
         self._pauses = PauseBook(clock)
         self._retries = RetryBook(self.config.retry, clock)
