@@ -91,7 +91,10 @@ class KafkaBroker:
                 "delivery.timeout.ms": timeout_ms,
             }
             self._committer = ExactlyOnceCommitter(
-                lambda: self._producer(settings), self._member, self._admin.live_members
+                lambda: self._producer(settings),
+                self._member,
+                self._admin.live_members,
+                transaction_timeout_s=timeout_ms / 1000,
             )
         else:
             self._committer = AtLeastOnceCommitter(lambda: self._producer({}), self._member)

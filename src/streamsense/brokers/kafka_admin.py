@@ -25,7 +25,14 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from streamsense.brokers.base import PartitionInfo, TopicConfig, TopicInfo, TopicPartition
-from streamsense.brokers.kafka_common import REQUEST_TIMEOUT_S, offsets_of, to_error
+from streamsense.brokers.kafka_calls import abandon
+from streamsense.brokers.kafka_common import (
+    ATTEMPT_TIMEOUT_S,
+    REQUEST_TIMEOUT_S,
+    log,
+    offsets_of,
+    to_error,
+)
 from streamsense.errors import BrokerUnavailable, ConfigError, TopicNotFound
 
 # Topics Kafka keeps for itself; streamsense's own "__streamsense.*" topics stay visible.
@@ -60,6 +67,7 @@ def topic_settings(config: TopicConfig) -> dict[str, str]:
 
 class KafkaAdmin:
     def __init__(self, config: dict[str, Any], *, replication_factor: int) -> None:
+        self._config = config
         self._admin = AdminClient(config)
         self._replication = replication_factor
 
@@ -147,14 +155,18 @@ class KafkaAdmin:
         # the old value.
         request = ConsumerGroupTopicPartitions(group, [KafkaPartition(*tp) for tp in partitions])
         while True:
+            attempt = max(0.1, min(ATTEMPT_TIMEOUT_S, deadline - time.monotonic()))
             futures = self._admin.list_consumer_group_offsets(
-                [request], require_stable=True, request_timeout=REQUEST_TIMEOUT_S
+                [request], require_stable=True, request_timeout=attempt
             )
             try:
                 return list(futures[group].result().topic_partitions)
             except KafkaException as error:
                 mapped = to_error(error, what)
-                # The group coordinator may still be loading (a broker that just started).
+                if error.args[0].code() == KafkaError._TIMED_OUT:
+                    self._renew(what)
+                # The group coordinator may still be loading (a broker that just started),
+                # or the broker was away when the request was sent.
                 if not mapped.retryable or time.monotonic() > deadline:
                     raise mapped from None
             time.sleep(0.05)
@@ -162,12 +174,23 @@ class KafkaAdmin:
     def live_members(self, group: str) -> int:
         """How many consumers are members of ``group`` right now."""
         future = self._admin.describe_consumer_groups([group], request_timeout=REQUEST_TIMEOUT_S)
+        what = f"describing group {group!r}"
         try:
             return len(future[group].result().members)
         except KafkaException as error:
             if error.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND:
                 return 0
-            raise to_error(error, f"describing group {group!r}") from None
+            if error.args[0].code() == KafkaError._TIMED_OUT:
+                self._renew(what)
+            raise to_error(error, what) from None
+
+    def _renew(self, why: str) -> None:
+        """Replace the client after a group request went unanswered: it may be waiting on
+        a coordinator that librdkafka decommissioned during a broker restart and will
+        never ask about again (see kafka_calls). A new client finds the coordinator anew."""
+        log.warning("replacing the admin client: %s timed out", why)
+        old, self._admin = self._admin, AdminClient(self._config)
+        abandon(old, lambda: None)  # dropped on the reaper thread: destroyed there
 
     # -- helpers ----------------------------------------------------------------------------
     def _list_offsets(self, partitions: Sequence[TopicPartition], spec: Any) -> Any:

@@ -24,10 +24,13 @@ from streamsense.errors import (
 
 log = logging.getLogger("streamsense.brokers.kafka")
 
-# Bounds for calls that wait on the cluster. Metadata and offset look-ups are quick on a
-# healthy cluster; transactions may wait for a coordinator to load after a restart.
+# Bound for calls that wait on the cluster: metadata and offset look-ups are quick on a
+# healthy cluster. (Transactional calls have their own, see kafka_txn.)
 REQUEST_TIMEOUT_S = 30.0
-TRANSACTION_TIMEOUT_S = 60.0
+# One try of a look-up that is retried until REQUEST_TIMEOUT_S. After a broker restart a
+# group request can stay unanswered although the broker is back (see kafka_calls): asking
+# anew, on a new client if need be, beats waiting out the whole bound.
+ATTEMPT_TIMEOUT_S = 5.0
 
 # librdkafka's "no offset" sentinel (OFFSET_INVALID).
 NO_OFFSET = -1001
@@ -114,6 +117,9 @@ def client_config(bootstrap: str, extra: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "bootstrap.servers": bootstrap,
         "allow.auto.create.topics": False,
+        # After an outage, reconnect within a second of the broker's return (librdkafka's
+        # backoff grows to 10 s otherwise, longer than a group session may go unheard).
+        "reconnect.backoff.max.ms": 1000,
         "error_cb": _log_client_error,
         **extra,
     }

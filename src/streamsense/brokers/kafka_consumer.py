@@ -13,6 +13,7 @@ and their keyed state together. The protocol is eager: a rebalance revokes every
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,6 +25,7 @@ from confluent_kafka import TopicPartition as KafkaPartition
 from streamsense.brokers.base import OffsetReset, RebalanceCallback, Record, TopicPartition
 from streamsense.brokers.kafka_admin import KafkaAdmin
 from streamsense.brokers.kafka_common import (
+    ATTEMPT_TIMEOUT_S,
     REQUEST_TIMEOUT_S,
     from_kafka,
     log,
@@ -31,7 +33,7 @@ from streamsense.brokers.kafka_common import (
     to_error,
     to_kafka,
 )
-from streamsense.errors import ConfigError
+from streamsense.errors import ConfigError, StreamsenseError
 
 # Not failures of this consumer: librdkafka recovers from them by itself.
 _TRANSIENT = frozenset({KafkaError._PARTITION_EOF, KafkaError._MAX_POLL_EXCEEDED})
@@ -252,10 +254,20 @@ class KafkaConsumer:
             raise ConfigError("committed offsets need a consumer group")
         wanted = [KafkaPartition(*tp) for tp in partitions]
         what = f"reading group {self.group!r}'s offsets"
-        try:
-            return offsets_of(self.client.committed(wanted, timeout=REQUEST_TIMEOUT_S), what)
-        except KafkaException as error:
-            raise to_error(error, what) from None
+        deadline = time.monotonic() + REQUEST_TIMEOUT_S
+        while True:
+            # Retried while the group coordinator is still loading or just moved (a broker
+            # that restarted), each try bounded so that one lost request costs little.
+            attempt = max(0.1, min(ATTEMPT_TIMEOUT_S, deadline - time.monotonic()))
+            try:
+                return offsets_of(self.client.committed(wanted, timeout=attempt), what)
+            except KafkaException as error:
+                mapped = to_error(error, what)
+            except StreamsenseError as error:  # a partition's own error
+                mapped = error
+            if not mapped.retryable or time.monotonic() >= deadline:
+                raise mapped
+            time.sleep(0.05)
 
     def group_metadata(self) -> Any:
         """The member's identity and generation, for offsets sent with a transaction."""

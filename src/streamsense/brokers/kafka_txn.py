@@ -16,19 +16,31 @@ generation is stale, i.e. one that lost its partitions in a rebalance (FencedErr
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from confluent_kafka import KafkaError, KafkaException
 
 from streamsense.brokers.base import Transaction
-from streamsense.brokers.kafka_common import TRANSACTION_TIMEOUT_S, log, to_error, to_kafka
+from streamsense.brokers.kafka_calls import StuckCall, abandon, call_within
+from streamsense.brokers.kafka_common import log, to_error, to_kafka
 from streamsense.brokers.kafka_consumer import KafkaConsumer
 from streamsense.brokers.kafka_producer import KafkaProducer
-from streamsense.errors import ConfigError, FencedError
+from streamsense.errors import ConfigError, FencedError, RetryableError, StreamsenseError
 
 ConsumerFactory = Callable[[str], KafkaConsumer]
 ProducerFactory = Callable[[], KafkaProducer]
+
+# How long a transactional call that only waits on coordinators (sending offsets,
+# aborting) may take. Well under the transaction timeout, so a stuck call is given up and
+# its producer replaced before the broker aborts the transaction on its own.
+COORDINATOR_CALL_TIMEOUT_S = 10.0
+# Another producer with the same transactional id took over (or, for an old transaction,
+# the coordinator aborted it for its age and bumped the epoch).
+_PRODUCER_FENCED = frozenset(
+    {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+)
 
 
 @contextmanager
@@ -74,33 +86,57 @@ class AtLeastOnceCommitter:
 
 
 class ExactlyOnceCommitter:
+    """Kafka transactions, each call on the transactional producer time-limited.
+
+    A producer that failed fatally (the coordinator aborted its transaction while the
+    broker was away: INVALID_TXN_STATE, or fenced it for that), or whose call did not
+    return in time, is abandoned and the commit fails retryably: the worker redoes the
+    work from the committed offsets. The next commit makes a new producer with the same
+    transactional id; initialising it bumps the id's epoch, so the abandoned one can write
+    nothing more, and aborts whatever transaction it left open (read_committed readers
+    never see that transaction's records).
+
+    Only a producer fenced by a newer one (same id, its transaction still young) stays
+    fenced: another worker took this one's place."""
+
     def __init__(
         self,
         make_producer: ProducerFactory,
         make_consumer: ConsumerFactory,
         live_members: Callable[[str], int],
+        *,
+        transaction_timeout_s: float,
+        call_timeout_s: float = COORDINATOR_CALL_TIMEOUT_S,
     ) -> None:
         self._make_producer = make_producer
         self._make_consumer = make_consumer
         self._live_members = live_members
+        self._transaction_timeout_s = transaction_timeout_s
+        # Calls that do not flush records only wait on coordinators: quick when healthy.
+        self._call_timeout_s = min(call_timeout_s, transaction_timeout_s)
+        # Committing flushes the transaction's records, and initialising may wait for the
+        # coordinator to finish a predecessor's transaction: these get longer, but still
+        # end well before the coordinator would abort the transaction for its age.
+        self._long_call_s = max(self._call_timeout_s, transaction_timeout_s / 2)
         self._producer: KafkaProducer | None = None
-        self._fatal: KafkaError | None = None
+        self._fenced: StreamsenseError | None = None
+        self.replaced = 0  # producers abandoned and replaced (failed fatally or stuck)
 
     def commit(self, txn: Transaction) -> None:
         self._refuse_offsets_from_outside(txn)
-        if self._fatal is not None:
+        if self._fenced is not None:
             # A fenced producer stays fenced: only a new incarnation may take over its id.
-            raise to_error(self._fatal, "transactional producer")
+            raise self._fenced
         producer = self._transactional()
+        began = time.monotonic()
         try:
             self._run(producer, txn)
         except KafkaException as error:
-            if error.args[0].fatal():
-                # It cannot abort; the next owner of the id aborts what it left open.
-                self._fatal = error.args[0]
-            else:
-                self._abort(producer)
-            raise to_error(error, f"transaction of group {txn.group!r}") from None
+            young = time.monotonic() - began < self._transaction_timeout_s
+            raise self._failed(producer, error.args[0], txn, young=young) from None
+        except StuckCall as stuck:
+            self._abandon(producer, "a transactional call got no answer", stuck)
+            raise
         except BaseException:
             self._abort(producer)
             raise
@@ -122,32 +158,71 @@ class ExactlyOnceCommitter:
         _send_records(producer, txn)
         if txn.offsets:
             with member_of(txn, self._make_consumer) as member:
-                client.send_offsets_to_transaction(
-                    to_kafka(txn.offsets), member.group_metadata(), TRANSACTION_TIMEOUT_S
+                offsets, metadata = to_kafka(txn.offsets), member.group_metadata()
+                limit = self._call_timeout_s
+                call_within(
+                    lambda: client.send_offsets_to_transaction(offsets, metadata, limit),
+                    limit,
+                    "sending offsets to the transaction",
                 )
-        client.commit_transaction(TRANSACTION_TIMEOUT_S)
+        limit = self._long_call_s
+        call_within(lambda: client.commit_transaction(limit), limit, "committing the transaction")
+
+    def _failed(
+        self, producer: KafkaProducer, error: KafkaError, txn: Transaction, *, young: bool
+    ) -> StreamsenseError:
+        """The error to raise for a failed transaction, after cleaning up after it."""
+        mapped = to_error(error, f"transaction of group {txn.group!r}")
+        if not error.fatal():
+            self._abort(producer)
+            return mapped
+        if error.code() in _PRODUCER_FENCED and young:
+            self._fenced = mapped
+            self._abandon(producer, f"fenced by a newer producer: {error.str()}")
+            return mapped
+        # Fatal for this producer only (its transaction timed out at the coordinator while
+        # the broker was away, ...): a new one can take over the id, so retry the work.
+        self._abandon(producer, f"failed fatally: {error.str()}")
+        return RetryableError(f"{mapped} (the transactional producer was replaced)")
 
     def _transactional(self) -> KafkaProducer:
         if self._producer is None:
             producer = self._make_producer()
+            limit = self._long_call_s
             try:
-                producer.client.init_transactions(TRANSACTION_TIMEOUT_S)
+                call_within(lambda: producer.client.init_transactions(limit), limit, "initialising")
             except KafkaException as error:
+                self._abandon(producer, f"could not initialise: {error}")
                 raise to_error(error, "initialising transactions") from None
+            except StuckCall as stuck:
+                self._abandon(producer, "initialising got no answer", stuck)
+                raise
             self._producer = producer
         return self._producer
 
-    @staticmethod
-    def _abort(producer: KafkaProducer) -> None:
+    def _abort(self, producer: KafkaProducer) -> None:
+        limit = self._call_timeout_s
         try:
-            producer.client.abort_transaction(TRANSACTION_TIMEOUT_S)
+            call_within(
+                lambda: producer.client.abort_transaction(limit), limit, "aborting the transaction"
+            )
         except KafkaException as error:
-            # A fenced or fatally failed producer cannot abort; the broker aborts its open
-            # transaction when the transaction times out or the next owner initialises.
-            log.warning("could not abort the transaction: %s", error)
+            # A producer that cannot abort cannot begin again either; its successor
+            # aborts the open transaction when it initialises.
+            self._abandon(producer, f"could not abort the transaction: {error}")
+        except StuckCall as stuck:
+            self._abandon(producer, f"could not abort the transaction: {stuck}", stuck)
+
+    def _abandon(self, producer: KafkaProducer, why: str, busy: StuckCall | None = None) -> None:
+        """Replace the producer at the next commit. The old one is closed off this thread
+        (closing aborts and flushes, which may block like the call that failed)."""
+        log.warning("replacing the transactional producer: %s", why)
+        if producer is self._producer:
+            self._producer = None
+        self.replaced += 1
+        abandon(producer, lambda: producer.close(flush=False), busy)
 
     def close(self) -> None:
         if self._producer is not None:
-            # Whatever it still holds belongs to an aborted transaction; a fatally failed
-            # client cannot even abort, so it is left to be destroyed without closing.
-            self._producer.close(flush=False, client=self._fatal is None)
+            # Whatever it still holds belongs to an aborted transaction.
+            self._producer.close(flush=False)

@@ -82,7 +82,7 @@ class Committer:
         except FencedError as error:
             log.warning("fenced, reloading partitions %s: %s", sorted(offsets), error)
             self.stats.fenced += 1
-            self._reload(involved)
+            self._reload_or_retry(involved)
             return
         except StreamsenseError as error:
             if not error.retryable:
@@ -140,6 +140,16 @@ class Committer:
             return
         self._pauses.release(consumer, self._owned(due), "retry")
         log.info("partitions %s reloaded and resumed", sorted(due))
+
+    def _reload_or_retry(self, partitions: set[int]) -> None:
+        """Reload at once; if that fails retryably (a fenced member whose broker is still
+        coming back), pause the partitions and reload them after a backoff instead."""
+        try:
+            self._reload(partitions)
+        except StreamsenseError as error:
+            if not error.retryable:
+                raise
+            self._fail(partitions, error)
 
     def _reload(self, partitions: set[int]) -> None:
         """Forget uncommitted work on ``partitions``: state and position go back to what
