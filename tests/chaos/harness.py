@@ -39,10 +39,7 @@ class Scenario:
         if not exactly_once:
             return f"kafka://{self.bootstrap}"
         # One transactional id per worker slot: a replacement in the same slot fences its
-        # dead predecessor and aborts the transaction it left open at once. The transaction
-        # timeout stays Kafka's default (60 s): it must outlast a broker restart, or the
-        # coordinator aborts the open transaction meanwhile and the producer's own abort
-        # then fails fatally (INVALID_TXN_STATE, see docs/reliability.md).
+        # dead predecessor and aborts the transaction it left open at once.
         return f"kafka://{self.bootstrap}?exactly_once=true&transactional_id={self.name}-slot{slot}"
 
     def start_worker(
