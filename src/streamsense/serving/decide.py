@@ -17,6 +17,7 @@ status to its own codes.
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,11 @@ __all__ = [
 ]
 
 DECIDED_BY_API = ("decided-by", b"api")
+# Event ids: one random prefix per process and a counter, unique across processes and
+# restarts without a uuid4 per request (an os.urandom system call each: 4 % of a served
+# process's time at 1,000 requests/s in a py-spy profile).
+_PROCESS_ID = uuid.uuid4().hex[:16]
+_next_number = itertools.count(1).__next__
 EVENT_ID_HEADER = "event-id"
 
 _json = msgspec.json.Encoder()
@@ -92,7 +98,7 @@ def decide_event(
     except InvalidEvent as error:
         raise RequestError(422, error.reason, error.field) from None
     key = stream.key_of(payload)
-    event_id = f"{id_prefix}/{uuid.uuid4().hex}"
+    event_id = f"{id_prefix}/{_PROCESS_ID}-{_next_number()}"
     feature_started = time.perf_counter()
     guard = serving.feature_guards[stream_name]
     read = guard.read(key, payload, event_time)
