@@ -65,7 +65,7 @@ class Committer:
         offsets, self._offsets = self._offsets, {}
         pending, self._pending = self._pending, {}
         involved = {tp.partition for tp in offsets} | {p for p, rs in pending.items() if rs}
-        records = [r for rs in pending.values() for r in rs] + self._state.take_changes()
+        records = [r for rs in pending.values() for r in rs] + self._state.take_changes(offsets)
         if self._consumer is not None:
             owned = set(self._consumer.assignment())
             records += self._restorer.snapshots_due(owned, self.next_offset, force=final)
@@ -154,9 +154,9 @@ class Committer:
     def _reload(self, partitions: set[int]) -> None:
         """Forget uncommitted work on ``partitions``: state and position go back to what
         the group committed."""
-        self._state.restore(self.broker, partitions)
         every = [tp for tp in self._source_partitions() if tp.partition in partitions]
         committed = self.broker.committed(self.app.group, every)
+        self._state.restore(self.broker, partitions, committed)
         self._committed.update(committed)
         if self._consumer is not None:
             self._intake.clear(every)

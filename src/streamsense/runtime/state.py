@@ -3,16 +3,24 @@
 Each stage's state lives per source partition, so a partition and its state move together
 between workers. Changed keys become changelog records that commit in the same transaction
 as the outputs and offsets; a worker that gains a partition reads its changelog back.
+
+Each changelog record names (header ``upto``) the source offsets its commit was to commit.
+Where records and offsets commit atomically (embedded broker, Kafka transactions) that is
+always true. At least once on Kafka, the records are written first and the offsets after:
+a crash or a fenced offset commit in between leaves state changes of events whose offsets
+were never committed, which will be processed again. A restore therefore keeps, per key, the
+last value whose ``upto`` the group has committed; only a key with no such value left
+(compaction removed it) takes its newest one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import msgspec
 
-from streamsense.brokers.base import Broker, OutRecord, TopicPartition
+from streamsense.brokers.base import Broker, Headers, OutRecord, Record, TopicPartition
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
@@ -65,14 +73,27 @@ class StateStore:
     def mark_dirty(self, stage: str, partition: int, key: str, table: dict[str, Any]) -> None:
         self._dirty[(stage, partition, key)] = table
 
-    def take_changes(self) -> list[OutRecord]:
+    def take_changes(self, offsets: Mapping[TopicPartition, int] | None = None) -> list[OutRecord]:
         """Changelog records for every key changed since the last call (tombstones for
-        deleted keys), in a deterministic order."""
+        deleted keys), in a deterministic order, each naming the source ``offsets`` of its
+        partition that commit with it."""
+        upto: dict[int, Headers] = {}
+        for tp, offset in (offsets or {}).items():
+            upto.setdefault(tp.partition, ())
+            upto[tp.partition] += ((f"upto:{tp.topic}", str(offset).encode()),)
         records = []
         for (stage, partition, key), table in sorted(self._dirty.items(), key=lambda kv: kv[0]):
             value = table.get(key, _MISSING)
             encoded = None if value is _MISSING else _encode(value)
-            records.append(OutRecord(self._changelogs[stage], encoded, key.encode(), partition))
+            records.append(
+                OutRecord(
+                    self._changelogs[stage],
+                    encoded,
+                    key.encode(),
+                    partition,
+                    headers=upto.get(partition, ()),
+                )
+            )
         self._dirty.clear()
         return records
 
@@ -85,24 +106,53 @@ class StateStore:
             del self._tables[(stage, partition)]
         self._dirty = {k: v for k, v in self._dirty.items() if k[1] not in gone}
 
-    def restore(self, broker: Broker, partitions: Iterable[int]) -> int:
-        """Read the changelogs of ``partitions`` back; returns how many keys were loaded."""
+    def restore(
+        self,
+        broker: Broker,
+        partitions: Iterable[int],
+        committed: Mapping[TopicPartition, int | None] | None = None,
+    ) -> int:
+        """Read the changelogs of ``partitions`` back as of the ``committed`` source offsets
+        (see the module doc); returns how many keys were loaded."""
         wanted = sorted(set(partitions))
         self.drop(wanted)
+        done = {(tp.topic, tp.partition): offset for tp, offset in (committed or {}).items()}
         loaded = 0
         for stage, topic in self._changelogs.items():
             for partition in wanted:
                 table = self.table(stage, partition)
-                for key, value in _read_changelog(broker, TopicPartition(topic, partition)):
-                    if value is None:
-                        table.pop(key, None)
-                    else:
-                        table[key] = _decode(value)
+                table.update(_as_of(broker, TopicPartition(topic, partition), done))
                 loaded += len(table)
         return loaded
 
 
-def _read_changelog(broker: Broker, tp: TopicPartition) -> Iterable[tuple[str, bytes | None]]:
+def _as_of(
+    broker: Broker, tp: TopicPartition, done: Mapping[tuple[str, int], int | None]
+) -> dict[str, Any]:
+    """Each key's last value whose source offsets were committed (else its newest)."""
+    kept: dict[str, bytes | None] = {}
+    newest: dict[str, bytes | None] = {}
+    for record in _read_changelog(broker, tp):
+        key = (record.key or b"").decode()
+        newest[key] = record.value
+        if _committed(record.headers, tp.partition, done):
+            kept[key] = record.value
+    values = {**newest, **kept}
+    return {key: _decode(value) for key, value in values.items() if value is not None}
+
+
+def _committed(
+    headers: Headers, partition: int, done: Mapping[tuple[str, int], int | None]
+) -> bool:
+    for name, value in headers:
+        if name.startswith("upto:"):
+            offset = done.get((name[len("upto:") :], partition))
+            if offset is None or int(value) > offset:
+                return False
+    return True
+
+
+def _read_changelog(broker: Broker, tp: TopicPartition) -> Iterator[Record]:
     high = broker.describe_topic(tp.topic).partitions[tp.partition].high
     consumer = broker.consumer()
     try:
@@ -111,7 +161,6 @@ def _read_changelog(broker: Broker, tp: TopicPartition) -> Iterable[tuple[str, b
             records = consumer.poll(10_000, timeout=1.0)
             if not records:
                 break
-            for record in records:
-                yield (record.key or b"").decode(), record.value
+            yield from records
     finally:
         consumer.close()

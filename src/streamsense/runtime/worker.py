@@ -335,7 +335,7 @@ class Worker(Committer):
         self._committed.update(committed)
         numbers = {tp.partition for tp in partitions}
         self._intake.clear(partitions)
-        self.stats.restored_keys += self._state.restore(self.broker, numbers)
+        self.stats.restored_keys += self._state.restore(self.broker, numbers, committed)
         if self._consumer is not None:
             self._restorer.restore(self._consumer, numbers, committed)
         log.info("assigned %s", partitions)
