@@ -108,34 +108,6 @@ def payment_items(n: int, seed: int, users: int = 40) -> list[Item]:
     return items
 
 
-class Feeder(threading.Thread):
-    """Produces ``items`` at ``rate`` records/s and notes when each was sent."""
-
-    def __init__(self, broker: Broker, topic: str, items: list[Item], rate: float) -> None:
-        super().__init__(daemon=True, name="chaos-feeder")
-        self.broker, self.topic, self.items, self.rate = broker, topic, items, rate
-        self.sent_at: dict[str, float] = {}
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            producer = self.broker.producer(linger_ms=5)
-            started = time.monotonic()
-            chunk = max(1, int(self.rate / 20))
-            for lo in range(0, len(self.items), chunk):
-                for item in self.items[lo : lo + chunk]:
-                    producer.send(self.topic, item.value, item.key)
-                    if item.event_id is not None:
-                        self.sent_at[item.event_id] = time.time()
-                producer.flush()
-                ahead = started + (lo + chunk) / self.rate - time.monotonic()
-                if ahead > 0:
-                    time.sleep(ahead)
-            producer.close()
-        except BaseException as error:  # reported by the test
-            self.error = error
-
-
 @dataclass
 class Arrival:
     at: float  # time.time() when the collector read it

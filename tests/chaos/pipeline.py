@@ -6,15 +6,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from streamsense.brokers.base import Record
+from streamsense.brokers.base import OutRecord, Record
 from streamsense.brokers.kafka import KafkaBroker
 from streamsense.runtime.lag import group_lag
 from streamsense.runtime.worker import Worker
 from streamsense.testing import drain_topic
 from tests.apps import chaos_app
 from tests.chaos.checks import Tally, tally
-from tests.chaos.harness import Collector, Feeder, Item, Scenario
-from tests.integration.workers import WorkerProcess
+from tests.chaos.harness import Collector, Item, Scenario
+from tests.integration.workers import Feeder, WorkerProcess
 
 WAIT_S = 60.0  # the longest any wait may take; each test has its own timeout too
 
@@ -58,7 +58,8 @@ class ChaosPipeline:
         return [w for w in self.workers if w.process.returncode is None]
 
     def feed(self, items: list[Item], rate: float) -> Feeder:
-        self.feeder = Feeder(self.broker, self.source.topic, items, rate)
+        records = [OutRecord(self.source.topic, i.value, i.key) for i in items]
+        self.feeder = Feeder(self.broker, records, rate, [i.event_id for i in items])
         self.feeder.start()
         return self.feeder
 

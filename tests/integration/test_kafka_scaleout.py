@@ -65,7 +65,7 @@ def test_three_workers_one_killed_one_added(
 
     workers = [start_worker(tmp_path, w, name, url(w)) for w in ("w0", "w1", "w2")]
     wait_until(lambda: live_members(kafka_bootstrap, app.group) == 3, workers, "3 members")
-    feeder = Feeder(broker, clicks, items, RATE)
+    feeder = Feeder(broker, [clicks.to_record(click) for click in items], RATE)
     feeder.start()
 
     def done() -> int:

@@ -17,9 +17,8 @@ from pathlib import Path
 import msgspec
 from confluent_kafka.admin import AdminClient
 
-import streamsense as ss
 from streamsense.brokers import MemoryBroker, TopicPartition
-from streamsense.brokers.base import Broker, Record
+from streamsense.brokers.base import Broker, OutRecord, Record
 from streamsense.runtime.lag import group_lag
 from streamsense.runtime.worker import Worker
 from streamsense.testing import drain_topic
@@ -123,13 +122,20 @@ def events(n: int, step_ms: int = 50) -> list[Click]:
 
 
 class Feeder(threading.Thread):
-    """Produces ``items`` into the source topic at ``rate`` events/s (a live stream)."""
+    """Produces ``records`` at ``rate`` records/s (a live stream) and notes when each one
+    named in ``ids`` (same order; None for no name) was sent, as ``time.time()``."""
 
     def __init__(
-        self, broker: Broker, clicks: ss.Stream[Click], items: list[Click], rate: float
+        self,
+        broker: Broker,
+        records: list[OutRecord],
+        rate: float,
+        ids: list[str | None] | None = None,
     ) -> None:
-        super().__init__(daemon=True)
-        self.broker, self.clicks, self.items, self.rate = broker, clicks, items, rate
+        super().__init__(daemon=True, name="feeder")
+        self.broker, self.records, self.rate = broker, records, rate
+        self.ids = ids or [None] * len(records)
+        self.sent_at: dict[str, float] = {}
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -137,10 +143,13 @@ class Feeder(threading.Thread):
             producer = self.broker.producer(linger_ms=5)
             started = time.monotonic()
             chunk = max(1, int(self.rate / 20))
-            for lo in range(0, len(self.items), chunk):
-                for click in self.items[lo : lo + chunk]:
-                    out = self.clicks.to_record(click)
+            for lo in range(0, len(self.records), chunk):
+                for out, name in zip(
+                    self.records[lo : lo + chunk], self.ids[lo : lo + chunk], strict=True
+                ):
                     producer.send(out.topic, out.value, out.key)
+                    if name is not None:
+                        self.sent_at[name] = time.time()
                 producer.flush()
                 ahead = started + (lo + chunk) / self.rate - time.monotonic()
                 if ahead > 0:
@@ -187,7 +196,10 @@ def check_outputs(records: list[Record], reference: list[bytes], *, dedup: bool)
     for user, seq in per_user.items():
         assert len({p for p, _, _ in seq}) == 1, f"{user} moved partitions"
         ns = [n for _, _, n in sorted(seq)]
-        assert ns == list(range(1, len(ns) + 1)), f"{user}: gaps or repeats in {ns[:50]}"
+        wrong = next((i for i, n in enumerate(ns) if n != i + 1), None)
+        assert wrong is None, (
+            f"{user}: gap or repeat at {sorted(seq)[wrong]}: {ns[wrong - 3 : wrong + 3]}"
+        )
     got = sorted(r.value or b"" for r in unique)
     assert len(got) == len(reference), (len(got), len(reference))
     assert got == reference, "feature vectors differ from a single worker's"
