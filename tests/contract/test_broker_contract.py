@@ -12,6 +12,7 @@ import pytest
 from streamsense.brokers import OutRecord, TopicConfig, TopicPartition, Transaction, partition_for
 from streamsense.brokers.base import Broker, Consumer, Record
 from streamsense.errors import ConfigError, FencedError, TopicNotFound
+from streamsense.runtime.partition_read import read_partition
 from streamsense.testing import ManualClock, drain_topic
 from tests.contract.conftest import Backend
 
@@ -362,3 +363,18 @@ def test_producer_flushes_by_itself_after_linger(broker: Broker, unique: Names) 
     assert [r.value for r in consumer.poll(10, timeout=5.0)] == [b"x"]
     producer.close()
     consumer.close()
+
+
+def test_settled_end_is_the_end_once_nothing_is_open(broker: Broker, unique: Names) -> None:
+    t = unique("t")
+    broker.create_topic(t, TopicConfig(partitions=2))
+    producer = broker.producer()
+    for i in range(7):
+        producer.send(t, str(i).encode(), partition=1)
+    producer.flush()
+    broker.commit_transaction(Transaction(unique("g"), records=[OutRecord(t, b"x", None, 1)]))
+    info = broker.describe_topic(t)
+    assert broker.settled_end(TopicPartition(t, 0)) == info.partitions[0].high == 0
+    assert broker.settled_end(TopicPartition(t, 1)) == info.partitions[1].high
+    values = [r.value for r in read_partition(broker, TopicPartition(t, 1))]
+    assert values == [str(i).encode() for i in range(7)] + [b"x"]

@@ -3,11 +3,12 @@ workers by the consumer group (Kafka cannot check ``Transaction.expected``), plu
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
 import pytest
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient
 
 from streamsense.brokers import OutRecord, TopicConfig, TopicPartition, Transaction, open_broker
@@ -22,6 +23,7 @@ from streamsense.errors import (
     StreamsenseError,
     TopicNotFound,
 )
+from streamsense.runtime.partition_read import read_partition
 
 Names = Callable[[str], str]
 pytestmark = pytest.mark.kafka
@@ -90,6 +92,68 @@ def test_a_newer_producer_with_the_same_transactional_id_fences_the_older(
     assert committed_values(new, out) == [b"old", b"new"]
     old.close()
     new.close()
+
+
+def open_transaction(bootstrap: str, txn_id: str, topic: str) -> Producer:
+    """A writer that crashed inside a transaction: its record is written, never decided."""
+    zombie = Producer({"bootstrap.servers": bootstrap, "transactional.id": txn_id})
+    zombie.init_transactions(30)
+    zombie.begin_transaction()
+    zombie.produce(topic, b"undecided", b"k", partition=0)
+    zombie.flush(30)
+    return zombie
+
+
+def test_a_restore_reads_past_a_crashed_writers_open_transaction(
+    kafka_bootstrap: str, unique: Names
+) -> None:
+    """Records committed after a transaction left open are part of the state. A reader
+    stopping where read_committed readers are held (the open transaction's first record)
+    would miss them; reading waits until the transaction is decided."""
+    topic, zombie_id = unique("changelog"), unique("crashed")
+    broker = KafkaBroker(kafka_bootstrap, exactly_once=True)
+    broker.create_topic(topic, TopicConfig(partitions=1, compacted=True))
+    zombie = open_transaction(kafka_bootstrap, zombie_id, topic)
+    broker.commit_transaction(Transaction(unique("g"), records=[OutRecord(topic, b"v", b"k")]))
+    tp = TopicPartition(topic, 0)
+    assert broker.describe_topic(topic).partitions[0].high == 0  # held at the open one
+    aborted = threading.Event()
+
+    def successor() -> None:  # the crashed writer's successor (same id) aborts it
+        time.sleep(1.0)
+        aborted.set()
+        heir = KafkaBroker(kafka_bootstrap, exactly_once=True, transactional_id=zombie_id)
+        heir.consumer(unique("g")).close()
+        heir.close()
+
+    threading.Thread(target=successor, daemon=True).start()
+    values = [r.value for r in read_partition(broker, tp)]
+    assert aborted.is_set()  # it waited for the decision rather than stop at offset 0
+    assert values == [b"v"]
+    del zombie
+    broker.close()
+
+
+def test_a_worker_joining_its_group_aborts_its_predecessors_open_transaction(
+    kafka_bootstrap: str, unique: Names
+) -> None:
+    """Under exactly once, making a group member initialises the transactional producer
+    first, so the crashed predecessor's transaction (same id) no longer holds anything."""
+    topic, txn_id = unique("out"), unique("worker")
+    admin = KafkaBroker(kafka_bootstrap)
+    admin.create_topic(topic, TopicConfig(partitions=1))
+    zombie = open_transaction(kafka_bootstrap, txn_id, topic)
+    successor = KafkaBroker(kafka_bootstrap, exactly_once=True, transactional_id=txn_id)
+    assert admin.describe_topic(topic).partitions[0].high == 0
+    consumer = successor.consumer(unique("g"))
+    # The abort marker follows the record: nothing is open any more.
+    tp = TopicPartition(topic, 0)
+    assert admin.describe_topic(topic).partitions[0].high == admin.settled_end(tp) == 2
+    assert [r.value for r in read_partition(admin, tp)] == []
+    consumer.close()
+    del zombie
+    successor.close()
+    admin.close()
 
 
 def poll_until(consumers: list[Consumer], done: Callable[[], bool], timeout: float = 30) -> None:

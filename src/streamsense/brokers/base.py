@@ -197,6 +197,13 @@ class Broker(Protocol):
 
     def describe_topic(self, name: str) -> TopicInfo: ...
 
+    def settled_end(self, tp: TopicPartition) -> int:
+        """The end of ``tp`` once every transaction open on it now has ended (committed or
+        aborted): reading up to it sees every record committed so far. Waits, bounded, for
+        a crashed writer's transaction to be aborted (RetryableError if it is not); brokers
+        whose transactions are atomic writes answer at once."""
+        ...
+
     def producer(self, *, batch_size: int = 10_000, linger_ms: float = 5.0) -> Producer: ...
 
     def consumer(

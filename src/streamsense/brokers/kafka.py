@@ -44,6 +44,10 @@ from streamsense.errors import ConfigError
 # An open transaction holds back read_committed readers until it ends or times out; a
 # record must be delivered (or fail) within the transaction's lifetime.
 DEFAULT_TRANSACTION_TIMEOUT_MS = 60_000
+# Kafka looks for transactions past their timeout this often (the broker's default
+# transaction.abort.timed.out.transaction.cleanup.interval.ms), plus a margin: how much
+# longer than the transaction timeout a crashed writer's transaction may stay open.
+_ABORT_CHECK_S = 15.0
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -76,7 +80,13 @@ class KafkaBroker:
         self.clock = clock
         self.exactly_once = exactly_once
         self._config = client_config(servers, config or {})
-        self._admin = KafkaAdmin(self._config, replication_factor=replication_factor)
+        # Other workers of the app share its transaction timeout: a reader waits that long
+        # for a crashed one's transaction to end.
+        self._admin = KafkaAdmin(
+            self._config,
+            replication_factor=replication_factor,
+            settle_s=timeout_ms / 1000 + _ABORT_CHECK_S,
+        )
         # Closed with the broker; weak, so short-lived clients do not pile up here.
         self._clients: weakref.WeakSet[KafkaProducer | KafkaConsumer] = weakref.WeakSet()
         self._committer: AtLeastOnceCommitter | ExactlyOnceCommitter
@@ -112,6 +122,12 @@ class KafkaBroker:
     def describe_topic(self, name: str) -> TopicInfo:
         return self._admin.describe_topic(name)
 
+    def settled_end(self, tp: TopicPartition) -> int:
+        # This broker's own transaction, if its producer was abandoned with one open, ends
+        # when a new producer initialises: do that first rather than wait for the timeout.
+        self._committer.prepare()
+        return self._admin.settled_end(tp)
+
     # -- clients ----------------------------------------------------------------------------
     def producer(self, *, batch_size: int = 10_000, linger_ms: float = 5.0) -> KafkaProducer:
         if batch_size < 1:
@@ -136,6 +152,11 @@ class KafkaBroker:
             session_timeout_ms=session_timeout_ms,
             max_poll_interval_ms=max_poll_interval_ms,
         )
+        if group is not None:
+            # A worker about to read the group's offsets and state initialises its
+            # transactional producer first: that aborts at once a transaction its crashed
+            # predecessor (same transactional id) left open, which would hold them back.
+            self._committer.prepare()
         consumer = KafkaConsumer(
             group, {**self._config, **settings}, self._admin, auto_offset_reset
         )

@@ -66,10 +66,13 @@ def topic_settings(config: TopicConfig) -> dict[str, str]:
 
 
 class KafkaAdmin:
-    def __init__(self, config: dict[str, Any], *, replication_factor: int) -> None:
+    def __init__(self, config: dict[str, Any], *, replication_factor: int, settle_s: float) -> None:
+        """``settle_s``: how long to wait for a transaction another producer left open
+        (offsets it sent, records it wrote) to end before giving up retryably."""
         self._config = config
         self._admin = AdminClient(config)
         self._replication = replication_factor
+        self.settle_s = max(REQUEST_TIMEOUT_S, settle_s)
 
     # -- topics -----------------------------------------------------------------------------
     def create_topic(self, name: str, config: TopicConfig, *, exist_ok: bool) -> None:
@@ -133,12 +136,35 @@ class KafkaAdmin:
         spec = _LATEST if latest else _EARLIEST
         return _offsets(self._list_offsets(partitions, spec), "partition offsets")
 
+    def settled_end(self, tp: TopicPartition) -> int:
+        """The high watermark of ``tp`` once the last stable offset has reached it (see
+        Broker.settled_end). A live writer's transaction ends with its commit; one a crashed
+        writer left open ends when a producer with its transactional id initialises, else
+        when Kafka aborts it (its transaction timeout plus the coordinator's check interval,
+        ``transaction.abort.timed.out.transaction.cleanup.interval.ms``)."""
+        what = f"reading the end of {tp.topic}[{tp.partition}]"
+        end = _offsets(self._list_offsets([tp], _LATEST, committed=False), what)[tp]
+        deadline = time.monotonic() + self.settle_s
+        pause = 0.02
+        while (stable := self.ends([tp], latest=True)[tp]) < end:
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(
+                    f"{tp.topic}[{tp.partition}]: a transaction open since offset {stable} "
+                    f"did not end within {self.settle_s:.0f} s"
+                )
+            if pause == 0.02:
+                log.info("%s: waiting for the transaction open since %d to end", what, stable)
+            time.sleep(pause)
+            pause = min(0.5, pause * 2)
+        return end
+
     # -- groups -----------------------------------------------------------------------------
     def committed(
         self, group: str, partitions: Sequence[TopicPartition]
     ) -> dict[TopicPartition, int | None]:
         what = f"reading group {group!r}'s offsets"
-        deadline = time.monotonic() + REQUEST_TIMEOUT_S
+        # Offsets sent in a transaction still open are not answered until it ends.
+        deadline = time.monotonic() + self.settle_s
         answer = self._fetch_committed(group, partitions, what, deadline)
         # A transaction that just committed offsets is briefly "unstable" until its markers
         # are written; librdkafka's consumer waits this out, the admin API does not.
@@ -193,11 +219,14 @@ class KafkaAdmin:
         abandon(old, lambda: None)  # dropped on the reaper thread: destroyed there
 
     # -- helpers ----------------------------------------------------------------------------
-    def _list_offsets(self, partitions: Sequence[TopicPartition], spec: Any) -> Any:
+    def _list_offsets(
+        self, partitions: Sequence[TopicPartition], spec: Any, *, committed: bool = True
+    ) -> Any:
         wanted = {KafkaPartition(*tp): spec for tp in partitions}
+        level = IsolationLevel.READ_COMMITTED if committed else IsolationLevel.READ_UNCOMMITTED
         return self._admin.list_offsets(
             wanted,
-            isolation_level=IsolationLevel.READ_COMMITTED,
+            isolation_level=level,
             request_timeout=REQUEST_TIMEOUT_S,
         )
 

@@ -110,10 +110,25 @@ class KafkaConsumer:
             # Leaving the group revokes asynchronously, which would undo this assignment.
             raise ConfigError("this consumer subscribed; use another one to assign()")
         kept = {tp: self.position(tp) for tp in partitions if tp in self._starts}
+        topics = {tp.topic for tp in partitions if tp not in self._starts}
+        for topic in topics:
+            # Learn the leaders now: left to itself, librdkafka may look a new topic up
+            # only at its next periodic scan, up to a second later. (A subscriber knows
+            # its topics already, and may not make this call in its rebalance callbacks.)
+            try:
+                self.client.list_topics(topic, timeout=REQUEST_TIMEOUT_S)
+            except KafkaException as error:
+                raise to_error(error, f"reading metadata of {topic!r}") from None
         self._take(list(partitions), kept)
 
     def assignment(self) -> list[TopicPartition]:
         return list(self._assigned)
+
+    # Rebalance callbacks run inside this client's poll. confluent-kafka keeps one call
+    # state per client and thread, and a blocking call on the same client made from a
+    # callback (list_topics, consume, poll, close) clears it: the next callback of that
+    # poll then aborts the process (CallState_get: assertion cs != NULL). So callbacks use
+    # only non-blocking calls on this client; offsets are read through the admin client.
 
     def _gained(self, _client: KafkaClient, partitions: list[KafkaPartition]) -> None:
         gained = from_kafka(partitions)
@@ -133,10 +148,6 @@ class KafkaConsumer:
     def _take(self, partitions: list[TopicPartition], known: dict[TopicPartition, int]) -> None:
         starts = {**self._start_offsets([tp for tp in partitions if tp not in known]), **known}
         try:
-            for topic in {tp.topic for tp in starts if tp not in self._starts}:
-                # Learn the leaders now: left to itself, librdkafka may look a new topic up
-                # only at its next periodic scan, up to a second later.
-                self.client.list_topics(topic, timeout=REQUEST_TIMEOUT_S)
             self.client.assign(to_kafka(starts))
             # Pause again what the caller paused: a new assignment may start unpaused.
             self._paused &= set(starts)
@@ -152,7 +163,7 @@ class KafkaConsumer:
             return {}
         starts: dict[TopicPartition, int | None] = dict.fromkeys(partitions)
         if self.group is not None:
-            starts.update(self.committed(partitions))
+            starts.update(self._admin.committed(self.group, partitions))
         missing = [tp for tp, offset in starts.items() if offset is None]
         if missing:
             starts.update(self._admin.ends(missing, latest=self._latest))
@@ -254,10 +265,13 @@ class KafkaConsumer:
             raise ConfigError("committed offsets need a consumer group")
         wanted = [KafkaPartition(*tp) for tp in partitions]
         what = f"reading group {self.group!r}'s offsets"
-        deadline = time.monotonic() + REQUEST_TIMEOUT_S
+        # Offsets sent in a transaction still open (a crashed member's) are not answered
+        # until it ends: wait as long as that may take.
+        deadline = time.monotonic() + self._admin.settle_s
         while True:
             # Retried while the group coordinator is still loading or just moved (a broker
-            # that restarted), each try bounded so that one lost request costs little.
+            # that restarted), or the offsets are unstable, each try bounded so that one lost
+            # request costs little.
             attempt = max(0.1, min(ATTEMPT_TIMEOUT_S, deadline - time.monotonic()))
             try:
                 return offsets_of(self.client.committed(wanted, timeout=attempt), what)

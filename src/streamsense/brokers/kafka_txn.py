@@ -80,6 +80,9 @@ class AtLeastOnceCommitter:
             with member_of(txn, self._make_consumer) as member:
                 member.commit(txn.offsets)
 
+    def prepare(self) -> None:
+        """Nothing to get ready: records and offsets are written without a transaction."""
+
     def close(self) -> None:
         if self._producer is not None:
             self._producer.close()
@@ -143,6 +146,13 @@ class ExactlyOnceCommitter:
         finally:
             # Failed deliveries were reported by the transaction's own outcome.
             producer.take_failed_deliveries()
+
+    def prepare(self) -> None:
+        """Initialise the transactional producer now rather than at the first commit:
+        that aborts whatever transaction a crashed predecessor with the same transactional
+        id left open, which holds back the offsets and records it touched."""
+        if self._fenced is None:
+            self._transactional()
 
     def _refuse_offsets_from_outside(self, txn: Transaction) -> None:
         """Kafka accepts transactional offsets from "no member" (generation -1) even while

@@ -91,6 +91,10 @@ class LogBroker:
     def describe_topic(self, name: str) -> TopicInfo:
         return self.store.describe_topic(name)
 
+    def settled_end(self, tp: TopicPartition) -> int:
+        # A transaction is one atomic write here: nothing is ever left open.
+        return self.describe_topic(tp.topic).partitions[tp.partition].high
+
     def partition_count(self, topic: str) -> int:
         count = self._partitions.get(topic)
         if count is None:

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from streamsense.brokers.base import Broker, OutRecord, TopicConfig, TopicPartition, Transaction
 from streamsense.errors import InvalidEvent
 from streamsense.events import Stream
+from streamsense.runtime.partition_read import read_partition
 
 CURSOR_TOPIC = "__streamsense.ingest"
 _encode_json = msgspec.json.Encoder().encode
@@ -80,22 +81,11 @@ def route_lanes(stream: Stream[Any], records: list[OutRecord]) -> list[OutRecord
 
 
 def read_cursor(broker: Broker, cursor_key: bytes) -> int:
-    consumer = broker.consumer()
-    try:
-        tp = TopicPartition(CURSOR_TOPIC, 0)
-        consumer.assign([tp])
-        high = broker.describe_topic(CURSOR_TOPIC).partitions[0].high
-        done = 0
-        while consumer.position(tp) < high:
-            records = consumer.poll(10_000, timeout=1.0)
-            if not records:
-                break
-            for record in records:
-                if record.key == cursor_key and record.value is not None:
-                    done = int(record.value)
-        return done
-    finally:
-        consumer.close()
+    done = 0
+    for record in read_partition(broker, TopicPartition(CURSOR_TOPIC, 0)):
+        if record.key == cursor_key and record.value is not None:
+            done = int(record.value)
+    return done
 
 
 def count_rows(path: Path) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import msgspec
 
 from streamsense.brokers.base import Broker, OutRecord, TopicPartition
+from streamsense.runtime.partition_read import read_partition
 
 _KEY = b"snapshot"
 
@@ -20,19 +21,8 @@ def snapshot_record(topic: str, partition: int, snapshot: Snapshot) -> OutRecord
 
 
 def read_snapshot(broker: Broker, topic: str, partition: int) -> Snapshot | None:
-    tp = TopicPartition(topic, partition)
-    high = broker.describe_topic(topic).partitions[partition].high
-    consumer = broker.consumer()
     latest: bytes | None = None
-    try:
-        consumer.assign([tp])
-        while consumer.position(tp) < high:
-            records = consumer.poll(1000, timeout=1.0)
-            if not records:
-                break
-            for record in records:
-                if record.key == _KEY:
-                    latest = record.value
-    finally:
-        consumer.close()
+    for record in read_partition(broker, TopicPartition(topic, partition), batch=1000):
+        if record.key == _KEY:
+            latest = record.value
     return None if latest is None else msgspec.msgpack.decode(latest, type=Snapshot)

@@ -15,13 +15,13 @@ last value whose ``upto`` the group has committed; only a key with no such value
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
 
-from streamsense.brokers.base import Broker, Headers, OutRecord, Record, TopicPartition
+from streamsense.brokers.base import Broker, Headers, OutRecord, TopicPartition
+from streamsense.runtime.partition_read import read_partition
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
@@ -133,7 +133,7 @@ def _as_of(
     """Each key's last value whose source offsets were committed (else its newest)."""
     kept: dict[str, bytes | None] = {}
     newest: dict[str, bytes | None] = {}
-    for record in _read_changelog(broker, tp):
+    for record in read_partition(broker, tp):
         key = (record.key or b"").decode()
         newest[key] = record.value
         if _committed(record.headers, tp.partition, done):
@@ -151,27 +151,3 @@ def _committed(
             if offset is None or int(value) > offset:
                 return False
     return True
-
-
-# How long a changelog read waits on empty polls before taking what it has read as the end.
-# An empty poll alone is no proof: a slow first fetch on Kafka returns nothing too, and
-# stopping there restored a partial state (a user's sequence number went back from 407 to
-# 145 in the scale-out test). What legitimately stops a read short of the high watermark is
-# a transaction a dead owner left open: read_committed readers see up to it, which is the
-# state as of its committed offsets.
-END_PATIENCE_S = 5.0
-
-
-def _read_changelog(broker: Broker, tp: TopicPartition) -> Iterator[Record]:
-    high = broker.describe_topic(tp.topic).partitions[tp.partition].high
-    consumer = broker.consumer()
-    try:
-        consumer.assign([tp])
-        waited = 0.0
-        while consumer.position(tp) < high and waited < END_PATIENCE_S:
-            started = time.monotonic()
-            records = consumer.poll(10_000, timeout=1.0)
-            waited = 0.0 if records else waited + time.monotonic() - started
-            yield from records
-    finally:
-        consumer.close()

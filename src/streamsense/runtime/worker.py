@@ -331,13 +331,21 @@ class Worker(Committer):
 
     # -- rebalances -------------------------------------------------------------------------
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
-        committed = self.broker.committed(self.app.group, partitions)
-        self._committed.update(committed)
         numbers = {tp.partition for tp in partitions}
-        self._intake.clear(partitions)
-        self.stats.restored_keys += self._state.restore(self.broker, numbers, committed)
-        if self._consumer is not None:
-            self._restorer.restore(self._consumer, numbers, committed)
+        try:
+            committed = self.broker.committed(self.app.group, partitions)
+            self._committed.update(committed)
+            self._intake.clear(partitions)
+            self.stats.restored_keys += self._state.restore(self.broker, numbers, committed)
+            if self._consumer is not None:
+                self._restorer.restore(self._consumer, numbers, committed)
+        except StreamsenseError as error:
+            if not error.retryable:
+                raise
+            # Offsets or state held back (a crashed worker's transaction not yet aborted,
+            # a broker coming back): keep the partitions paused and load them later.
+            self._fail(numbers, error)
+            return
         log.info("assigned %s", partitions)
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
