@@ -1,7 +1,7 @@
 """The 15 fraud-handbook features through real Kafka, scaled out: streamsense next to Quix
 Streams on the same broker in the same run.
 
-    python bench/kafka_bench.py [--limit 300000] [--peers streamsense,quix] [--workers 1,2]
+    python bench/kafka_bench.py [--limit 300000] [--peers streamsense,quix,bare] [--workers 1,2]
                                 [--rate 1000] [--seconds 20] [--latency-batch-ms 5]
                                 [--no-throughput] [--no-latency]
 
@@ -24,6 +24,10 @@ takes a repartition, so both peers run the same two-step pipeline, at least once
   (`sdf.apply(..., stateful=True)`, state in Quix's RocksDB State with changelog topics)
   and `sdf.group_by(customer id)` for the repartition. Quix's windowing is not used: it
   cannot express the terminal windows that end 7 days back.
+
+* bare (`--peers bare`, latency only): the two hops in plain confluent-kafka, computing
+  nothing, sending at once, committing in the background: the floor of this broker and
+  machine, for reading the other two against.
 
 Throughput: the workers join and the group settles on empty topics; then every event is
 produced at once, and the time runs from the first send until the decisions topic holds
@@ -288,6 +292,45 @@ def quix_worker(bootstrap: str, name: str, state_dir: str) -> None:
     app.run()
 
 
+def bare_worker(bootstrap: str, name: str) -> None:
+    """The floor: the same two hops in plain confluent-kafka, computing nothing and waiting
+    for nothing (records sent at once with linger 0, offsets committed in the background
+    every second). No framework can be faster through this broker on this machine."""
+    from confluent_kafka import Consumer, Producer
+
+    source, middle = f"{name}.transactions", f"{name}.bare-repartition"
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": name,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": True,
+            "auto.commit.interval.ms": 1000,
+            "fetch.wait.max.ms": 100,
+        }
+    )
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    consumer.subscribe([source, middle])
+    stop: list[bool] = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    while not stop:
+        first = consumer.poll(0.1)
+        if first is None:
+            continue
+        for message in [first, *consumer.consume(500, 0)]:
+            if message.error() is not None:
+                continue
+            tx = json.loads(message.value())
+            if message.topic() == source:
+                producer.produce(middle, message.value(), str(tx["CUSTOMER_ID"]).encode())
+            else:
+                decided = {"transaction_id": tx["TRANSACTION_ID"], "features": {}}
+                producer.produce(f"{name}.decisions", json.dumps(decided).encode())
+        producer.poll(0)
+    producer.flush(10)
+    consumer.close()
+
+
 def ensure_quix_venv() -> Path:
     python = QUIX_VENV / "bin" / "python"
     if not python.exists():
@@ -346,7 +389,7 @@ class Run:
     def create_topics(self, admin: Any) -> None:
         from streamsense.brokers import TopicConfig
 
-        for topic in ("transactions", "decisions"):
+        for topic in ("transactions", "decisions", "bare-repartition"):
             config = TopicConfig(PARTITIONS, retention_ms=RETENTION_MS)
             admin.create_topic(f"{self.name}.{topic}", config)
 
@@ -361,6 +404,8 @@ class Run:
                 )
 
     def _command(self, i: int) -> list[str]:
+        if self.peer == "bare":
+            return [sys.executable, __file__, "bare-worker", self.bootstrap, self.name]
         if self.peer == "quix":
             state = str(self.tmp / f"state{i}")
             return [
@@ -680,7 +725,7 @@ def main() -> None:
     results: list[tuple[str, int, dict[str, float], str]] = []
     try:
         for workers in [] if args.no_throughput else [int(w) for w in args.workers.split(",")]:
-            for peer in peers:
+            for peer in [p for p in peers if p != "bare"]:  # the floor is for latency
                 run = Run(peer, workers, args.bootstrap, tmp, latency=False)
                 run.create_topics(admin)
                 run.start()
@@ -712,7 +757,11 @@ def main() -> None:
                     lat = latency(run, events, args.rate, args.seconds)
                 finally:
                     run.stop()
-                checked = check(read_decisions(admin, run.name), reference)
+                checked = (
+                    "computes nothing"
+                    if peer == "bare"
+                    else check(read_decisions(admin, run.name), reference)
+                )
                 results.append((peer, 1, lat, checked))
                 print(f"{peer} latency at {args.rate:,.0f}/s: p50 {lat['p50_ms']:.1f} ms, "
                       f"p99 {lat['p99_ms']:.1f} ms, max {lat['max_ms']:.1f} ms, "
@@ -726,5 +775,7 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "quix-worker":
         quix_worker(*sys.argv[2:5])
+    elif len(sys.argv) > 1 and sys.argv[1] == "bare-worker":
+        bare_worker(*sys.argv[2:4])
     else:
         main()

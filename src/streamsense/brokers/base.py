@@ -109,13 +109,17 @@ class Transaction:
     to the committed offset the worker started from; a mismatch means another worker
     committed in between, and the whole transaction is refused with FencedError.
     ``consumer`` is the group member that read the input: Kafka accepts offset commits only
-    from a current member of the group (brokers that keep offsets themselves ignore it)."""
+    from a current member of the group (brokers that keep offsets themselves ignore it).
+    ``after_offsets`` are records that must not be seen before the offsets are committed
+    (snapshots of state as of those offsets): where records and offsets are one atomic
+    write they are part of it; where they are not (Kafka at least once), they follow it."""
 
     group: str
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
     records: list[OutRecord] = field(default_factory=list)
     expected: dict[TopicPartition, int | None] = field(default_factory=dict)
     consumer: Consumer | None = None
+    after_offsets: list[OutRecord] = field(default_factory=list)
 
 
 RebalanceCallback = Callable[[list[TopicPartition]], None]

@@ -6,9 +6,10 @@ member that read them (``txn.consumer``), and Kafka refuses a commit from a memb
 generation is stale, i.e. one that lost its partitions in a rebalance (FencedError).
 
 * At least once (default): write the records, wait until all are acknowledged, then commit
-  the offsets. A crash or a fenced commit in between leaves outputs whose offsets were not
-  committed; they are produced again on replay, so sinks must be idempotent by the source
-  coordinates the runtime puts in every output's headers.
+  the offsets, and only then write ``txn.after_offsets`` (state snapshots). A crash or a
+  fenced commit in between leaves outputs whose offsets were not committed; they are
+  produced again on replay, so sinks must be idempotent by the source coordinates the
+  runtime puts in every output's headers.
 * Exactly once: one Kafka transaction holds the records and the offsets
   (``send_offsets_to_transaction`` with the member's group metadata); read_committed
   readers see all of it or none. A stale member's transaction is aborted (FencedError).
@@ -22,7 +23,7 @@ from contextlib import contextmanager
 
 from confluent_kafka import KafkaError, KafkaException
 
-from streamsense.brokers.base import Transaction
+from streamsense.brokers.base import OutRecord, Transaction
 from streamsense.brokers.kafka_calls import StuckCall, abandon, call_within
 from streamsense.brokers.kafka_common import log, to_error, to_kafka
 from streamsense.brokers.kafka_consumer import KafkaConsumer
@@ -60,10 +61,6 @@ def member_of(txn: Transaction, make_consumer: ConsumerFactory) -> Iterator[Kafk
     yield txn.consumer
 
 
-def _send_records(producer: KafkaProducer, txn: Transaction) -> None:
-    producer.send_all(txn.records)
-
-
 class AtLeastOnceCommitter:
     def __init__(self, make_producer: ProducerFactory, make_consumer: ConsumerFactory) -> None:
         self._make_producer = make_producer
@@ -71,14 +68,19 @@ class AtLeastOnceCommitter:
         self._producer: KafkaProducer | None = None
 
     def commit(self, txn: Transaction) -> None:
-        if txn.records:
-            if self._producer is None:
-                self._producer = self._make_producer()
-            _send_records(self._producer, txn)
-            self._producer.flush()
+        self._write(txn.records)
         if txn.offsets:
             with member_of(txn, self._make_consumer) as member:
                 member.commit(txn.offsets)
+        # Written only now: a crash before the offsets commit must not leave them behind.
+        self._write(txn.after_offsets)
+
+    def _write(self, records: list[OutRecord]) -> None:
+        if records:
+            if self._producer is None:
+                self._producer = self._make_producer()
+            self._producer.send_all(records)
+            self._producer.flush()
 
     def prepare(self) -> None:
         """Nothing to get ready: records and offsets are written without a transaction."""
@@ -165,7 +167,8 @@ class ExactlyOnceCommitter:
     def _run(self, producer: KafkaProducer, txn: Transaction) -> None:
         client = producer.client
         client.begin_transaction()
-        _send_records(producer, txn)
+        producer.send_all(txn.records)
+        producer.send_all(txn.after_offsets)  # one transaction: seen with the offsets
         if txn.offsets:
             with member_of(txn, self._make_consumer) as member:
                 offsets, metadata = to_kafka(txn.offsets), member.group_metadata()

@@ -121,7 +121,7 @@ class LogBroker:
 
     def commit_transaction(self, txn: Transaction) -> None:
         batches: PendingBatches = {}
-        for record in txn.records:
+        for record in [*txn.records, *txn.after_offsets]:
             resolved = self.resolve(record)
             tp = TopicPartition(resolved.topic, resolved.partition or 0)
             pending = (resolved.timestamp or 0, resolved.key, resolved.value, resolved.headers)

@@ -66,9 +66,10 @@ class Committer:
         pending, self._pending = self._pending, {}
         involved = {tp.partition for tp in offsets} | {p for p, rs in pending.items() if rs}
         records = [r for rs in pending.values() for r in rs] + self._state.take_changes(offsets)
+        snapshots = []
         if self._consumer is not None:
             owned = set(self._consumer.assignment())
-            records += self._restorer.snapshots_due(owned, self.next_offset, force=final)
+            snapshots = self._restorer.snapshots_due(owned, self.next_offset, force=final)
         self._events_in_batch = 0
         txn = Transaction(
             self.app.group,
@@ -76,6 +77,9 @@ class Committer:
             records=records,
             expected={tp: self._committed.get(tp) for tp in offsets},
             consumer=self._consumer,
+            # A snapshot is the state as of these offsets: restoring it while they are not
+            # committed would count the events in between twice.
+            after_offsets=snapshots,
         )
         try:
             self._commit_with_retries(txn)

@@ -57,10 +57,12 @@ class Restorer:
     ) -> None:
         for name, stage in self._stages.items():
             for p in sorted(partitions):
-                snapshot = read_snapshot(self._broker, self._app.snapshot_topic(name), p)
+                sources = [TopicPartition(topic, p) for topic in self._sources[name]]
+                # Where nothing is committed yet, the consumer starts at the log start.
+                floor = {tp: self._committed_or_start(tp, committed) for tp in sources}
+                snapshot = read_snapshot(self._broker, self._app.snapshot_topic(name), p, floor)
                 stage.restore(p, None if snapshot is None else snapshot.state)
-                for topic in self._sources[name]:
-                    tp = TopicPartition(topic, p)
+                for tp in sources:
                     done = committed.get(tp)
                     if done is None:
                         continue  # nothing processed yet: no state to rebuild
@@ -70,9 +72,18 @@ class Restorer:
                         self._replay_until[tp] = done
         self._since_snapshot.update({p: 0 for p in partitions})
 
+    def _committed_or_start(
+        self, tp: TopicPartition, committed: Mapping[TopicPartition, int | None]
+    ) -> int:
+        done = committed.get(tp)
+        return self._log_start(tp) if done is None else done
+
     def _replay_start(self, tp: TopicPartition, snapshot: Snapshot | None) -> int:
         if snapshot is not None and tp.topic in snapshot.offsets:
             return snapshot.offsets[tp.topic]
+        return self._log_start(tp)
+
+    def _log_start(self, tp: TopicPartition) -> int:
         return self._broker.describe_topic(tp.topic).partitions[tp.partition].low
 
     def split(self, tp: TopicPartition, records: list[Record]) -> tuple[list[Record], list[Record]]:

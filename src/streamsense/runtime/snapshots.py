@@ -1,7 +1,10 @@
 """Snapshots of batch-stage state, kept in a compacted topic per stage (one record per
-partition) and committed in the same transaction as the outputs and offsets they match."""
+partition), written with the commit of the offsets they match (atomically, or right after
+it where the broker cannot: Kafka at least once)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import msgspec
 
@@ -20,9 +23,29 @@ def snapshot_record(topic: str, partition: int, snapshot: Snapshot) -> OutRecord
     return OutRecord(topic, msgspec.msgpack.encode(snapshot), _KEY, partition=partition)
 
 
-def read_snapshot(broker: Broker, topic: str, partition: int) -> Snapshot | None:
-    latest: bytes | None = None
+def read_snapshot(
+    broker: Broker,
+    topic: str,
+    partition: int,
+    committed: Mapping[TopicPartition, int] | None = None,
+) -> Snapshot | None:
+    """The partition's latest snapshot, or with ``committed``, the latest one taken at
+    offsets the group has committed: a later one holds events that will be processed again.
+    Snapshots follow their offsets' commit, so that is the latest one but for snapshots
+    written by earlier versions."""
+    chosen: Snapshot | None = None
     for record in read_partition(broker, TopicPartition(topic, partition), batch=1000):
-        if record.key == _KEY:
-            latest = record.value
-    return None if latest is None else msgspec.msgpack.decode(latest, type=Snapshot)
+        if record.key != _KEY or record.value is None:
+            continue
+        snapshot = msgspec.msgpack.decode(record.value, type=Snapshot)
+        if committed is None or _covered(snapshot, partition, committed):
+            chosen = snapshot
+    return chosen
+
+
+def _covered(snapshot: Snapshot, partition: int, committed: Mapping[TopicPartition, int]) -> bool:
+    for source, offset in snapshot.offsets.items():
+        done = committed.get(TopicPartition(source, partition))
+        if done is None or offset > done:
+            return False
+    return True
