@@ -112,7 +112,10 @@ class Transaction:
     from a current member of the group (brokers that keep offsets themselves ignore it).
     ``after_offsets`` are records that must not be seen before the offsets are committed
     (snapshots of state as of those offsets): where records and offsets are one atomic
-    write they are part of it; where they are not (Kafka at least once), they follow it."""
+    write they are part of it; where they are not (Kafka at least once), they follow it.
+    ``wait_for_offsets=False`` lets such a broker commit the offsets in the background: a
+    crash may then lose the commit, and its events are processed again, as at least once
+    allows (keyed state changes name the offsets they belong to, see runtime.state)."""
 
     group: str
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
@@ -120,6 +123,7 @@ class Transaction:
     expected: dict[TopicPartition, int | None] = field(default_factory=dict)
     consumer: Consumer | None = None
     after_offsets: list[OutRecord] = field(default_factory=list)
+    wait_for_offsets: bool = True
 
 
 RebalanceCallback = Callable[[list[TopicPartition]], None]

@@ -59,10 +59,17 @@ def consumer_config(
         "max.poll.interval.ms": max(max_poll_interval_ms, session_timeout_ms),
         "partition.assignment.strategy": "range",
         "enable.partition.eof": False,
+        "on_commit": _log_failed_commit,  # commits made without waiting (commit(wait=False))
         # A seek or resume takes effect only when the fetch in flight returns, and an idle
         # fetch waits this long at the broker (default 500 ms): keep that delay short.
         "fetch.wait.max.ms": 100,
     }
+
+
+def _log_failed_commit(error: KafkaError | None, partitions: list[KafkaPartition]) -> None:
+    failed = [p for p in partitions if p.error is not None]
+    if error is not None or failed:
+        log.warning("a background offset commit failed: %s %s", error, failed)
 
 
 class KafkaConsumer:
@@ -245,16 +252,23 @@ class KafkaConsumer:
             self._paused.difference_update(chosen)
 
     # -- committing -------------------------------------------------------------------------
-    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+    def commit(
+        self, offsets: Mapping[TopicPartition, int] | None = None, *, wait: bool = True
+    ) -> None:
         """Commit as this member of the group. Kafka refuses commits from a member whose
         generation is stale (FencedError): the group's generation is what fences a worker
-        that lost its partitions."""
+        that lost its partitions. ``wait=False`` sends the commit and returns; its outcome
+        is only logged (a failed one leaves the previous offsets, so events are processed
+        again), and commits reach the coordinator in the order they were made."""
         if self.group is None:
             raise ConfigError("commit needs a consumer group")
         chosen = {tp: self.position(tp) for tp in self._assigned} if offsets is None else offsets
         if not chosen:
             return
         try:
+            if not wait:
+                self.client.commit(offsets=to_kafka(chosen), asynchronous=True)
+                return
             answer = self.client.commit(offsets=to_kafka(chosen), asynchronous=False)
         except KafkaException as error:
             raise to_error(error, f"committing offsets of group {self.group!r}") from None

@@ -70,8 +70,11 @@ class AtLeastOnceCommitter:
     def commit(self, txn: Transaction) -> None:
         self._write(txn.records)
         if txn.offsets:
+            # Snapshots may only follow offsets known to be committed, and a short-lived
+            # member closes at once: both wait for the answer.
+            wait = txn.wait_for_offsets or bool(txn.after_offsets) or txn.consumer is None
             with member_of(txn, self._make_consumer) as member:
-                member.commit(txn.offsets)
+                member.commit(txn.offsets, wait=wait)
         # Written only now: a crash before the offsets commit must not leave them behind.
         self._write(txn.after_offsets)
 

@@ -80,6 +80,9 @@ class Committer:
             # A snapshot is the state as of these offsets: restoring it while they are not
             # committed would count the events in between twice.
             after_offsets=snapshots,
+            # Before giving partitions up, the next owner must find every offset committed;
+            # otherwise a lost offset commit only means events processed again.
+            wait_for_offsets=final,
         )
         try:
             self._commit_with_retries(txn)
