@@ -2,7 +2,7 @@
 Streams on the same broker in the same run.
 
     python bench/kafka_bench.py [--limit 300000] [--peers streamsense,quix,bare] [--workers 1,2]
-                                [--rate 1000] [--seconds 20] [--latency-batch-ms 5]
+                                [--rate 1000] [--seconds 20] [--latency-batch-ms 2]
                                 [--no-throughput] [--no-latency]
 
 The handbook's features need every payment of a customer (customer windows) and every
@@ -377,7 +377,7 @@ class Run:
         tmp: Path,
         *,
         latency: bool,
-        latency_batch_ms: int = 5,
+        latency_batch_ms: int = 2,
     ):
         self.peer, self.workers, self.bootstrap = peer, workers, bootstrap
         self.latency_batch_ms = latency_batch_ms
@@ -703,7 +703,7 @@ def main() -> None:
     parser.add_argument(
         "--latency-batch-ms",
         type=int,
-        default=5,
+        default=2,
         help="streamsense's commit interval in the latency run (0: realtime mode)",
     )
     args = parser.parse_args()

@@ -30,6 +30,7 @@ from streamsense.cli.common import (
     setup_logging,
 )
 from streamsense.errors import StreamsenseError
+from streamsense.runtime.gc_tuning import tune_for_streaming
 from streamsense.runtime.load import SheddingConfig
 from streamsense.runtime.worker import Worker, WorkerConfig
 
@@ -105,6 +106,7 @@ def run(
     stop_on_signals(worker)
     supervise.exit_with_parent(parent_pid, worker.stop)
     console.print(f"running {loaded.app.name} on {target.url} ({mode}); Ctrl-C stops")
+    tune_for_streaming()
     try:
         stats = worker.run()
     except StreamsenseError as error:
