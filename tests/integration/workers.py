@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from streamsense.brokers import MemoryBroker, TopicPartition
@@ -104,8 +105,23 @@ def live_members(bootstrap: str, group: str) -> int:
     admin = _ADMINS.get(bootstrap) or _ADMINS.setdefault(
         bootstrap, AdminClient({"bootstrap.servers": bootstrap})
     )
-    described = admin.describe_consumer_groups([group], request_timeout=10)[group].result()
+    try:
+        described = admin.describe_consumer_groups([group], request_timeout=10)[group].result()
+    except KafkaException as error:
+        # A broker that just started is still loading its group coordinators: ask again.
+        if error.args[0].code() in _COORDINATOR_MOVING:
+            return -1
+        raise
     return len(described.members)
+
+
+_COORDINATOR_MOVING = frozenset(
+    {
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+    }
+)
 
 
 def processed(broker: Broker, group: str, topic: str) -> int:
