@@ -1,6 +1,7 @@
 """`streamsense run --workers auto` on real Kafka: a backlog on 4 partitions makes the
 supervisor add workers to the real consumer group, the lag returns to 0, every event has
-its output once after deduplication by source (at-least-once mode), each user's state
+its output once after deduplication by source (at-least-once mode; exactly once, with one
+transactional id per worker slot, without any copy), each user's state
 followed the partition moves, the idle group shrinks to one worker and SIGTERM ends it."""
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ def _status(tmp: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+@pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
 def test_supervisor_scales_a_kafka_group(
-    kafka_bootstrap: str, unique: Names, tmp_path: Path
+    kafka_bootstrap: str, unique: Names, tmp_path: Path, exactly_once: bool
 ) -> None:
     name = unique("supervised")
     app, clicks = slow.build(name)
@@ -49,7 +51,12 @@ def test_supervisor_scales_a_kafka_group(
             producer.send(out.topic, out.value, out.key)
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "STREAMSENSE_SLOW_NAME": name}
     command = [sys.executable, "-m", "streamsense", "run", str(ROOT / "tests/apps/slow.py")]
-    command += ["--workers", "auto", "--broker", f"kafka://{kafka_bootstrap}"]
+    url = f"kafka://{kafka_bootstrap}"
+    if exactly_once:
+        # One transactional id for the app: each worker slot must still get its own, or
+        # the workers fence each other.
+        url += f"?exactly_once=true&transactional_id={name}&transaction_timeout_ms=10000"
+    command += ["--workers", "auto", "--broker", url]
     command += ["--state-dir", str(tmp_path), "--batch-size", "50", "--batch-ms", "50"]
     command += ["--session-timeout-ms", str(SESSION_TIMEOUT_MS), "--check-seconds", "0.3"]
     command += ["--scale-up-lag", "100", "--scale-up-seconds", "1", "--idle-seconds", "3"]
@@ -85,6 +92,8 @@ def test_supervisor_scales_a_kafka_group(
 
     outputs = drain_topic(broker, f"{name}.out")
     broker.close()
+    if exactly_once:
+        assert len(outputs) == EVENTS  # read_committed: not a single copy
     first: dict[str, bytes] = {}
     for record in outputs:
         source = dict(record.headers)["source"].decode()

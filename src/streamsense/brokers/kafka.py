@@ -24,7 +24,7 @@ import uuid
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from streamsense.brokers.base import (
     OffsetReset,
@@ -204,6 +204,23 @@ class KafkaBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def worker_url(url: str, base_id: str, slot: int) -> str:
+    """The broker URL of supervised worker ``slot``. Under exactly once each slot gets a
+    transactional id of its own (``<transactional_id or base_id>-<slot>``): two live
+    workers with one id would fence each other, and a slot's restarted worker, keeping its
+    id, aborts its crashed predecessor's open transaction at once instead of leaving it to
+    Kafka's timeout. Any other URL is returned as it is."""
+    if not url.startswith("kafka://"):
+        return url
+    servers, options = _parse_address(url[len("kafka://") :])
+    if options.get("exactly_once") is not True:
+        return url
+    given = _str_option(options, "transactional_id") or base_id
+    query = [(k, v) for k, v in parse_qsl(url.partition("?")[2]) if k != "transactional_id"]
+    query.append(("transactional_id", f"{given}-{slot}"))
+    return f"kafka://{servers}?{urlencode(query)}"
 
 
 def _parse_address(address: str) -> tuple[str, dict[str, str | bool]]:

@@ -20,6 +20,7 @@ import msgspec
 import typer
 
 from streamsense.brokers import Broker
+from streamsense.brokers.kafka import worker_url
 from streamsense.cli.common import connect, fail, setup_logging
 from streamsense.clock import SYSTEM_CLOCK
 from streamsense.errors import StreamsenseError
@@ -99,10 +100,10 @@ class WorkerOptions:
     shed_above: int | None = None
     restore_below: int | None = None
 
-    def argv(self, app: str) -> list[str]:
+    def argv(self, app: str, broker_url: str) -> list[str]:
         command = [sys.executable, "-m", "streamsense", "run", app, "--workers", "1"]
         command += ["--mode", self.mode, "--batch-size", str(self.batch_size)]
-        command += ["--broker", self.broker_url, "--state-dir", str(self.state_dir)]
+        command += ["--broker", broker_url, "--state-dir", str(self.state_dir)]
         command += ["--batch-ms", str(self.batch_ms)]
         command += ["--session-timeout-ms", str(self.session_timeout_ms)]
         command += ["--parent-pid", str(os.getpid())]
@@ -192,7 +193,9 @@ def _build(
             _write(scale.metrics_file, metrics.render())
 
     return Supervisor(
-        command_launcher(worker.argv(spec)),
+        command_launcher(
+            lambda slot: worker.argv(spec, worker_url(worker.broker_url, app.group, slot))
+        ),
         lambda: group_lag(broker, app.group, sources),
         ScalePolicy(config, SYSTEM_CLOCK),
         RestartBackoff(RestartConfig(), SYSTEM_CLOCK),

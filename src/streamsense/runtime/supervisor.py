@@ -49,12 +49,14 @@ class ChildProcess(Protocol):
 Launcher = Callable[[int], ChildProcess]  # slot number → a started worker process
 
 
-def command_launcher(argv: Sequence[str], env: dict[str, str] | None = None) -> Launcher:
-    """Starts ``argv`` (a ``streamsense run ... --workers 1`` command) per worker, in a
-    session of its own; output goes where the supervisor's goes."""
+def command_launcher(
+    argv: Callable[[int], Sequence[str]], env: dict[str, str] | None = None
+) -> Launcher:
+    """Starts ``argv(slot)`` (a ``streamsense run ... --workers 1`` command) per worker, in
+    a session of its own; output goes where the supervisor's goes."""
 
     def launch(slot: int) -> ChildProcess:
-        return subprocess.Popen(list(argv), env=env, start_new_session=True)
+        return subprocess.Popen(list(argv(slot)), env=env, start_new_session=True)
 
     return launch
 
