@@ -79,6 +79,7 @@ def start_worker(
                 str(SESSION_TIMEOUT_MS),
                 "--state-dir",
                 str(tmp / name),
+                "-v",
             ],
             env=env,
             stdout=out,
@@ -139,7 +140,9 @@ def events(n: int, step_ms: int = 50) -> list[Click]:
 
 class Feeder(threading.Thread):
     """Produces ``records`` at ``rate`` records/s (a live stream) and notes when each one
-    named in ``ids`` (same order; None for no name) was sent, as ``time.time()``."""
+    named in ``ids`` (same order; None for no name) was sent, as ``time.time()``. With
+    ``hold_after``, it stops after that many records until ``release()``: a test can make
+    sure events are still to come after a step that takes an unknown time."""
 
     def __init__(
         self,
@@ -147,12 +150,18 @@ class Feeder(threading.Thread):
         records: list[OutRecord],
         rate: float,
         ids: list[str | None] | None = None,
+        hold_after: int | None = None,
     ) -> None:
         super().__init__(daemon=True, name="feeder")
         self.broker, self.records, self.rate = broker, records, rate
         self.ids = ids or [None] * len(records)
         self.sent_at: dict[str, float] = {}
         self.error: BaseException | None = None
+        self.hold_after = len(records) if hold_after is None else hold_after
+        self._released = threading.Event()
+
+    def release(self) -> None:
+        self._released.set()
 
     def run(self) -> None:
         try:
@@ -160,6 +169,9 @@ class Feeder(threading.Thread):
             started = time.monotonic()
             chunk = max(1, int(self.rate / 20))
             for lo in range(0, len(self.records), chunk):
+                if lo >= self.hold_after and not self._released.is_set():
+                    self._released.wait()
+                    started = time.monotonic() - lo / self.rate  # the same pace after
                 for out, name in zip(
                     self.records[lo : lo + chunk], self.ids[lo : lo + chunk], strict=True
                 ):
