@@ -152,6 +152,7 @@ class FeatureEngine:
         # Ints are exact in float64 up to 2**53: entity ids and counts of any real stream.
         self._numeric = all(kind in (int, float) for kind in kinds)
         self._integral = [kind is int for kind in kinds]
+        self._integral_columns = np.flatnonzero(self._integral)
 
     def _check_keys(self) -> None:
         """A key's state must live with the partition that owns the key: on a stream with
@@ -221,7 +222,9 @@ class FeatureEngine:
             except (TypeError, ValueError):
                 pass
             else:
-                if not np.all(np.abs(matrix[:, self._integral]) < 2**53):
+                ints = self._integral_columns
+                # One reduction (a boolean mask and np.all cost twice as much per batch).
+                if len(ints) and not np.abs(matrix[:, ints]).max() < 2**53:
                     return self._columns_slowly(rows)
                 return {
                     name: matrix[:, j].astype(np.int64) if self._integral[j] else matrix[:, j]
