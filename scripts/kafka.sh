@@ -45,7 +45,7 @@ START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-20}"
 # Kafka's own default heap. With 512 MB the young generation filled every ~0.7 s under a
 # 1,000 events/s pipeline and each collection paused the broker 5-10 ms, which set the p99
-# of every client (bench/kafka_bench.py's bare floor: p99 7-14 ms, with 1 GB 3.7-5.2 ms).
+# of every client (bench/kafka_bench.py's bare floor: p99 6.8-14.5 ms; with 1 GB 2.6-6.5 ms).
 read -r -a HEAP_OPTS <<<"${KAFKA_HEAP_OPTS:--Xms1g -Xmx1g}"
 JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 ADDRESS="127.0.0.1:$KAFKA_PORT"

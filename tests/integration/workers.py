@@ -168,20 +168,22 @@ class Feeder(threading.Thread):
             producer = self.broker.producer(linger_ms=5)
             started = time.monotonic()
             chunk = max(1, int(self.rate / 20))
-            for lo in range(0, len(self.records), chunk):
-                if lo >= self.hold_after and not self._released.is_set():
+            lo = 0
+            while lo < len(self.records):
+                if lo == self.hold_after and not self._released.is_set():
                     self._released.wait()
                     started = time.monotonic() - lo / self.rate  # the same pace after
-                for out, name in zip(
-                    self.records[lo : lo + chunk], self.ids[lo : lo + chunk], strict=True
-                ):
+                # A chunk ends at the hold: not one record more is sent before release().
+                hi = min(lo + chunk, self.hold_after if lo < self.hold_after else len(self.records))
+                for out, name in zip(self.records[lo:hi], self.ids[lo:hi], strict=True):
                     producer.send(out.topic, out.value, out.key)
                     if name is not None:
                         self.sent_at[name] = time.time()
                 producer.flush()
-                ahead = started + (lo + chunk) / self.rate - time.monotonic()
+                ahead = started + hi / self.rate - time.monotonic()
                 if ahead > 0:
                     time.sleep(ahead)
+                lo = hi
             producer.close()
         except BaseException as error:  # reported by the test
             self.error = error
