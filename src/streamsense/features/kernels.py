@@ -365,17 +365,23 @@ def sweep(before, ttl_before, session_gap, keep_last, ptime, seg_start, seg_begi
     TTL even count windows and open sessions let go, so memory stays bounded."""
     threshold = max(before, ttl_before)
     for slot in range(seg_len.shape[0]):
-        # Most keys have nothing old enough to go: one comparison instead of the call.
+        # Most keys have nothing old enough to go: one comparison instead of the calls.
         if seg_len[slot] > 0 and ptime[seg_start[slot] + seg_begin[slot]] < threshold:
             evict(slot, before, session_gap, keep_last, ptime, seg_start, seg_begin, seg_len)
-            first = seg_start[slot] + seg_begin[slot]
-            drop = 0
-            while drop < seg_len[slot] and ptime[first + drop] < ttl_before:
-                drop += 1
-            seg_begin[slot] += drop
-            seg_len[slot] -= drop
-            if seg_len[slot] == 0:
-                seg_begin[slot] = 0
+            expire(slot, ttl_before, ptime, seg_start, seg_begin, seg_len)
+
+
+@jit
+def expire(slot, ttl_before, ptime, seg_start, seg_begin, seg_len):  # type: ignore[no-untyped-def]
+    """Drop a key's events with time < ``ttl_before``, whatever its windows (the TTL)."""
+    first = seg_start[slot] + seg_begin[slot]
+    drop = 0
+    while drop < seg_len[slot] and ptime[first + drop] < ttl_before:
+        drop += 1
+    seg_begin[slot] += drop
+    seg_len[slot] -= drop
+    if seg_len[slot] == 0:
+        seg_begin[slot] = 0
 
 
 @jit
