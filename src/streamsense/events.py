@@ -18,7 +18,14 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from streamsense.brokers.base import Headers, OutRecord, Record, TopicConfig
+from streamsense.brokers.base import (
+    RECORD_LIMIT_BYTES,
+    Headers,
+    OutRecord,
+    Record,
+    TopicConfig,
+    record_size,
+)
 from streamsense.errors import ConfigError, InvalidEvent
 
 
@@ -259,7 +266,7 @@ class Stream(Generic[S]):
             ("field", (error.field or "").encode()),
             ("source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
         )
-        return OutRecord(
+        letter = OutRecord(
             self.dead_letter_topic,
             record.value,
             record.key,
@@ -267,3 +274,25 @@ class Stream(Generic[S]):
             timestamp=record.timestamp,
             headers=headers + record.headers,
         )
+        return fit_to_limit(letter)
+
+    def oversized_letter(self, record: OutRecord, what: str) -> OutRecord:
+        """The dead letter for a ``record`` too large for the broker (``what`` it is)."""
+        reason = f"{what} of {record_size(record)} bytes exceeds the {RECORD_LIMIT_BYTES} limit"
+        headers: Headers = (("reason", reason.encode()), ("field", b""))
+        letter = OutRecord(
+            self.dead_letter_topic, record.value, record.key, 0, record.timestamp, headers
+        )
+        return fit_to_limit(letter)
+
+
+def fit_to_limit(letter: OutRecord) -> OutRecord:
+    """A dead letter cut to the broker's record limit: the original bytes are kept up to
+    it, and a ``truncated-from`` header gives their full length."""
+    size = record_size(letter)
+    if size <= RECORD_LIMIT_BYTES:
+        return letter
+    value = letter.value or b""
+    keep = max(0, len(value) - (size - RECORD_LIMIT_BYTES) - 64)
+    headers = (*letter.headers, ("truncated-from", str(len(value)).encode()))
+    return letter._replace(value=value[:keep], headers=headers)

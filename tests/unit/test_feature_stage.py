@@ -64,7 +64,7 @@ def test_features_after_a_restart_equal_a_straight_run(tmp_path: Path) -> None:
         until_caught_up=True
     )
     feed(broker, items[250:], build())
-    # A new worker (a restart) restores the snapshots and continues.
+    # A new worker (a restart) restores the state and continues.
     restarted = Worker(build(allowed_lateness_ms=2000, idle_timeout_ms=None), broker, config)
     restarted.run(until_caught_up=True)
     assert sorted(outputs(broker)) == sorted(outputs(straight))
@@ -77,8 +77,8 @@ def test_replay_after_an_unclean_stop_rebuilds_state_without_writing_twice(tmp_p
     feed(broker, items, build())
     config = WorkerConfig(batch_size=40, snapshot_every_events=100)
     first = Worker(build(allowed_lateness_ms=2000, idle_timeout_ms=None), broker, config)
-    first._restorer.snapshots_due = lambda *a, **k: []  # type: ignore[method-assign]
-    first.run(until_caught_up=True)  # committed offsets, but no snapshot at all
+    first._restorer.state_due = lambda *a, **k: []  # type: ignore[method-assign]
+    first.run(until_caught_up=True)  # committed offsets, but no state written at all
     second = Worker(build(allowed_lateness_ms=2000, idle_timeout_ms=None), broker, config)
     feed(broker, items[:100], build())  # the same clicks again, later in the log
     stats = second.run(until_caught_up=True)

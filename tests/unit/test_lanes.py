@@ -10,12 +10,12 @@ import pytest
 
 import streamsense as ss
 from streamsense import features as F
-from streamsense.brokers import EmbeddedBroker, MemoryBroker
+from streamsense.brokers import EmbeddedBroker, MemoryBroker, TopicPartition
 from streamsense.brokers.log import LogBroker
 from streamsense.errors import ConfigError
+from streamsense.runtime.batch_state import read_state
 from streamsense.runtime.ingest import ingest_file
 from streamsense.runtime.lag import group_lag
-from streamsense.runtime.snapshots import read_snapshot
 from streamsense.runtime.worker import Worker, WorkerConfig
 from streamsense.store.backfill import backfill
 from streamsense.testing import drain_topic
@@ -138,7 +138,7 @@ def features_by_event(broker: LogBroker) -> dict[tuple[str, int], Any]:
 
 def test_batch_stage_state_restores_across_both_lanes(tmp_path: Path) -> None:
     """Part one goes to both lanes (the priority lane is read first and runs ahead in event
-    time); a restarted worker restores a snapshot holding both lanes' offsets, replays both,
+    time); a restarted worker restores state holding both lanes' offsets, replays both,
     and computes part two exactly as a plain single-topic run does. Nothing of the
     overtaken backlog is late: only the base topic moves the watermark."""
     clicks = make_clicks(600, users=5)
@@ -159,8 +159,11 @@ def test_batch_stage_state_restores_across_both_lanes(tmp_path: Path) -> None:
     Worker(feature_app(stream), broker).ensure_topics()
     produce(broker, stream, first)
     Worker(feature_app(stream), broker, config).run(until_caught_up=True)
-    snapshots = [read_snapshot(broker, "lanes.features.snapshots", p) for p in range(3)]
-    offsets = [set(s.offsets) for s in snapshots if s is not None]
+    everything = {
+        TopicPartition(t, p): 10**9 for t in ("clicks", "clicks.priority") for p in range(3)
+    }
+    states = [read_state(broker, "lanes.features.state-changelog", p, everything) for p in range(3)]
+    offsets = [set(s.offsets) for s in states if s is not None]
     assert offsets and all(o == {"clicks", "clicks.priority"} for o in offsets)
     produce(broker, stream, clicks[300:])
     stats = Worker(feature_app(stream), broker, config).run(until_caught_up=True)

@@ -73,6 +73,19 @@ class OutRecord(NamedTuple):
     headers: Headers = ()
 
 
+# The largest record (key + value + headers) streamsense writes to any broker: Kafka's
+# defaults (a producer's message.max.bytes 1,000,000; a topic's max.message.bytes 1,048,588)
+# less room for the record batch's own framing. Writers check it before they produce, so
+# an oversized output is a dead letter and an oversized state entry is split, on every
+# broker alike, instead of a failure that only Kafka would raise.
+RECORD_LIMIT_BYTES = 1_000_000 - 4096
+
+
+def record_size(record: OutRecord) -> int:
+    headers = sum(len(name) + len(value) for name, value in record.headers)
+    return len(record.key or b"") + len(record.value or b"") + headers
+
+
 @dataclass(frozen=True)
 class TopicConfig:
     """How a topic keeps its records. Retention applies per partition, as in Kafka."""

@@ -24,7 +24,13 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
-from streamsense.brokers.base import PartitionInfo, TopicConfig, TopicInfo, TopicPartition
+from streamsense.brokers.base import (
+    RECORD_LIMIT_BYTES,
+    PartitionInfo,
+    TopicConfig,
+    TopicInfo,
+    TopicPartition,
+)
 from streamsense.brokers.kafka_calls import abandon
 from streamsense.brokers.kafka_common import (
     ATTEMPT_TIMEOUT_S,
@@ -40,6 +46,8 @@ INTERNAL_TOPICS = frozenset(
     {"__consumer_offsets", "__transaction_state", "__share_group_state", "__remote_log_metadata"}
 )
 _WEEK_MS = 7 * 24 * 3600 * 1000
+TOPIC_MAX_MESSAGE_BYTES = 1_048_588  # Kafka's default, set explicitly: a broker may lower it
+MIN_COMPACTION_LAG_MS = 3_600_000
 _MIB = 1 << 20
 _SET_ON_TOPIC = ConfigSource.DYNAMIC_TOPIC_CONFIG.value
 # confluent-kafka leaves these factories unannotated.
@@ -55,7 +63,14 @@ def topic_settings(config: TopicConfig) -> dict[str, str]:
     days). Segments are therefore sized from the retention: at most one segment's worth
     (time: at least a minute; bytes: a tenth of the retention, at least Kafka's 1 MiB
     minimum) beyond what the TopicConfig asks for."""
-    settings = {"cleanup.policy": "compact" if config.compacted else "delete"}
+    settings = {
+        "cleanup.policy": "compact" if config.compacted else "delete",
+        "max.message.bytes": str(TOPIC_MAX_MESSAGE_BYTES),
+    }
+    if config.compacted:
+        # A restore at least once reads each key as of the committed offsets, which may
+        # need a key's value from before its latest: compaction leaves them this long.
+        settings["min.compaction.lag.ms"] = str(MIN_COMPACTION_LAG_MS)
     if config.retention_ms is not None:
         settings["retention.ms"] = str(config.retention_ms)
         settings["segment.ms"] = str(min(max(config.retention_ms, 60_000), _WEEK_MS))
@@ -85,12 +100,25 @@ class KafkaAdmin:
         except KafkaException as error:
             if error.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 if exist_ok:
+                    self._check_existing(name, config)
                     return
                 raise ConfigError(f"topic {name!r} already exists") from None
             raise to_error(error, f"creating topic {name!r}") from None
         # The controller answers before every partition has a leader; wait, so the topic
         # can be written and described as soon as this returns.
         self._wait_for(f"topic {name!r} to be ready", lambda: self._ready(name, config.partitions))
+
+    def _check_existing(self, name: str, config: TopicConfig) -> None:
+        """A topic made by someone else must still hold what streamsense writes to it."""
+        resource = ConfigResource(ResourceType.TOPIC, name)
+        configs = self._admin.describe_configs([resource], request_timeout=REQUEST_TIMEOUT_S)
+        try:
+            entries = configs[resource].result()
+        except KafkaException as error:
+            raise to_error(error, f"describing topic {name!r}") from None
+        problems = topic_problems(config, entries)
+        if problems:
+            raise ConfigError(f"topic {name!r} exists with " + "; ".join(problems))
 
     def delete_topic(self, name: str) -> None:
         future = self._admin.delete_topics([name], request_timeout=REQUEST_TIMEOUT_S)[name]
@@ -279,6 +307,22 @@ def _offsets(futures: Mapping[KafkaPartition, Any], what: str) -> dict[TopicPart
         except KafkaException as error:
             raise to_error(error, what) from None
     return result
+
+
+def topic_problems(config: TopicConfig, entries: Mapping[str, Any]) -> list[str]:
+    """How an existing topic's settings fall short of ``config`` and of the records
+    streamsense writes (empty when they do not)."""
+    problems = []
+    policy = getattr(entries.get("cleanup.policy"), "value", None) or "delete"
+    if config.compacted and "compact" not in policy:
+        problems.append(f"cleanup.policy={policy}, not compact (set cleanup.policy=compact)")
+    limit = getattr(entries.get("max.message.bytes"), "value", None)
+    if limit is not None and int(limit) < RECORD_LIMIT_BYTES + 4096:
+        problems.append(
+            f"max.message.bytes={limit}, below the {RECORD_LIMIT_BYTES + 4096} bytes a record "
+            f"may take (set max.message.bytes={TOPIC_MAX_MESSAGE_BYTES})"
+        )
+    return problems
 
 
 def _topic_config(partitions: int, entries: Mapping[str, Any]) -> TopicConfig:

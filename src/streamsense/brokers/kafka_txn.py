@@ -6,7 +6,7 @@ member that read them (``txn.consumer``), and Kafka refuses a commit from a memb
 generation is stale, i.e. one that lost its partitions in a rebalance (FencedError).
 
 * At least once (default): write the records, wait until all are acknowledged, then commit
-  the offsets, and only then write ``txn.after_offsets`` (state snapshots). A crash or a
+  the offsets, and only then write ``txn.after_offsets`` (batch-stage state). A crash or a
   fenced commit in between leaves outputs whose offsets were not committed; they are
   produced again on replay, so sinks must be idempotent by the source coordinates the
   runtime puts in every output's headers.

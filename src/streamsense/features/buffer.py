@@ -38,15 +38,20 @@ class KeyedBuffer:
         self.seg_len: I64 = np.zeros(slot_rows, np.int64)
         self.top: I64 = np.zeros(1, np.int64)
         self.wasted: I64 = np.zeros(1, np.int64)
+        # Keys whose rows changed since the last take_changed(): only they are written to
+        # the state changelog. Eviction alone does not count: a restore evicts again.
+        self.changed: set[Any] = set()
 
     # -- keys -------------------------------------------------------------------------------
     def slots(self, keys: npt.NDArray[Any]) -> I64:
         """The slot of each key, creating slots for new keys."""
         unique, inverse = np.unique(keys, return_inverse=True)
         mapped = np.empty(len(unique), np.int64)
-        for i, key in enumerate(unique.tolist()):
+        listed = unique.tolist()
+        for i, key in enumerate(listed):
             slot = self.slot_of.get(key)
             mapped[i] = self._new_slot(key) if slot is None else slot
+        self.changed.update(listed)
         return mapped[inverse]
 
     def lookup(self, keys: list[Any]) -> I64:
@@ -110,6 +115,7 @@ class KeyedBuffer:
         candidates = np.flatnonzero(self.seg_len[:used] == 0).tolist()
         empty = [s for s in candidates if self.key_of[s] is not None]
         for slot in empty:
+            self.changed.add(self.key_of[slot])
             del self.slot_of[self.key_of[slot]]
             self.key_of[slot] = None
             self.seg_cap[slot] = 0
@@ -119,6 +125,20 @@ class KeyedBuffer:
     @property
     def live_events(self) -> int:
         return int(self.seg_len.sum())
+
+    def take_changed(self) -> list[Any]:
+        """Keys changed (rows added, or forgotten) since the last call, in a fixed order."""
+        changed, self.changed = self.changed, set()
+        return sorted(changed, key=str)
+
+    def rows_of(self, key: Any) -> tuple[I64, I64, F64] | None:
+        """A key's live rows (times, sequence numbers, values), or None for no key."""
+        slot = self.slot_of.get(key)
+        if slot is None or self.seg_len[slot] == 0:
+            return None
+        begin = int(self.seg_start[slot] + self.seg_begin[slot])
+        end = begin + int(self.seg_len[slot])
+        return self.ptime[begin:end], self.pseq[begin:end], self.pval[begin:end]
 
     # -- durability -------------------------------------------------------------------------
     def snapshot(self) -> bytes:
@@ -140,13 +160,24 @@ class KeyedBuffer:
     @classmethod
     def restore(cls, n_values: int, data: bytes) -> KeyedBuffer:
         state = msgspec.msgpack.decode(data)
-        lengths = np.frombuffer(state["lengths"], np.int64)
-        times = np.frombuffer(state["time"], np.int64)
-        buffer = cls(n_values, pool_rows=max(1 << 12, 2 * len(times) + 8 * len(lengths)))
-        width = buffer.n_values
-        values = np.frombuffer(state["values"], np.float64).reshape(-1, width)
-        seqs = np.frombuffer(state["seq"], np.int64)
+        width = max(1, n_values)
         keys = [tuple(k) if isinstance(k, list) else k for k in state["keys"]]
+        return cls.from_rows(
+            n_values,
+            keys,
+            np.frombuffer(state["lengths"], np.int64),
+            np.frombuffer(state["time"], np.int64),
+            np.frombuffer(state["seq"], np.int64),
+            np.frombuffer(state["values"], np.float64).reshape(-1, width),
+        )
+
+    @classmethod
+    def from_rows(
+        cls, n_values: int, keys: list[Any], lengths: I64, times: I64, seqs: I64, values: F64
+    ) -> KeyedBuffer:
+        """A buffer holding ``lengths[i]`` rows for ``keys[i]``, the rows grouped by key in
+        that order, each key's rows in time order."""
+        buffer = cls(n_values, pool_rows=max(1 << 12, 2 * len(times) + 8 * len(lengths)))
         position = 0
         for key, n in zip(keys, lengths.tolist(), strict=True):
             slot = buffer._new_slot(key)

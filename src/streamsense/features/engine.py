@@ -9,7 +9,7 @@ are evicted, and keys whose rows are all gone are forgotten.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -21,6 +21,7 @@ import numpy.typing as npt
 from streamsense.errors import ConfigError
 from streamsense.features.buffer import F64, I64, KeyedBuffer
 from streamsense.features.definitions import FeatureSet
+from streamsense.features.entries import Entry, buffers_from_entries, changed_entries
 from streamsense.features.group import Columns, Final, GroupPlan, GroupState
 
 NO_WATERMARK = -(2**62)
@@ -104,7 +105,29 @@ class PartitionEngine:
     def read(self, group: str, keys: list[Any], times: I64) -> F64:
         return self.groups[group].read(keys, times)
 
+    def state_changes(self) -> tuple[bytes, list[Entry]]:
+        """The watermark and sequence (``meta``) and an entry per key changed since the
+        last call: what the state changelog needs to follow this partition."""
+        meta = msgspec.msgpack.encode({"watermark": self.watermark, "next_seq": self.next_seq})
+        return meta, changed_entries({name: g.buffer for name, g in self.groups.items()})
+
+    def restore_entries(self, meta: bytes, entries: Iterable[tuple[bytes, bytes]]) -> int:
+        """Rebuild from a meta blob and the latest entry of every key (see entries.py);
+        returns how many keys were loaded."""
+        state = msgspec.msgpack.decode(meta)
+        self.watermark, self.next_seq = state["watermark"], state["next_seq"]
+        widths = {name: len(plan.value_fields) for name, plan in self.plans.items()}
+        buffers, keys = buffers_from_entries(widths, entries, self.next_seq)
+        self.groups = {name: GroupState(self.plans[name], buffers[name]) for name in self.plans}
+        if self.watermark > NO_WATERMARK:
+            # Rows the live state evicted after their entry was written; keys this forgets
+            # are marked changed, so the next write removes their stale entries.
+            for group in self.groups.values():
+                group.sweep(self.watermark)
+        return keys
+
     def snapshot(self) -> bytes:
+        """The whole state in one blob: local checkpoints (backfill), never a broker record."""
         groups = {name: g.buffer.snapshot() for name, g in self.groups.items()}
         return msgspec.msgpack.encode(
             {"watermark": self.watermark, "next_seq": self.next_seq, "groups": groups}

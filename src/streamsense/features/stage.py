@@ -8,6 +8,7 @@ original payload; windows that close (tumbling, hopping, session) go to
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -18,6 +19,7 @@ from streamsense.clock import SYSTEM_CLOCK, Clock
 from streamsense.events import Event
 from streamsense.features.definitions import FeatureSet
 from streamsense.features.engine import BatchResult, FeatureEngine
+from streamsense.features.entries import Entry
 from streamsense.features.group import Final
 from streamsense.store.online import OnlineStore
 
@@ -183,13 +185,16 @@ class FeatureStage:
         target = now_ms - self.idle_timeout_ms - self.engine.lateness_ms
         return [self._final_record(partition, f) for f in engine.advance(target)]
 
-    def snapshot(self, partition: int) -> bytes:
-        return self.engine.partition(partition).snapshot()
+    def state_changes(self, partition: int) -> tuple[bytes, list[Entry]]:
+        return self.engine.partition(partition).state_changes()
 
-    def restore(self, partition: int, data: bytes | None) -> None:
+    def restore(
+        self, partition: int, meta: bytes | None, entries: Iterable[tuple[bytes, bytes]]
+    ) -> int:
         self.drop(partition)
-        if data is not None:
-            self.engine.partition(partition).restore(data)
+        if meta is None:
+            return 0
+        return self.engine.partition(partition).restore_entries(meta, entries)
 
     def drop(self, partition: int) -> None:
         self.engine.partitions.pop(partition, None)

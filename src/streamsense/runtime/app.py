@@ -13,7 +13,7 @@ commits atomically with the consumed offsets.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,10 +60,12 @@ class BatchStage(Protocol):
 
     ``process_batch`` gets one partition's events in log order and the values the previous
     stages produced, and returns a value per event (None drops it) plus extra records
-    (late events, closed windows). Its state is snapshotted with the commits; after a
-    restart the worker restores the snapshot and replays the events after it, with outputs
-    suppressed up to the committed offsets, so state and outputs stay exactly once. Batch
-    stages come first in a flow, as they replay from the source."""
+    (late events, closed windows). Its state goes to a compacted changelog, one entry per
+    key: every so many events or seconds, with a commit, the entries of the keys that
+    changed since the last such write and a small ``meta`` blob (runtime/batch_state.py).
+    After a restart the worker restores the latest entries and replays the events after
+    the write, with outputs suppressed up to the committed offsets, so state and outputs
+    stay exactly once. Batch stages come first in a flow, as they replay from the source."""
 
     name: str
 
@@ -77,10 +79,16 @@ class BatchStage(Protocol):
         """Called when a partition had no event for a while (closes windows)."""
         ...
 
-    def snapshot(self, partition: int) -> bytes: ...
+    def state_changes(self, partition: int) -> tuple[bytes, list[tuple[bytes, bytes | None]]]:
+        """``meta`` and an entry (key, value; None: gone) per key changed since the last
+        call. Entries may be written before their meta: restore must cope (entries.py)."""
+        ...
 
-    def restore(self, partition: int, data: bytes | None) -> None:
-        """Load a snapshot (None: start empty) for a partition this worker now owns."""
+    def restore(
+        self, partition: int, meta: bytes | None, entries: Iterable[tuple[bytes, bytes]]
+    ) -> int:
+        """Load the state (meta None: start empty) of a partition this worker now owns;
+        returns how many keys it holds."""
         ...
 
     def drop(self, partition: int) -> None: ...
@@ -203,8 +211,9 @@ class App:
     def batch_stages(self) -> dict[str, BatchStage]:
         return {s.name: s for f in self.flows.values() for s in f.batch_stages()}
 
-    def snapshot_topic(self, stage: str) -> str:
-        return f"{self.name}.{stage}.snapshots"
+    def state_topic(self, stage: str) -> str:
+        """A batch stage's state changelog (one entry per key)."""
+        return f"{self.name}.{stage}.state-changelog"
 
     def changelog_topic(self, stage: str) -> str:
         return f"{self.name}.{stage}.changelog"
@@ -220,5 +229,5 @@ class App:
             configs[self.changelog_topic(stage)] = TopicConfig(self.partitions, compacted=True)
         for name, batch in self.batch_stages().items():
             configs.update(batch.topic_configs(self.partitions))
-            configs[self.snapshot_topic(name)] = TopicConfig(self.partitions, compacted=True)
+            configs[self.state_topic(name)] = TopicConfig(self.partitions, compacted=True)
         return configs

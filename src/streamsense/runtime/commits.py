@@ -1,6 +1,6 @@
 """The worker's commits, and what it does when work cannot commit.
 
-A commit writes the pending outputs, state changes, due snapshots and consumed offsets as
+A commit writes the pending outputs, state changes, due batch-stage state and consumed offsets as
 one transaction. When it cannot happen, the uncommitted work of the partitions involved is
 thrown away and redone from the last commit:
 
@@ -66,10 +66,10 @@ class Committer:
         pending, self._pending = self._pending, {}
         involved = {tp.partition for tp in offsets} | {p for p, rs in pending.items() if rs}
         records = [r for rs in pending.values() for r in rs] + self._state.take_changes(offsets)
-        snapshots = []
+        stage_state = []
         if self._consumer is not None:
             owned = set(self._consumer.assignment())
-            snapshots = self._restorer.snapshots_due(owned, self.next_offset, force=final)
+            stage_state = self._restorer.state_due(owned, self.next_offset, force=final)
         self._events_in_batch = 0
         txn = Transaction(
             self.app.group,
@@ -77,9 +77,9 @@ class Committer:
             records=records,
             expected={tp: self._committed.get(tp) for tp in offsets},
             consumer=self._consumer,
-            # A snapshot is the state as of these offsets: restoring it while they are not
+            # State written is as of these offsets: restoring it while they are not
             # committed would count the events in between twice.
-            after_offsets=snapshots,
+            after_offsets=stage_state,
             # Before giving partitions up, the next owner must find every offset committed;
             # otherwise a lost offset commit only means events processed again.
             wait_for_offsets=final,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamsense.brokers.base import OutRecord, Record
+from streamsense.brokers.base import RECORD_LIMIT_BYTES, OutRecord, Record, record_size
 from streamsense.errors import InvalidEvent
 from streamsense.events import Event
 from streamsense.runtime.app import Context, Flow, Stage
@@ -66,12 +66,24 @@ def run_flow(
             )
     if restoring:
         return FlowOutcome(events=len(records))
-    for event, value in zip(events, values, strict=True):
-        for sink in flow.sinks:
-            out = sink.records(event, value)
-            outcome.records.extend(out)
-            outcome.outputs += len(out)
+    for event, value, source in zip(events, values, sources, strict=True):
+        out = [r for sink in flow.sinks for r in sink.records(event, value)]
+        too_large = next((r for r in out if record_size(r) > RECORD_LIMIT_BYTES), None)
+        if too_large is not None:  # the event's outputs go together, or not at all
+            letter = flow.source.oversized_letter(source_record(source), "an output")
+            outcome.records.append(letter)
+            _count_dead_letter("output-size", outcome)
+            continue
+        outcome.records.extend(out)
+        outcome.outputs += len(out)
     return outcome
+
+
+def source_record(record: Record) -> OutRecord:
+    """The record as it was consumed, to go to the dead letters with its coordinates."""
+    coordinates = f"{record.topic}/{record.partition}/{record.offset}".encode()
+    headers = (("source", coordinates), *record.headers)
+    return OutRecord(record.topic, record.value, record.key, None, record.timestamp, headers)
 
 
 def _run_function(
@@ -102,5 +114,8 @@ def _run_function(
 
 def _dead_letter(flow: Flow, record: Record, error: InvalidEvent, outcome: FlowOutcome) -> None:
     outcome.records.append(flow.source.dead_letter(record, error))
-    reason = error.field or error.reason.split(" ")[0]
+    _count_dead_letter(error.field or error.reason.split(" ")[0], outcome)
+
+
+def _count_dead_letter(reason: str, outcome: FlowOutcome) -> None:
     outcome.dead_letters[reason] = outcome.dead_letters.get(reason, 0) + 1

@@ -17,7 +17,15 @@ import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from streamsense.brokers.base import Broker, OutRecord, TopicConfig, TopicPartition, Transaction
+from streamsense.brokers.base import (
+    RECORD_LIMIT_BYTES,
+    Broker,
+    OutRecord,
+    TopicConfig,
+    TopicPartition,
+    Transaction,
+    record_size,
+)
 from streamsense.errors import InvalidEvent
 from streamsense.events import Stream
 from streamsense.runtime.partition_read import read_partition
@@ -42,9 +50,9 @@ def ingest_file(
     """Produce every row of ``path`` (Parquet or JSON lines) into ``stream``; returns the
     number of rows produced by this call (0 when a previous call finished the file)."""
     broker.create_topic(CURSOR_TOPIC, TopicConfig(1, compacted=True), exist_ok=True)
-    if stream.priority is not None:  # the lane topic may not exist yet
-        for name, config in stream.topic_configs().items():
-            broker.create_topic(name, config, exist_ok=True)
+    # The lane topic and the dead letters (rows too large for the broker) may not exist yet.
+    for name, config in stream.topic_configs().items():
+        broker.create_topic(name, config, exist_ok=True)
     cursor_key = _cursor_key(stream, path, row_filter)
     done = read_cursor(broker, cursor_key)
     if progress is not None and done:
@@ -59,6 +67,10 @@ def ingest_file(
             chunk = [r._replace(timestamp=timestamp) for r in chunk]
         if stream.priority is not None:
             chunk = route_lanes(stream, chunk)
+        chunk = [
+            r if record_size(r) <= RECORD_LIMIT_BYTES else stream.oversized_letter(r, "row")
+            for r in chunk
+        ]
         broker.commit_transaction(Transaction("__ingest", records=[*chunk, cursor]))
         produced += len(chunk)
         if progress is not None:

@@ -1,5 +1,5 @@
 """Reading one partition of a broker's log to its end: how restores read keyed-state
-changelogs, stage snapshots and ingest cursors.
+changelogs, batch-stage state and ingest cursors.
 
 The end is the broker's ``settled_end``, not the end read_committed readers see at once. On
 Kafka a transaction a crashed writer left open holds those readers back at its first

@@ -1,12 +1,13 @@
 """Batch-stage state across restarts and rebalances.
 
-A worker that gains partition p loads each batch stage's latest snapshot for p, seeks the
-stage's source back to the snapshot's offsets, and replays the events between the snapshot
-and the committed offsets with outputs suppressed: the state is then exactly what it was at
-the commit, and nothing is written twice. Snapshots are taken every so many events or
-seconds, and at clean shutdown, inside ordinary commits.
+A worker that gains partition p reads each batch stage's state changelog for p (one entry
+per key, batch_state.py), seeks the stage's source back to the offsets of the state it
+read, and replays the events between them and the committed offsets with outputs
+suppressed: the state is then exactly what it was at the commit, and nothing is written
+twice. State is written every so many events or seconds, and at clean shutdown, inside
+ordinary commits, for the keys that changed since the last write.
 
-A flow fed by two lane topics (a stream with a priority lane) has both in its snapshots'
+A flow fed by two lane topics (a stream with a priority lane) has both in its state's
 offsets, and replays both from there. Across the two topics the replay order can differ
 from the order they were first processed in (each topic keeps its offset order); the
 feature engine keeps each key's events ordered by event time, so only an event arriving at
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 from streamsense.brokers.base import Broker, Consumer, OutRecord, Record, TopicPartition
 from streamsense.clock import SYSTEM_CLOCK, Clock
 from streamsense.runtime.app import App
-from streamsense.runtime.snapshots import Snapshot, read_snapshot, snapshot_record
+from streamsense.runtime.batch_state import StoredState, read_state, state_records
 
 if TYPE_CHECKING:
     from streamsense.runtime.worker import WorkerConfig
@@ -38,13 +39,15 @@ class Restorer:
         self._broker = broker
         self._config = config
         self._stages = app.batch_stages()
-        # Which source topics (lanes included) feed each batch stage: its snapshot records
+        # Which source topics (lanes included) feed each batch stage: its state records
         # their offsets.
         self._sources = {
             name: [t for t, f in app.sources().items() if stage in f.stages]
             for name, stage in self._stages.items()
         }
         self._replay_until: dict[TopicPartition, int] = {}
+        # Per (stage, partition): keys whose entry was written in several parts.
+        self._multipart: dict[tuple[str, int], dict[bytes, int]] = {}
         self._since_snapshot: dict[int, int] = {}
         self._last_snapshot = self._clock.monotonic()
         self._last_idle_check = 0.0
@@ -54,23 +57,31 @@ class Restorer:
         consumer: Consumer,
         partitions: set[int],
         committed: Mapping[TopicPartition, int | None],
-    ) -> None:
+    ) -> int:
+        """Load the partitions' batch-stage state; returns how many keys were loaded."""
+        loaded = 0
         for name, stage in self._stages.items():
             for p in sorted(partitions):
                 sources = [TopicPartition(topic, p) for topic in self._sources[name]]
                 # Where nothing is committed yet, the consumer starts at the log start.
                 floor = {tp: self._committed_or_start(tp, committed) for tp in sources}
-                snapshot = read_snapshot(self._broker, self._app.snapshot_topic(name), p, floor)
-                stage.restore(p, None if snapshot is None else snapshot.state)
+                stored = read_state(self._broker, self._app.state_topic(name), p, floor)
+                if stored is None:
+                    loaded += stage.restore(p, None, ())
+                else:
+                    loaded += stage.restore(p, stored.meta, stored.entries)
+                    stored.entries.clear()  # the stage holds them now; free the bytes
+                self._multipart[(name, p)] = {} if stored is None else stored.multipart
                 for tp in sources:
                     done = committed.get(tp)
                     if done is None:
                         continue  # nothing processed yet: no state to rebuild
-                    start = self._replay_start(tp, snapshot)
+                    start = self._replay_start(tp, stored)
                     if start < done:
                         consumer.seek(tp, start)
                         self._replay_until[tp] = done
         self._since_snapshot.update({p: 0 for p in partitions})
+        return loaded
 
     def _committed_or_start(
         self, tp: TopicPartition, committed: Mapping[TopicPartition, int | None]
@@ -78,9 +89,9 @@ class Restorer:
         done = committed.get(tp)
         return self._log_start(tp) if done is None else done
 
-    def _replay_start(self, tp: TopicPartition, snapshot: Snapshot | None) -> int:
-        if snapshot is not None and tp.topic in snapshot.offsets:
-            return snapshot.offsets[tp.topic]
+    def _replay_start(self, tp: TopicPartition, stored: StoredState | None) -> int:
+        if stored is not None and tp.topic in stored.offsets:
+            return stored.offsets[tp.topic]
         return self._log_start(tp)
 
     def _log_start(self, tp: TopicPartition) -> int:
@@ -100,15 +111,16 @@ class Restorer:
     def count(self, partition: int, events: int) -> None:
         self._since_snapshot[partition] = self._since_snapshot.get(partition, 0) + events
 
-    def snapshots_due(
+    def state_due(
         self,
         owned: set[TopicPartition],
         position: Callable[[TopicPartition], int],
         *,
         force: bool = False,
     ) -> list[OutRecord]:
-        """Snapshot records for the partitions due. ``position`` gives the next offset the
-        state has seen (records the worker buffered but has not processed do not count)."""
+        """State changelog records for the partitions due: the keys changed since their
+        last write. ``position`` gives the next offset the state has seen (records the
+        worker buffered but has not processed do not count)."""
         if not self._stages:
             return []
         elapsed = self._clock.monotonic() - self._last_snapshot >= self._config.snapshot_every_s
@@ -125,8 +137,10 @@ class Restorer:
                     for t in self._sources[name]
                     if TopicPartition(t, p) in owned
                 }
-                snapshot = Snapshot(offsets, stage.snapshot(p))
-                records.append(snapshot_record(self._app.snapshot_topic(name), p, snapshot))
+                meta, entries = stage.state_changes(p)
+                multipart = self._multipart.setdefault((name, p), {})
+                topic = self._app.state_topic(name)
+                records.extend(state_records(topic, p, offsets, meta, entries, multipart))
             self._since_snapshot[p] = 0
         if elapsed:
             self._last_snapshot = self._clock.monotonic()
@@ -156,3 +170,5 @@ class Restorer:
             del self._replay_until[tp]
         for p in partitions:
             self._since_snapshot.pop(p, None)
+        for key in [k for k in self._multipart if k[1] in partitions]:
+            del self._multipart[key]

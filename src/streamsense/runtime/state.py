@@ -20,7 +20,8 @@ from typing import Any
 
 import msgspec
 
-from streamsense.brokers.base import Broker, Headers, OutRecord, TopicPartition
+from streamsense.brokers.base import RECORD_LIMIT_BYTES, Broker, Headers, OutRecord, TopicPartition
+from streamsense.errors import FatalError
 from streamsense.runtime.partition_read import read_partition
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -86,6 +87,12 @@ class StateStore:
         for (stage, partition, key), table in sorted(self._dirty.items(), key=lambda kv: kv[0]):
             value = table.get(key, _MISSING)
             encoded = None if value is _MISSING else _encode(value)
+            if encoded is not None and len(encoded) + len(key) > RECORD_LIMIT_BYTES:
+                raise FatalError(
+                    f"stage {stage!r} keeps {len(encoded)} bytes for key {key!r}, over the "
+                    f"{RECORD_LIMIT_BYTES}-byte record limit of its changelog: keep less per "
+                    "key (a feature stage keeps large windows per key in parts)"
+                )
             records.append(
                 OutRecord(
                     self._changelogs[stage],

@@ -338,7 +338,8 @@ class Worker(Committer):
             self._intake.clear(partitions)
             self.stats.restored_keys += self._state.restore(self.broker, numbers, committed)
             if self._consumer is not None:
-                self._restorer.restore(self._consumer, numbers, committed)
+                loaded = self._restorer.restore(self._consumer, numbers, committed)
+                self.stats.restored_keys += loaded
         except StreamsenseError as error:
             if not error.retryable:
                 raise
