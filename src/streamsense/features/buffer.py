@@ -176,20 +176,19 @@ class KeyedBuffer:
         cls, n_values: int, keys: list[Any], lengths: I64, times: I64, seqs: I64, values: F64
     ) -> KeyedBuffer:
         """A buffer holding ``lengths[i]`` rows for ``keys[i]``, the rows grouped by key in
-        that order, each key's rows in time order."""
+        that order, each key's rows in time order (vectorised: restores load millions)."""
         buffer = cls(n_values, pool_rows=max(1 << 12, 2 * len(times) + 8 * len(lengths)))
-        position = 0
-        for key, n in zip(keys, lengths.tolist(), strict=True):
-            slot = buffer._new_slot(key)
-            cap = max(4, n + (n >> 1))
-            start = int(buffer.top[0])
-            while start + cap > len(buffer.ptime):
-                buffer.grow_pool()
-            buffer.ptime[start : start + n] = times[position : position + n]
-            buffer.pseq[start : start + n] = seqs[position : position + n]
-            buffer.pval[start : start + n] = values[position : position + n]
-            buffer.seg_start[slot], buffer.seg_cap[slot] = start, cap
-            buffer.seg_begin[slot], buffer.seg_len[slot] = 0, n
-            buffer.top[0] = start + cap
-            position += n
+        count = len(keys)
+        while len(buffer.seg_len) < count:
+            buffer._grow_slots()
+        buffer.key_of = list(keys)
+        buffer.slot_of = dict(zip(buffer.key_of, range(count), strict=True))
+        caps = np.maximum(4, lengths + (lengths >> 1))
+        starts = np.cumsum(caps) - caps
+        rows = live_rows(starts, lengths)
+        buffer.ptime[rows], buffer.pseq[rows] = times, seqs
+        buffer.pval[rows] = values.reshape(len(rows), buffer.n_values)
+        buffer.seg_start[:count], buffer.seg_cap[:count] = starts, caps
+        buffer.seg_len[:count] = lengths
+        buffer.top[0] = int(caps.sum())
         return buffer

@@ -62,43 +62,60 @@ def buffers_from_entries(
     widths: Mapping[str, int], entries: Iterable[tuple[bytes, bytes]], seq_below: int
 ) -> tuple[dict[str, KeyedBuffer], int]:
     """Each group's buffer rebuilt from its entries, keeping rows with a sequence number
-    below ``seq_below``; returns the buffers and how many keys they hold."""
-    rows: dict[str, tuple[list[Any], list[I64], list[I64], list[F64]]] = {
-        group: ([], [], [], []) for group in widths
-    }
-    for key_bytes, data in entries:
-        group, key = split_entry_key(key_bytes)
-        if group not in rows:
-            continue  # a group the current definitions no longer have
-        keys, times, seqs, values = rows[group]
-        t, s, v = unpack(data, max(1, widths[group]))
-        keys.append(key)
-        times.append(t)
-        seqs.append(s)
-        values.append(v)
-    buffers = {group: _buffer(widths[group], *lists, seq_below) for group, lists in rows.items()}
+    below ``seq_below``; returns the buffers and how many keys they hold. Vectorised: a
+    new owner of a partition may load millions of keys."""
+    key_bytes, data = _columns(entries)
+    names = _decode_keys(key_bytes)
+    buffers = {}
+    for group, width in widths.items():
+        chosen = [i for i, (g, _) in enumerate(names) if g == group]
+        keys = [_hashable(names[i][1]) for i in chosen]
+        buffers[group] = _buffer(max(1, width), keys, [data[i] for i in chosen], seq_below)
     return buffers, sum(len(b.slot_of) for b in buffers.values())
 
 
-def _buffer(
-    width: int,
-    keys: list[Any],
-    times: list[I64],
-    seqs: list[I64],
-    values: list[F64],
-    seq_below: int,
-) -> KeyedBuffer:
+def _columns(entries: Iterable[tuple[bytes, bytes]]) -> tuple[list[bytes], list[bytes]]:
+    keys: list[bytes] = []
+    data: list[bytes] = []
+    for key, value in entries:
+        keys.append(key)
+        data.append(value)
+    return keys, data
+
+
+def _decode_keys(keys: list[bytes]) -> list[tuple[str, Any]]:
+    """Every entry key at once: msgpack-encoded items joined are a msgpack array's body."""
+    header = b"\xdd" + len(keys).to_bytes(4, "big")
+    return [(group, key) for group, key in msgspec.msgpack.decode(header + b"".join(keys))]
+
+
+def _hashable(key: Any) -> Any:
+    return tuple(key) if isinstance(key, list) else key
+
+
+def _buffer(width: int, keys: list[Any], data: list[bytes], seq_below: int) -> KeyedBuffer:
+    """A buffer from packed entries (``pack``), keeping rows before ``seq_below``."""
     if not keys:
         return KeyedBuffer(width)
-    lengths = np.fromiter((len(t) for t in times), np.int64, len(times))
-    all_times, all_seqs = np.concatenate(times), np.concatenate(seqs)
-    all_values = np.concatenate(values)
-    keep = all_seqs < seq_below
+    words = np.frombuffer(b"".join(data), np.int64)
+    # Each entry is [n][n times][n seqs][n * width values]: its size gives n.
+    sizes = np.fromiter(map(len, data), np.int64, len(data)) // _WORD
+    heads = np.cumsum(sizes) - sizes
+    lengths = (sizes - 1) // (2 + width)
+    within = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(
+        np.cumsum(lengths) - lengths, lengths
+    )
+    time_at = np.repeat(heads + 1, lengths) + within
+    seq_at = time_at + np.repeat(lengths, lengths)
+    value_at = np.repeat(heads + 1 + 2 * lengths, lengths) + within * width
+    times, seqs = words[time_at], words[seq_at]
+    values = words.view(np.float64)[value_at[:, None] + np.arange(width)]
+    keep = seqs < seq_below
     if not keep.all():
         owner = np.repeat(np.arange(len(keys)), lengths)[keep]
         lengths = np.bincount(owner, minlength=len(keys)).astype(np.int64)
-        all_times, all_seqs, all_values = all_times[keep], all_seqs[keep], all_values[keep]
+        times, seqs, values = times[keep], seqs[keep], values[keep]
         kept = lengths > 0
         keys = [k for k, k_kept in zip(keys, kept.tolist(), strict=True) if k_kept]
         lengths = lengths[kept]
-    return KeyedBuffer.from_rows(width, keys, lengths, all_times, all_seqs, all_values)
+    return KeyedBuffer.from_rows(width, keys, lengths, times, seqs, values)
