@@ -37,12 +37,12 @@ from streamsense.brokers.base import Broker, OutRecord, TopicConfig, TopicPartit
 from streamsense.events import Event, Stream
 from streamsense.runtime.app import source_headers
 from streamsense.serving.decision import Action, DecisionRecord
+from streamsense.serving.headers import EVENT_ID_HEADER
 
 __all__ = ["EVENT_ID_HEADER", "Fallback", "ReplySink", "RequestReply", "request_id"]
 
 log = logging.getLogger(__name__)
 
-EVENT_ID_HEADER = "event-id"
 # (event id, key, payload) -> the decision to answer with when the pipeline is late.
 Fallback = Callable[[str, str, Any], DecisionRecord]
 _encode = msgspec.json.Encoder().encode
