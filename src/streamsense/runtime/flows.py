@@ -66,11 +66,10 @@ def run_flow(
             )
     if restoring:
         return FlowOutcome(events=len(records))
-    for event, value in zip(events, values, strict=True):
-        for sink in flow.sinks:
-            out = sink.records(event, value)
-            outcome.records.extend(out)
-            outcome.outputs += len(out)
+    for sink in flow.sinks if events else ():
+        out = sink.write(events, values)
+        outcome.records.extend(out)
+        outcome.outputs += len(out)
     return outcome
 
 
