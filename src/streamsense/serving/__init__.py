@@ -18,13 +18,15 @@ fallbacks = serving.FallbackConfig(chain=("rules", "last_prediction", "default")
 cascade = serving.Cascade(rules=rules, light=model, config=serving.CascadeConfig(block_at=0.8))
 served = serving.Serving("fraud", streams, features, cascade, broker, "fraud.decisions")
 app.flow(transactions).stage("decide", decide).sink(serving.ReplySink("fraud.decisions"))
+decisions = ss.Stream("fraud.decisions", serving.Decision, key="key", time="event_time")
+app.flow(decisions).sink(serving.WebhookSink(url)).sink(serving.AlertLogSink("alerts.jsonl"))
 """
 
 from __future__ import annotations
 
 from streamsense.serving.cascade import Cascade, CascadeConfig
 from streamsense.serving.conditions import compile_condition
-from streamsense.serving.decision import DecisionRecord
+from streamsense.serving.decision import Decision, DecisionRecord
 from streamsense.serving.fallbacks import FallbackConfig
 from streamsense.serving.headers import DECIDED_BY_API, DECIDED_BY_HEADER, EVENT_ID_HEADER
 from streamsense.serving.models import ConstantModel, Format, FunctionModel, LoadedModel
@@ -40,15 +42,19 @@ from streamsense.serving.rules import (
     RuleSpec,
 )
 from streamsense.serving.served import Serving
+from streamsense.serving.sinks import AlertLogSink, SqlTableSink, TopicActionSink
+from streamsense.serving.webhook import WebhookSink
 
 __all__ = [
     "DECIDED_BY_API",
     "DECIDED_BY_HEADER",
     "EVENT_ID_HEADER",
     "Action",
+    "AlertLogSink",
     "Cascade",
     "CascadeConfig",
     "ConstantModel",
+    "Decision",
     "DecisionRecord",
     "FallbackConfig",
     "Format",
@@ -64,5 +70,8 @@ __all__ = [
     "RuleSet",
     "RuleSpec",
     "Serving",
+    "SqlTableSink",
+    "TopicActionSink",
+    "WebhookSink",
     "compile_condition",
 ]
