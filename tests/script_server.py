@@ -6,6 +6,7 @@ at the end only if this session started it. If it cannot start, the tests that n
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -15,8 +16,18 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 class ScriptServer:
-    def __init__(self, script: str, *, start_timeout_s: float, stop_timeout_s: float) -> None:
+    def __init__(
+        self,
+        script: str,
+        *,
+        start_timeout_s: float,
+        stop_timeout_s: float,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``env``: extra environment for the script (another port and run directory give
+        a private server, for a test that must not share one)."""
         self.script = SCRIPTS / script
+        self.env = None if env is None else {**os.environ, **env}
         self.start_timeout_s = start_timeout_s
         self.stop_timeout_s = stop_timeout_s
         self.address: str | None = None
@@ -26,7 +37,9 @@ class ScriptServer:
     def acquire(self) -> str:
         """The server's address (the last line ``start`` prints)."""
         if self.address is None:
-            status = subprocess.run([self.script, "status"], capture_output=True, timeout=30)
+            status = subprocess.run(
+                [self.script, "status"], capture_output=True, timeout=30, env=self.env
+            )
             self.address = self._start()
             self.started_here = status.returncode != 0
         self.users += 1
@@ -35,7 +48,12 @@ class ScriptServer:
     def release(self) -> None:
         self.users -= 1
         if self.users == 0 and self.started_here:
-            subprocess.run([self.script, "stop"], capture_output=True, timeout=self.stop_timeout_s)
+            subprocess.run(
+                [self.script, "stop"],
+                capture_output=True,
+                timeout=self.stop_timeout_s,
+                env=self.env,
+            )
             self.address, self.started_here = None, False
 
     def _start(self) -> str:
@@ -46,6 +64,7 @@ class ScriptServer:
                 capture_output=True,
                 text=True,
                 timeout=self.start_timeout_s,
+                env=self.env,
             )
         except subprocess.TimeoutExpired:
             pytest.fail(f"{name} took over {self.start_timeout_s}s", pytrace=False)

@@ -42,9 +42,9 @@ from handbook_rules import Decision, rules
 import streamsense as ss
 from streamsense import features as F
 from streamsense.runtime.ingest import RowFilter
+from streamsense.serving import DECIDED_BY_API, Serving
 from streamsense.serving.decision import DecisionRecord
 from streamsense.serving.request_reply import ReplySink, request_id
-from streamsense.serving.service import DECIDED_BY_API, Serving
 
 DAY_MS = 86_400_000
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamsense as ss
 from streamsense import features as F
-from streamsense.serving.service import DECIDED_BY_API
+from streamsense.serving import DECIDED_BY_API
 
 
 class Decision(ss.Schema):

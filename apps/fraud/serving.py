@@ -26,6 +26,7 @@ import streamsense as ss
 from streamsense import features as F
 from streamsense.errors import StreamsenseError
 from streamsense.resilience.breaker import BreakerConfig
+from streamsense.serving import Serving
 from streamsense.serving.cascade import Cascade, CascadeConfig
 from streamsense.serving.decision import DecisionRecord
 from streamsense.serving.fallbacks import FallbackConfig
@@ -33,7 +34,6 @@ from streamsense.serving.models import LoadedModel
 from streamsense.serving.registry import ModelRegistry
 from streamsense.serving.remote_model import RemoteModel
 from streamsense.serving.rules import RuleSet
-from streamsense.serving.service import Serving
 from streamsense.store import OnlineStore, open_online_store
 from streamsense.store.views import OnlineFeatures
 

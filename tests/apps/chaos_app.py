@@ -43,7 +43,7 @@ from streamsense.serving.rules import RuleSet
 from streamsense.store.redis_online import RedisOnlineStore
 
 if TYPE_CHECKING:  # the API's modules (FastAPI) are not loaded by workers
-    from streamsense.serving.service import Serving
+    from streamsense.serving import Serving
 
 PARTITIONS = 4
 FEATURES = ["amount", "risk"]

@@ -18,9 +18,9 @@ import streamsense as ss
 from streamsense.brokers.base import TopicConfig
 from streamsense.errors import ConfigError
 from streamsense.resilience import BreakerConfig
+from streamsense.serving import Serving
 from streamsense.serving.cascade import Cascade
 from streamsense.serving.feature_fallback import FeatureFallbackConfig, FeatureGuard
-from streamsense.serving.service import Serving
 from streamsense.store.views import OnlineFeatures
 from tests.apps.chaos_app import (
     CONFIG,

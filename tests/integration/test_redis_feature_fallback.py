@@ -19,12 +19,12 @@ import pytest
 
 from streamsense.brokers import MemoryBroker, TopicConfig
 from streamsense.resilience.breaker import BreakerConfig
+from streamsense.serving import Serving
 from streamsense.serving.cascade import Cascade
 from streamsense.serving.decide import decide_event
 from streamsense.serving.decision import DecisionRecord
 from streamsense.serving.feature_fallback import FeatureFallbackConfig, FeatureGuard
 from streamsense.serving.models import FunctionModel
-from streamsense.serving.service import Serving
 from streamsense.store.redis_online import RedisOnlineStore
 from streamsense.store.views import OnlineFeatures
 from streamsense.testing import ManualClock

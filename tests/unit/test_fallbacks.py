@@ -15,13 +15,14 @@ from streamsense import features as F
 from streamsense.brokers import MemoryBroker, TopicConfig
 from streamsense.errors import ConfigError, RetryableError
 from streamsense.resilience.breaker import BreakerConfig
+from streamsense.serving import Serving
 from streamsense.serving.cascade import Cascade, CascadeConfig
 from streamsense.serving.decide import decide_event
 from streamsense.serving.fallbacks import FallbackConfig
 from streamsense.serving.feature_fallback import FeatureFallbackConfig, FeatureGuard
 from streamsense.serving.models import FunctionModel
 from streamsense.serving.rules import RuleSet
-from streamsense.serving.service import Serving, create_api
+from streamsense.serving.service import create_api
 from streamsense.store.memory_online import MemoryOnlineStore
 from streamsense.store.online import OnlineRow, ViewKeys
 from streamsense.store.views import OnlineFeatures

@@ -16,12 +16,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from streamsense.brokers import MemoryBroker, TopicConfig
+from streamsense.serving import Serving
 from streamsense.serving.cascade import Cascade
 from streamsense.serving.grpc_service import DecisionsClient, start_grpc_server, with_grpc
 from streamsense.serving.models import FunctionModel
 from streamsense.serving.proto import decide_pb2
 from streamsense.serving.rules import RuleSet
-from streamsense.serving.service import Serving, create_api
+from streamsense.serving.service import create_api
 from streamsense.store.memory_online import MemoryOnlineStore
 from streamsense.store.views import OnlineFeatures
 from streamsense.testing import drain_topic

@@ -9,10 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from streamsense.brokers import MemoryBroker, TopicConfig
+from streamsense.serving import Serving
 from streamsense.serving.cascade import Cascade
 from streamsense.serving.models import FunctionModel
 from streamsense.serving.rules import RuleSet
-from streamsense.serving.service import Serving, create_api
+from streamsense.serving.service import create_api
 from streamsense.store.memory_online import MemoryOnlineStore
 from streamsense.store.views import OnlineFeatures, OnlineView
 from streamsense.testing import drain_topic

@@ -7,13 +7,14 @@
 
 A stage gets the previous stage's value (the validated payload first) and a Context with
 the event and the stage's keyed state. Returning None ends the event's way through the flow.
-The last value goes to every sink. Everything a flow writes, including state changes,
-commits atomically with the consumed offsets.
+The last value goes to every sink (see Sink: records, and effects outside the broker).
+Everything a flow writes to the broker, including state changes, commits atomically with
+the consumed offsets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -95,11 +96,28 @@ class BatchStage(Protocol):
 
 
 class Sink(Protocol):
-    """Turns a flow's final value into records committed with the event's offset."""
+    """Where a flow's final values go: records for the broker, effects outside it, or both.
+
+    After a flow's stages ran over a batch of one partition's events, the worker calls
+    ``write`` once per sink with the events that reached the end (log order) and their
+    values. The records it returns commit with the batch's offsets, in one transaction:
+    exactly once wherever commits are transactional.
+
+    An effect outside the broker (an HTTP call, a table row, a line in a file) happens in
+    ``write``, so *before* the commit, as in Kafka Streams' and Flink's at-least-once
+    sinks. If the commit does not happen (a crash, a fenced commit, a later sink or stage
+    failing), the batch is processed and written again: such a sink must be idempotent
+    by the event's id (``source_headers``: its source coordinates, or the id a request
+    gave it), so each effect still happens once. A transient failure must raise a
+    retryable ``StreamsenseError``: the worker then discards the partition's uncommitted
+    work, pauses it (its events wait in the broker) and redoes it after a backoff. Any
+    other exception stops the worker. ``write`` is not called while batch-stage state is
+    rebuilt by replay: those events' outputs and effects happened before their commit.
+    """
 
     def topic_configs(self, partitions: int) -> dict[str, TopicConfig]: ...
 
-    def records(self, event: Event[Any], value: Any) -> list[OutRecord]: ...
+    def write(self, events: Sequence[Event[Any]], values: Sequence[Any]) -> list[OutRecord]: ...
 
 
 def source_headers(event: Event[Any]) -> Headers:
@@ -122,7 +140,7 @@ class TopicSink:
     def topic_configs(self, partitions: int) -> dict[str, TopicConfig]:
         return {self.topic: TopicConfig(partitions)}
 
-    def records(self, event: Event[Any], value: Any) -> list[OutRecord]:
+    def write(self, events: Sequence[Event[Any]], values: Sequence[Any]) -> list[OutRecord]:
         return [
             OutRecord(
                 self.topic,
@@ -130,6 +148,7 @@ class TopicSink:
                 event.key.encode(),
                 headers=source_headers(event),
             )
+            for event, value in zip(events, values, strict=True)
         ]
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamsense.brokers.base import RECORD_LIMIT_BYTES, OutRecord, Record, record_size
-from streamsense.errors import InvalidEvent
+from streamsense.errors import FatalError, InvalidEvent
 from streamsense.events import Event
 from streamsense.runtime.app import Context, Flow, Stage
 from streamsense.runtime.load import NO_LOAD, LoadMonitor
@@ -66,17 +66,34 @@ def run_flow(
             )
     if restoring:
         return FlowOutcome(events=len(records))
-    for event, value, source in zip(events, values, sources, strict=True):
-        out = [r for sink in flow.sinks for r in sink.records(event, value)]
-        too_large = next((r for r in out if record_size(r) > RECORD_LIMIT_BYTES), None)
-        if too_large is not None:  # the event's outputs go together, or not at all
-            letter = flow.source.oversized_letter(source_record(source), "an output")
-            outcome.records.append(letter)
-            _count_dead_letter("output-size", outcome)
-            continue
-        outcome.records.extend(out)
-        outcome.outputs += len(out)
+    out = [r for sink in flow.sinks if events for r in sink.write(events, values)]
+    if any(record_size(r) > RECORD_LIMIT_BYTES for r in out):
+        out = _oversized_to_dead_letters(flow, out, sources, outcome)
+    outcome.records.extend(out)
+    outcome.outputs += len(out)
     return outcome
+
+
+def _oversized_to_dead_letters(
+    flow: Flow, out: list[OutRecord], sources: list[Record], outcome: FlowOutcome
+) -> list[OutRecord]:
+    """An event with an output too large for the broker goes to the dead letters, and
+    none of its outputs is written (outputs name their event in the ``source`` header)."""
+    oversized = {_source_of(r) for r in out if record_size(r) > RECORD_LIMIT_BYTES}
+    if None in oversized:
+        raise FatalError(
+            "a sink wrote a record over the broker's record limit without a `source` header "
+            "naming its event (see runtime/app.py source_headers)"
+        )
+    for source in sources:
+        if f"{source.topic}/{source.partition}/{source.offset}".encode() in oversized:
+            outcome.records.append(flow.source.oversized_letter(source_record(source), "output"))
+            _count_dead_letter("output-size", outcome)
+    return [r for r in out if _source_of(r) not in oversized]
+
+
+def _source_of(record: OutRecord) -> bytes | None:
+    return next((value for name, value in record.headers if name == "source"), None)
 
 
 def source_record(record: Record) -> OutRecord:

@@ -1,4 +1,6 @@
-"""Model serving: a model registry with safe artifact formats, model adapters, and rules.
+"""Model serving: a model registry with safe artifact formats, model adapters, rules, the
+decision cascade, and what the APIs serve. Importing it loads no web framework: the HTTP
+API is ``streamsense.serving.service`` (FastAPI), the gRPC one ``serving.grpc_service``.
 
 from streamsense import serving
 
@@ -13,15 +15,24 @@ rules.decide({"amount": 250.0, ...})  # RuleMatch(rule="huge_amount", action="bl
 
 heavy = serving.RemoteModel("http://127.0.0.1:8100")  # `streamsense model-server`
 fallbacks = serving.FallbackConfig(chain=("rules", "last_prediction", "default"), rules=...)
+cascade = serving.Cascade(rules=rules, light=model, config=serving.CascadeConfig(block_at=0.8))
+served = serving.Serving("fraud", streams, features, cascade, broker, "fraud.decisions")
+app.flow(transactions).stage("decide", decide).sink(serving.ReplySink("fraud.decisions"))
+decisions = ss.Stream("fraud.decisions", serving.Decision, key="key", time="event_time")
+app.flow(decisions).sink(serving.WebhookSink(url)).sink(serving.AlertLogSink("alerts.jsonl"))
 """
 
 from __future__ import annotations
 
+from streamsense.serving.cascade import Cascade, CascadeConfig
 from streamsense.serving.conditions import compile_condition
+from streamsense.serving.decision import Decision, DecisionRecord
 from streamsense.serving.fallbacks import FallbackConfig
+from streamsense.serving.headers import DECIDED_BY_API, DECIDED_BY_HEADER, EVENT_ID_HEADER
 from streamsense.serving.models import ConstantModel, Format, FunctionModel, LoadedModel
 from streamsense.serving.registry import ModelMetadata, ModelRegistry
 from streamsense.serving.remote_model import RemoteModel
+from streamsense.serving.request_reply import ReplySink
 from streamsense.serving.rules import (
     Action,
     ReloadingRuleSet,
@@ -30,10 +41,21 @@ from streamsense.serving.rules import (
     RuleSet,
     RuleSpec,
 )
+from streamsense.serving.served import Serving
+from streamsense.serving.sinks import AlertLogSink, SqlTableSink, TopicActionSink
+from streamsense.serving.webhook import WebhookSink
 
 __all__ = [
+    "DECIDED_BY_API",
+    "DECIDED_BY_HEADER",
+    "EVENT_ID_HEADER",
     "Action",
+    "AlertLogSink",
+    "Cascade",
+    "CascadeConfig",
     "ConstantModel",
+    "Decision",
+    "DecisionRecord",
     "FallbackConfig",
     "Format",
     "FunctionModel",
@@ -42,9 +64,14 @@ __all__ = [
     "ModelRegistry",
     "ReloadingRuleSet",
     "RemoteModel",
+    "ReplySink",
     "Rule",
     "RuleMatch",
     "RuleSet",
     "RuleSpec",
+    "Serving",
+    "SqlTableSink",
+    "TopicActionSink",
+    "WebhookSink",
     "compile_condition",
 ]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
@@ -28,12 +28,10 @@ from streamsense.brokers.base import Producer
 from streamsense.errors import FatalError, InvalidEvent
 from streamsense.events import Stream, to_epoch_ms
 from streamsense.serving.decision import Action, DecisionRecord, Tier
-
-if TYPE_CHECKING:
-    from streamsense.serving.service import Serving
+from streamsense.serving.headers import DECIDED_BY_API, EVENT_ID_HEADER
+from streamsense.serving.served import Serving
 
 __all__ = [
-    "DECIDED_BY_API",
     "DecideReply",
     "RequestError",
     "decide_event",
@@ -42,13 +40,11 @@ __all__ = [
     "reply_of",
 ]
 
-DECIDED_BY_API = ("decided-by", b"api")
 # Event ids: one random prefix per process and a counter, unique across processes and
 # restarts without a uuid4 per request (an os.urandom system call each: 4 % of a served
 # process's time at 1,000 requests/s in a py-spy profile).
 _PROCESS_ID = uuid.uuid4().hex[:16]
 _next_number = itertools.count(1).__next__
-EVENT_ID_HEADER = "event-id"
 
 _json = msgspec.json.Encoder()
 

@@ -7,6 +7,8 @@ from typing import Literal
 
 import msgspec
 
+from streamsense.events import Schema
+
 Action = Literal["allow", "review", "block"]
 Tier = Literal["rules", "light", "heavy", "fallback"]
 
@@ -33,6 +35,18 @@ class DecisionRecord(msgspec.Struct, kw_only=True):
         self.degraded = True
         if reason not in self.degraded_reasons:
             self.degraded_reasons.append(reason)
+
+
+# msgspec makes the mix a frozen Struct; mypy's dataclass model refuses mixing frozenness.
+class Decision(DecisionRecord, Schema, kw_only=True):  # type: ignore[misc]
+    """A decision read back from a decisions topic, as a flow's source (action sinks):
+
+        decisions = ss.Stream("fraud.decisions", Decision, key="key", time="event_time")
+
+    ``event_time`` is the decided event's time (epoch ms) when the writer recorded it, else
+    0. A stream keeps only the fields its schema declares: subclass to keep more."""
+
+    event_time: int = 0
 
 
 class ShadowScore(msgspec.Struct):

@@ -28,7 +28,7 @@ from streamsense.errors import StreamsenseError
 from streamsense.serving.decide import RequestError, decide_event, ingest_events, reply_of
 from streamsense.serving.decision import DecisionRecord
 from streamsense.serving.proto import decide_pb2 as pb
-from streamsense.serving.service import Serving
+from streamsense.serving.served import Serving
 
 __all__ = ["SERVICE", "DecisionService", "DecisionsClient", "start_grpc_server", "with_grpc"]
 

@@ -27,22 +27,22 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
-from streamsense.brokers.base import Broker, OutRecord, TopicConfig, TopicPartition
+from streamsense.brokers.base import Broker, Headers, OutRecord, TopicConfig, TopicPartition
 from streamsense.events import Event, Stream
 from streamsense.runtime.app import source_headers
 from streamsense.serving.decision import Action, DecisionRecord
+from streamsense.serving.headers import EVENT_ID_HEADER
 
 __all__ = ["EVENT_ID_HEADER", "Fallback", "ReplySink", "RequestReply", "request_id"]
 
 log = logging.getLogger(__name__)
 
-EVENT_ID_HEADER = "event-id"
 # (event id, key, payload) -> the decision to answer with when the pipeline is late.
 Fallback = Callable[[str, str, Any], DecisionRecord]
 _encode = msgspec.json.Encoder().encode
@@ -66,10 +66,16 @@ class ReplySink:
     def topic_configs(self, partitions: int) -> dict[str, TopicConfig]:
         return {self.topic: TopicConfig(partitions)}
 
-    def records(self, event: Event[Any], value: Any) -> list[OutRecord]:
-        headers = (*source_headers(event), (EVENT_ID_HEADER, request_id(event).encode()))
+    def write(self, events: Sequence[Event[Any]], values: Sequence[Any]) -> list[OutRecord]:
         # Stamped when written, like TopicSink's outputs (retention counts from then).
-        return [OutRecord(self.topic, _encode(value), event.key.encode(), headers=headers)]
+        return [
+            OutRecord(self.topic, _encode(value), event.key.encode(), headers=_headers(event))
+            for event, value in zip(events, values, strict=True)
+        ]
+
+
+def _headers(event: Event[Any]) -> Headers:
+    return (*source_headers(event), (EVENT_ID_HEADER, request_id(event).encode()))
 
 
 def fallback_action(action: Action = "review") -> Fallback:

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -29,56 +28,14 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from streamsense.brokers.base import Broker, Producer
+from streamsense.brokers.base import Producer
 from streamsense.errors import RetryableError, StreamsenseError
-from streamsense.events import Stream, to_epoch_ms
-from streamsense.serving.cascade import Cascade
-from streamsense.serving.decide import (
-    DECIDED_BY_API as DECIDED_BY_API,  # re-exported: apps mark API-decided events
-)
-from streamsense.serving.decide import (
-    RequestError,
-    decide_event,
-    encode_reply,
-    ingest_events,
-)
-from streamsense.serving.feature_fallback import FeatureGuard
-from streamsense.serving.registry import ModelRegistry
-from streamsense.store.views import OnlineFeatures, OnlineView
+from streamsense.events import to_epoch_ms
+from streamsense.serving.decide import RequestError, decide_event, encode_reply, ingest_events
+from streamsense.serving.served import Serving
 
 _json = msgspec.json.Encoder()
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Serving:
-    """Everything the API serves, built by the app (its ``serving(...)`` hook)."""
-
-    name: str
-    streams: dict[str, Stream[Any]]
-    features: dict[str, OnlineFeatures]  # per stream
-    cascade: Cascade
-    broker: Broker
-    decisions_topic: str
-    views: dict[str, OnlineView] = field(default_factory=dict)
-    registry: ModelRegistry | None = None
-    api_key: str | None = None
-    max_body_bytes: int = 64 * 1024
-    on_model_switch: Callable[[str, str, int], None] | None = None
-    # What /metrics shows: by default the cascade's registry, where its breakers report.
-    metrics_registry: CollectorRegistry | None = None
-    # Per stream, the guarded online read (breaker, last known values); a default guard is
-    # made for every stream not given one.
-    feature_guards: dict[str, FeatureGuard] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.metrics_registry is None:
-            self.metrics_registry = self.cascade.registry
-        for stream, online in self.features.items():
-            if stream not in self.feature_guards:
-                self.feature_guards[stream] = FeatureGuard(
-                    f"features:{stream}", online, registry=self.metrics_registry
-                )
 
 
 def _error(status: int, message: str, field_name: str | None = None) -> Response:

@@ -1,0 +1,54 @@
+"""What an app serves: the ``Serving`` bundle its ``serving(...)`` hook builds.
+
+Both APIs (HTTP in service.py, gRPC in grpc_service.py) and the shared decide logic
+(decide.py) take it; it holds no web framework, so a pipeline that only refers to it
+imports neither FastAPI nor grpc.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from streamsense.brokers.base import Broker
+from streamsense.events import Stream
+from streamsense.serving.cascade import Cascade
+from streamsense.serving.feature_fallback import FeatureGuard
+from streamsense.serving.registry import ModelRegistry
+from streamsense.store.views import OnlineFeatures, OnlineView
+
+__all__ = ["Serving"]
+
+
+@dataclass
+class Serving:
+    """Everything the API serves, built by the app (its ``serving(...)`` hook)."""
+
+    name: str
+    streams: dict[str, Stream[Any]]
+    features: dict[str, OnlineFeatures]  # per stream
+    cascade: Cascade
+    broker: Broker
+    decisions_topic: str
+    views: dict[str, OnlineView] = field(default_factory=dict)
+    registry: ModelRegistry | None = None
+    api_key: str | None = None
+    max_body_bytes: int = 64 * 1024
+    on_model_switch: Callable[[str, str, int], None] | None = None
+    # What /metrics shows: by default the cascade's registry, where its breakers report.
+    metrics_registry: CollectorRegistry | None = None
+    # Per stream, the guarded online read (breaker, last known values); a default guard is
+    # made for every stream not given one.
+    feature_guards: dict[str, FeatureGuard] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.metrics_registry is None:
+            self.metrics_registry = self.cascade.registry
+        for stream, online in self.features.items():
+            if stream not in self.feature_guards:
+                self.feature_guards[stream] = FeatureGuard(
+                    f"features:{stream}", online, registry=self.metrics_registry
+                )
