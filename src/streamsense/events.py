@@ -276,9 +276,10 @@ class Stream(Generic[S]):
         )
         return fit_to_limit(letter)
 
-    def oversized_letter(self, record: OutRecord, what: str) -> OutRecord:
-        """The dead letter for a ``record`` too large for the broker (``what`` it is)."""
-        reason = f"{what} of {record_size(record)} bytes exceeds the {RECORD_LIMIT_BYTES} limit"
+    def oversized_letter(self, record: OutRecord, what: str, size: int) -> OutRecord:
+        """The dead letter for ``record``, whose ``what`` is ``size`` bytes: too large for
+        the broker."""
+        reason = f"{what} of {size} bytes exceeds the {RECORD_LIMIT_BYTES}-byte record limit"
         headers: Headers = (("reason", reason.encode()), ("field", b""))
         letter = OutRecord(
             self.dead_letter_topic, record.value, record.key, 0, record.timestamp, headers

@@ -79,15 +79,22 @@ def _oversized_to_dead_letters(
 ) -> list[OutRecord]:
     """An event with an output too large for the broker goes to the dead letters, and
     none of its outputs is written (outputs name their event in the ``source`` header)."""
-    oversized = {_source_of(r) for r in out if record_size(r) > RECORD_LIMIT_BYTES}
+    oversized: dict[bytes | None, int] = {}
+    for record in out:
+        size = record_size(record)
+        if size > RECORD_LIMIT_BYTES:
+            origin = _source_of(record)
+            oversized[origin] = max(size, oversized.get(origin, 0))
     if None in oversized:
         raise FatalError(
             "a sink wrote a record over the broker's record limit without a `source` header "
             "naming its event (see runtime/app.py source_headers)"
         )
     for source in sources:
-        if f"{source.topic}/{source.partition}/{source.offset}".encode() in oversized:
-            outcome.records.append(flow.source.oversized_letter(source_record(source), "output"))
+        largest = oversized.get(f"{source.topic}/{source.partition}/{source.offset}".encode())
+        if largest is not None:
+            letter = flow.source.oversized_letter(source_record(source), "output", largest)
+            outcome.records.append(letter)
             _count_dead_letter("output-size", outcome)
     return [r for r in out if _source_of(r) not in oversized]
 

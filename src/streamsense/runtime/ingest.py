@@ -67,15 +67,18 @@ def ingest_file(
             chunk = [r._replace(timestamp=timestamp) for r in chunk]
         if stream.priority is not None:
             chunk = route_lanes(stream, chunk)
-        chunk = [
-            r if record_size(r) <= RECORD_LIMIT_BYTES else stream.oversized_letter(r, "row")
-            for r in chunk
-        ]
+        chunk = [_fit(stream, r) for r in chunk]
         broker.commit_transaction(Transaction("__ingest", records=[*chunk, cursor]))
         produced += len(chunk)
         if progress is not None:
             progress(len(chunk))
     return produced
+
+
+def _fit(stream: Stream[Any], record: OutRecord) -> OutRecord:
+    """The record, or its dead letter when it is too large for the broker."""
+    size = record_size(record)
+    return record if size <= RECORD_LIMIT_BYTES else stream.oversized_letter(record, "row", size)
 
 
 def route_lanes(stream: Stream[Any], records: list[OutRecord]) -> list[OutRecord]:
