@@ -10,6 +10,7 @@ from streamsense.brokers import Broker, TopicConfig, TopicPartition, open_broker
 from streamsense.errors import InvalidEvent, StreamsenseError
 from streamsense.events import Event, Schema, Stream
 from streamsense.runtime.app import App, Context, Flow, TopicSink
+from streamsense.runtime.repartition import Repartition
 from streamsense.runtime.worker import Worker, WorkerConfig
 
 __version__ = "0.1.0"
@@ -21,6 +22,7 @@ __all__ = [
     "Event",
     "Flow",
     "InvalidEvent",
+    "Repartition",
     "Schema",
     "Stream",
     "StreamsenseError",

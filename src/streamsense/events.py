@@ -96,6 +96,10 @@ class Stream(Generic[S]):
     partition number, so it meets the same keyed state), which workers read before the
     backlog of the base topic (runtime/intake.py). Records written straight to the base
     topic by producers outside streamsense are in the normal lane.
+
+    ``upstream_partitions`` (optional) declares the stream as the target of a repartition
+    from a stream with that many partitions (runtime/repartition.py): it lives in one topic
+    per upstream partition, ``<name>.from.<u>``, read in event-time order.
     """
 
     name: str
@@ -107,6 +111,7 @@ class Stream(Generic[S]):
     max_future_ms: int = DAY_MS
     retention_ms: int | None = None
     priority: Callable[[S], bool] | None = field(default=None, compare=False)
+    upstream_partitions: int = 0
     _decoder: msgspec.json.Decoder[S] = field(init=False, repr=False, compare=False)
     _floats: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _batch_decoder: msgspec.json.Decoder[list[S]] = field(init=False, repr=False, compare=False)
@@ -118,6 +123,10 @@ class Stream(Generic[S]):
                 raise ConfigError(
                     f"stream {self.name!r}: {role} field {name!r} is not in the schema"
                 )
+        if self.upstream_partitions and self.priority is not None:
+            raise ConfigError(
+                f"stream {self.name!r}: a repartition target cannot have a priority lane"
+            )
         object.__setattr__(self, "_decoder", msgspec.json.Decoder(self.schema))
         object.__setattr__(self, "_batch_decoder", msgspec.json.Decoder(list[self.schema]))  # type: ignore[name-defined]
         object.__setattr__(self, "_floats", _float_fields(self.schema))
@@ -145,10 +154,16 @@ class Stream(Generic[S]):
     def lane_topics(self) -> tuple[str, ...]:
         """The topics the stream's events live in: the base topic, and the priority lane
         when the stream has a priority function."""
+        if self.upstream_partitions:
+            return tuple(f"{self.topic}.from.{u}" for u in range(self.upstream_partitions))
         return (self.topic,) if self.priority is None else (self.topic, self.priority_topic)
 
     def topic_for(self, payload: S) -> str:
         """The lane topic ``payload`` is produced to."""
+        if self.upstream_partitions:
+            raise ConfigError(
+                f"stream {self.name!r} is written by its repartition (runtime/repartition.py)"
+            )
         if self.priority is not None and self.priority(payload):
             return self.priority_topic
         return self.topic
@@ -163,6 +178,9 @@ class Stream(Generic[S]):
     # -- producing ----------------------------------------------------------------------------
     def key_of(self, payload: S) -> str:
         return str(getattr(payload, self.key))
+
+    def event_time_of(self, payload: S) -> int:
+        return to_epoch_ms(getattr(payload, self.time))
 
     def to_record(self, payload: S, *, timestamp: int | None = None) -> OutRecord:
         """The record to produce for ``payload``: JSON value, key bytes as Kafka sees them,

@@ -11,6 +11,7 @@ EXPECTED = {
     "Event",
     "Flow",
     "InvalidEvent",
+    "Repartition",
     "Schema",
     "Stream",
     "StreamsenseError",

@@ -210,8 +210,18 @@ class App:
     def lane_ranks(self) -> dict[str, int]:
         """Which source topics are read first: 0 for priority lanes, 1 for the rest."""
         return {
-            topic: 0 if topic != f.source.topic else 1
+            topic: 0 if f.source.priority is not None and topic != f.source.topic else 1
             for f in self.flows.values()
+            for topic in f.source.lane_topics
+        }
+
+    def merged_topics(self) -> dict[str, tuple[str, ...]]:
+        """Topics read in event-time order with others (a repartition target's upstream
+        topics): each topic → all the topics of its stream."""
+        return {
+            topic: f.source.lane_topics
+            for f in self.flows.values()
+            if f.source.upstream_partitions
             for topic in f.source.lane_topics
         }
 

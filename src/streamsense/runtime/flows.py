@@ -16,6 +16,7 @@ from streamsense.errors import FatalError, InvalidEvent
 from streamsense.events import Event
 from streamsense.runtime.app import Context, Flow, Stage
 from streamsense.runtime.load import NO_LOAD, LoadMonitor
+from streamsense.runtime.repartition import is_marker
 from streamsense.runtime.state import StateStore
 
 
@@ -38,6 +39,8 @@ def run_flow(
 ) -> FlowOutcome:
     """Raises whatever a stage or sink raises, except InvalidEvent (a dead letter): the
     worker then discards the partition's uncommitted work (see worker.py)."""
+    if flow.source.upstream_partitions:  # markers only move the order's clocks
+        records = [r for r in records if not is_marker(r)]
     outcome = FlowOutcome(events=len(records))
     sources: list[Record] = []
     events: list[Event[Any]] = []

@@ -12,6 +12,9 @@ Priority lanes: records are taken lane by lane, the priority lane first. While a
 the normal lane keeps its buffers full, those partitions stay paused, so polls fetch the
 priority lane's new records, and the next take processes them ahead of the backlog. Each
 topic-partition is still taken in offset order, so committed offsets stay contiguous.
+
+A repartition target's upstream topics (``merged``) are taken together per partition
+number, in event-time order while ``ordered`` is set (runtime/merge.py), else as they come.
 """
 
 from __future__ import annotations
@@ -20,20 +23,32 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 
 from streamsense.brokers.base import Record, TopicPartition
+from streamsense.clock import SYSTEM_CLOCK
 from streamsense.errors import ConfigError
+from streamsense.runtime.merge import EventTimeMerge
 
 NORMAL_LANE = 1
 
 
 class Intake:
-    def __init__(self, capacity: int, lanes: Mapping[str, int]) -> None:
-        """``lanes`` ranks source topics: lower ranks are taken first."""
+    def __init__(
+        self,
+        capacity: int,
+        lanes: Mapping[str, int],
+        merged: Mapping[str, tuple[str, ...]] | None = None,
+        merge: EventTimeMerge | None = None,
+    ) -> None:
+        """``lanes`` ranks source topics: lower ranks are taken first. ``merged`` maps
+        each topic read in event-time order to the topics it is merged with."""
         if capacity < 4:
             raise ConfigError("intake buffers need a capacity of at least 4 records")
         self.capacity = capacity
         self.high = capacity * 3 // 4  # pause at or above
         self.low = capacity // 4  # resume at or below
         self._lanes = lanes
+        self._merged = merged or {}
+        self.merge = merge or EventTimeMerge(1000, SYSTEM_CLOCK)
+        self.ordered = True
         self._buffers: dict[TopicPartition, deque[Record]] = {}
         self._turn = 0
         self.buffered = 0
@@ -80,16 +95,34 @@ class Intake:
                 by_lane.setdefault(self._lanes.get(tp.topic, NORMAL_LANE), []).append(tp)
         if not by_lane:
             return []
-        tps = by_lane[min(by_lane)]
+        units = self._units(by_lane[min(by_lane)])
         self._turn += 1
-        start = self._turn % len(tps)
+        start = self._turn % len(units)
         out: list[Record] = []
-        for tp in tps[start:] + tps[:start]:
-            buffer = self._buffers[tp]
-            while buffer and len(out) < limit:
-                out.append(buffer.popleft())
+        for unit in units[start:] + units[:start]:
+            if len(out) >= limit:
+                break
+            if len(unit) > 1 and self.ordered:
+                out.extend(self.merge.take(self._buffers, unit, limit - len(out)))
+                continue
+            for tp in unit:
+                taken = self._buffers.get(tp)
+                while taken and len(out) < limit:
+                    out.append(taken.popleft())
         self.buffered -= len(out)
         return out
+
+    def _units(self, tps: list[TopicPartition]) -> list[tuple[TopicPartition, ...]]:
+        """What is taken as one: a plain topic-partition, or partition q of every topic
+        of a merged group (co-partitioned: the worker owns them together)."""
+        units: dict[tuple[TopicPartition, ...], None] = {}
+        for tp in tps:
+            topics = self._merged.get(tp.topic)
+            unit = (
+                (tp,) if topics is None else tuple(TopicPartition(t, tp.partition) for t in topics)
+            )
+            units[unit] = None
+        return list(units)
 
     def size(self, tp: TopicPartition) -> int:
         buffer = self._buffers.get(tp)
@@ -102,6 +135,8 @@ class Intake:
 
     def clear(self, partitions: Iterable[TopicPartition]) -> None:
         """Forget buffered records (the consumer is sought back before they are needed)."""
+        partitions = list(partitions)
+        self.merge.forget(partitions)
         for tp in partitions:
             buffer = self._buffers.pop(tp, None)
             if buffer:

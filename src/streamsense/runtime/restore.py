@@ -97,15 +97,26 @@ class Restorer:
     def _log_start(self, tp: TopicPartition) -> int:
         return self._broker.describe_topic(tp.topic).partitions[tp.partition].low
 
-    def split(self, tp: TopicPartition, records: list[Record]) -> tuple[list[Record], list[Record]]:
-        """The records to replay silently (before the committed offset) and the live ones."""
-        until = self._replay_until.get(tp)
-        if until is None:
+    def split(self, records: list[Record]) -> tuple[list[Record], list[Record]]:
+        """The records to replay silently (before the committed offset of their
+        topic-partition) and the live ones, each in the order given."""
+        if not self._replay_until:
             return [], records
-        replay = [r for r in records if r.offset < until]
-        live = records[len(replay) :]
-        if live or (replay and replay[-1].offset + 1 >= until):
-            del self._replay_until[tp]
+        replay, live = [], []
+        ended: set[TopicPartition] = set()
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            until = self._replay_until.get(tp)
+            if until is not None and record.offset < until:
+                replay.append(record)
+                if record.offset + 1 >= until:
+                    ended.add(tp)
+            else:
+                live.append(record)
+                if until is not None:
+                    ended.add(tp)
+        for tp in ended:
+            self._replay_until.pop(tp, None)
         return replay, live
 
     def count(self, partition: int, events: int) -> None:

@@ -33,6 +33,7 @@ from streamsense.runtime.commits import Committer
 from streamsense.runtime.flows import run_flow
 from streamsense.runtime.intake import NORMAL_LANE, Intake
 from streamsense.runtime.load import LoadMonitor, SheddingConfig
+from streamsense.runtime.merge import EventTimeMerge
 from streamsense.runtime.pauses import Backoff, PauseBook, RetryBook
 from streamsense.runtime.restore import Restorer
 from streamsense.runtime.state import StateStore
@@ -61,6 +62,11 @@ class WorkerConfig:
     buffer_records: int | None = None
     retry: Backoff = field(default_factory=Backoff)
     shedding: SheddingConfig | None = None
+    # A repartition target's records in event-time order (runtime/merge.py): "auto" orders
+    # replays and catch-ups (own lag above order_lag, off again below a quarter of it).
+    order: Literal["auto", "always", "never"] = "auto"
+    order_lag: int = 10_000
+    order_wait_ms: int = 1000
 
     @property
     def buffer_capacity(self) -> int:
@@ -82,6 +88,7 @@ class WorkerStats:
     paused_s: float = 0.0  # partition-seconds spent paused
     largest_buffer: int = 0
     shed_changes: int = 0
+    order_waits: int = 0  # times a repartition target's order waited its bound out
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
 
 
@@ -104,9 +111,17 @@ class Worker(Committer):
         self._clock = clock
         self._sources = app.sources()
         self._lanes = app.lane_ranks()
+        self._merged = app.merged_topics()
+        self._order_by_lag = False
         self._state = StateStore({s: app.changelog_topic(s) for s in app.stage_names()})
         self._restorer = Restorer(app, broker, self.config, clock)
-        self._intake = Intake(self.config.buffer_capacity, self._lanes)
+        self._intake = Intake(
+            self.config.buffer_capacity,
+            self._lanes,
+            app.merged_topics(),
+            EventTimeMerge(self.config.order_wait_ms, clock),
+        )
+        self._last_order_check = 0.0
         self._pauses = PauseBook(clock)
         self._retries = RetryBook(self.config.retry, clock)
         self._pending: dict[int, list[OutRecord]] = {}  # by source partition number
@@ -133,6 +148,9 @@ class Worker(Committer):
         the group (replays): members that died without leaving cannot hold a share of it,
         and fencing still stops a concurrent worker from committing the same offsets."""
         self.ensure_topics()
+        order = self.config.order
+        self._intake.ordered = order == "always" or (order == "auto" and until_caught_up)
+        self._order_by_lag = order == "auto" and not until_caught_up
         consumer = self.broker.consumer(
             self.app.group, session_timeout_ms=self.config.session_timeout_ms
         )
@@ -179,6 +197,7 @@ class Worker(Committer):
                 self._add_idle(consumer)
             self._pause_full_buffers(consumer)
             self._measure_load(consumer)
+            self._choose_order()
             due = batch_started is not None and self._batch_due(batch_started)
             if realtime or not chunk or due or urgent:
                 self._commit()
@@ -227,6 +246,7 @@ class Worker(Committer):
         self.stats.paused_s = self._pauses.paused_s
         self.stats.largest_buffer = self._intake.largest
         self.stats.shed_changes = self.load.changes
+        self.stats.order_waits = self._intake.merge.waits
 
     # -- lag and load -----------------------------------------------------------------------
     def next_offset(self, tp: TopicPartition) -> int:
@@ -258,6 +278,24 @@ class Worker(Committer):
                 raise
             log.info("lag not measured (%s); shedding state kept", error)
 
+    def _choose_order(self) -> None:
+        """Live, a repartition target is read in event-time order while this worker is
+        behind (a catch-up), and as it comes once it keeps up (no wait for the order)."""
+        now = time.monotonic()
+        if not self._order_by_lag or not self._merged or now - self._last_order_check < 1.0:
+            return
+        self._last_order_check = now
+        try:
+            lag = self.own_lag()
+        except StreamsenseError as error:
+            if not error.retryable:
+                raise
+            return
+        if lag > self.config.order_lag:
+            self._intake.ordered = True
+        elif lag < self.config.order_lag // 4:
+            self._intake.ordered = False
+
     def _check_caught_up(self, consumer: Consumer) -> bool:
         # Asking the broker costs round trips (Kafka): at most a few times a second.
         now = time.monotonic()
@@ -282,42 +320,42 @@ class Worker(Committer):
 
     # -- processing -------------------------------------------------------------------------
     def _process(self, records: list[Record]) -> bool:
-        """Run ``records`` through their flows; True when some came from a priority lane."""
-        by_partition: dict[TopicPartition, list[Record]] = {}
+        """Run ``records`` through their flows; True when some came from a priority lane.
+        Records go in the order taken, per flow and partition number (one keyed state):
+        a repartition target's upstream topics are taken in event-time order together."""
+        groups: dict[tuple[int, int], list[Record]] = {}
         for record in records:
-            by_partition.setdefault(TopicPartition(record.topic, record.partition), []).append(
-                record
-            )
+            flow = id(self._sources[record.topic])
+            groups.setdefault((flow, record.partition), []).append(record)
         urgent = False
-        for tp, batch in by_partition.items():
-            if self._retries.is_waiting(tp.partition):
+        for (_, partition), batch in groups.items():
+            if self._retries.is_waiting(partition):
                 continue  # failed earlier in this chunk: redone after its reload
             try:
-                self._process_partition(tp, batch)
+                self._process_partition(partition, batch)
             except StreamsenseError as error:
                 if not error.retryable:
                     raise
-                self._fail({tp.partition}, error)
+                self._fail({partition}, error)
                 continue
-            if self._lanes.get(tp.topic, NORMAL_LANE) < NORMAL_LANE:
+            if self._lanes.get(batch[0].topic, NORMAL_LANE) < NORMAL_LANE:
                 urgent = True
                 self.stats.priority_events += len(batch)
         return urgent
 
-    def _process_partition(self, tp: TopicPartition, batch: list[Record]) -> None:
-        replay, live = self._restorer.split(tp, batch)
-        flow = self._sources[tp.topic]
+    def _process_partition(self, partition: int, batch: list[Record]) -> None:
+        replay, live = self._restorer.split(batch)
+        flow = self._sources[batch[0].topic]
         if replay:
-            run_flow(flow, self._state, tp.partition, replay, restoring=True, load=self.load)
+            run_flow(flow, self._state, partition, replay, restoring=True, load=self.load)
             self.stats.replayed_events += len(replay)
         if live:
-            outcome = run_flow(
-                flow, self._state, tp.partition, live, restoring=False, load=self.load
-            )
-            self._pending.setdefault(tp.partition, []).extend(outcome.records)
-            self._offsets[tp] = live[-1].offset + 1
+            outcome = run_flow(flow, self._state, partition, live, restoring=False, load=self.load)
+            self._pending.setdefault(partition, []).extend(outcome.records)
+            for record in live:  # offset order within each topic-partition
+                self._offsets[TopicPartition(record.topic, partition)] = record.offset + 1
             self._events_in_batch += len(live)
-            self._restorer.count(tp.partition, len(live))
+            self._restorer.count(partition, len(live))
             self._record(outcome.events, outcome.outputs, outcome.dead_letters)
 
     def _record(self, events: int, outputs: int, dead_letters: dict[str, int]) -> None:
