@@ -16,7 +16,7 @@ takes a repartition, so both peers run the same two-step pipeline, at least once
 
 * streamsense (`streamsense run bench/kafka_bench.py`, create_app below): one App with two
   flows, each a FeatureStage (the definitions of apps/fraud/features.py, split by entity)
-  and a function stage; the repartition is a sink keyed by customer. At least once, with
+  and a function stage; the repartition is `ss.Repartition`, keyed by customer. At least once, with
   the default (plain) commits; no feature log, as the decisions carry the features and
   Quix writes nothing of the kind.
 * Quix Streams (its own virtualenv, ~/.cache/streamsense/quix-venv, made on first use:
@@ -39,10 +39,12 @@ event's scheduled send time; the first second is warm-up. streamsense commits ev
 --latency-batch-ms (both hops' outputs are sent at commits); Quix runs with its defaults.
 
 Correctness: every run's decisions are compared with DuckDB's batch computation of the
-handbook definitions (bench/handbook_reference.py). Customer windows see a customer's
-payments in the order they come out of the repartition, which on a backlog read from
-several partitions is not time order, so a few customer features can differ from the
-batch answer (both peers alike); the share of exact decisions is reported.
+handbook definitions (bench/handbook_reference.py); the share of exact decisions is
+reported. On a backlog the terminal partitions are processed at different speeds, so the
+repartition topic holds a customer's payments out of time order. streamsense's repartition
+(ss.Repartition into a stream with upstream_partitions, runtime/repartition.py) keeps one
+topic per terminal partition and reads them in event-time order while the worker is behind
+(runtime/merge.py); Quix's group_by reads them as they come.
 """
 
 from __future__ import annotations
@@ -108,14 +110,11 @@ def decision(tx: dict[str, Any], f: dict[str, Any]) -> dict[str, Any]:
 def create_app() -> Any:
     """This run's pipeline (names from $KAFKA_BENCH_NAME): `streamsense run` loads it."""
     sys.path.insert(0, str(ROOT / "apps" / "fraud"))
-    import msgspec
     from app import Transaction, rules  # apps/fraud/app.py, unchanged
     from features import LABEL_DELAY, WINDOWS_DAYS, _amount
 
     import streamsense as ss
     from streamsense import features as F
-    from streamsense.brokers import OutRecord, TopicConfig
-    from streamsense.runtime.app import source_headers
 
     name = os.environ["KAFKA_BENCH_NAME"]
 
@@ -134,9 +133,10 @@ def create_app() -> Any:
         f"{name}.transactions", Transaction, key="terminal_id", time="tx_datetime",
         partitions=PARTITIONS,
     )  # fmt: skip
+    # A repartition target: one topic per terminal partition, read in event-time order.
     by_customer = ss.Stream(
         f"{name}.by-customer", WithTerminal, key="customer_id", time="tx_datetime",
-        partitions=PARTITIONS,
+        partitions=PARTITIONS, upstream_partitions=PARTITIONS, retention_ms=RETENTION_MS,
     )  # fmt: skip
     terminal = F.FeatureGroup(by_terminal, key="terminal_id")
     for days in WINDOWS_DAYS:
@@ -169,26 +169,13 @@ def create_app() -> Any:
             tx.tx_amount, tx.tx_fraud,
         ), features), ctx)  # fmt: skip
 
-    encode = msgspec.json.Encoder().encode
-
-    class ByCustomer:
-        """The repartition: each value to the customer-keyed topic, keyed by customer."""
-
-        def topic_configs(self, partitions: int) -> dict[str, TopicConfig]:
-            return {by_customer.topic: TopicConfig(partitions, retention_ms=RETENTION_MS)}
-
-        def records(self, event: Any, value: WithTerminal) -> list[Any]:
-            key = str(value.customer_id).encode()
-            return [OutRecord(by_customer.topic, encode(value), key,
-                                 headers=source_headers(event))]  # fmt: skip
-
     app = ss.App(name)
     # No feature log (a record per event and stage): the decisions carry the 15 features,
     # and Quix writes nothing of the kind, so both peers write the same records.
     app.flow(by_terminal).batch(
         F.FeatureStage(f"{name}-terminal", F.FeatureSet("terminal", terminal.features),
                        allowed_lateness_ms=60_000, feature_log=False)
-    ).stage("attach", attach).sink(ByCustomer())  # fmt: skip
+    ).stage("attach", attach).sink(ss.Repartition(by_customer))  # fmt: skip
     app.flow(by_customer).batch(
         F.FeatureStage(f"{name}-customer", F.FeatureSet("customer", [*own, *customer.features]),
                        allowed_lateness_ms=LATENESS_MS, feature_log=False)

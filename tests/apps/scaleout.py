@@ -1,7 +1,7 @@
 """Windowed features on 6 partitions, for scale-out and crash tests on real Kafka.
 
-The feature engine's state (batch stage: snapshots + silent replay) and a function stage's
-per-key sequence number (changelog) both have to follow partitions across rebalances: a
+The feature engine's state (batch stage: a changelog entry per key + silent replay) and a
+function stage's per-key sequence number (changelog) both follow partitions across rebalances: a
 lost or repeated state change shows as a gap or a repeat in a user's ``n`` = 1, 2, 3...,
 and a wrong window as a feature vector that differs from a single worker's.
 
@@ -35,6 +35,9 @@ def build(name: str) -> tuple[ss.App, ss.Stream[Click]]:
     user.add("mean_1m", F.mean("amount"), F.rolling("1m"))
     user.add("max_5", F.max("amount"), F.last_n(5))
     user.add("n_tumbling_30s", F.count(), F.tumbling("30s"))
+    # An hour of every user's events: with the test's backlog of many users the stage's
+    # state is megabytes per partition (tests/integration/test_kafka_scaleout.py).
+    user.add("n_1h", F.count(), F.rolling("1h"))
     stage = F.FeatureStage(
         f"{name}-features",  # the stage names its own topics (windows, late...)
         F.FeatureSet(name, user.features),

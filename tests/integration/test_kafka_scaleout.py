@@ -10,7 +10,8 @@ move with their keyed state (feature-engine snapshots + replay, changelogs), and
   output exactly once.
 
 Both: no gap or repeat in any user's sequence number, and the feature vectors equal a
-single uninterrupted worker's.
+single uninterrupted worker's. A backlog of 150,000 users' history comes first, so each
+partition's feature state (a changelog entry per user) is megabytes, not a toy.
 """
 
 from __future__ import annotations
@@ -21,13 +22,17 @@ from pathlib import Path
 
 import pytest
 
+from streamsense.brokers.base import Record
 from streamsense.brokers.kafka import KafkaBroker
+from streamsense.runtime.batch_state import META_KEY
 from streamsense.runtime.lag import group_lag
 from streamsense.runtime.worker import Worker
 from streamsense.testing import drain_topic
 from tests.apps import scaleout
 from tests.integration.workers import (
     Feeder,
+    WorkerProcess,
+    backlog,
     check_outputs,
     events,
     live_members,
@@ -41,6 +46,8 @@ Names = Callable[[str], str]
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 EVENTS = 40_000
 RATE = 2_000  # events/s: the stream lasts 20 s plus the wait for the added worker
+BULK, BULK_USERS = 600_000, 150_000
+STATE_MB = 2.5  # the least feature state a partition must hold (about 3 MB)
 
 
 @pytest.mark.parametrize("exactly_once", [True, False], ids=["exactly-once", "at-least-once"])
@@ -51,7 +58,9 @@ def test_three_workers_one_killed_one_added(
     app, clicks = scaleout.build(name)
     broker = KafkaBroker(kafka_bootstrap)
     Worker(app, broker).ensure_topics()
-    items = events(EVENTS)
+    live = events(EVENTS)
+    history = backlog(BULK, BULK_USERS, live)
+    items = history + live
 
     def url(worker: str) -> str:
         if not exactly_once:
@@ -63,24 +72,30 @@ def test_three_workers_one_killed_one_added(
             f"&transactional_id={name}-{worker}&transaction_timeout_ms=10000"
         )
 
-    workers = [start_worker(tmp_path, w, name, url(w)) for w in ("w0", "w1", "w2")]
+    def start(worker: str) -> WorkerProcess:
+        return start_worker(tmp_path, worker, name, url(worker), state_every_s=2.0)
+
+    workers = [start(w) for w in ("w0", "w1", "w2")]
     wait_until(lambda: live_members(kafka_bootstrap, app.group) == 3, workers, "3 members")
     # The second half of the stream waits for the added worker: the kill and the join both
     # land mid-stream however long the rebalances take on a loaded machine.
+    with broker.producer() as producer:  # the history at once: a backlog
+        for out in map(clicks.to_record, history):
+            producer.send(out.topic, out.value, out.key)
     half = EVENTS // 2
-    feeder = Feeder(broker, [clicks.to_record(click) for click in items], RATE, hold_after=half)
+    feeder = Feeder(broker, [clicks.to_record(click) for click in live], RATE, hold_after=half)
     feeder.start()
 
     def done() -> int:
-        return processed(broker, app.group, clicks.topic)
+        return processed(broker, app.group, clicks.topic) - BULK
 
-    wait_until(lambda: done() >= EVENTS * 0.15, workers, "some processed")
+    wait_until(lambda: done() >= EVENTS * 0.15, workers, "some processed", timeout=300)
     killed = workers.pop(1)
     killed.kill()
     at_kill = done()
     # The survivors take the dead member's partitions once its session expires.
     wait_until(lambda: live_members(kafka_bootstrap, app.group) == 2, workers, "2 members")
-    workers.append(start_worker(tmp_path, "w3", name, url("w3")))
+    workers.append(start("w3"))
     wait_until(lambda: live_members(kafka_bootstrap, app.group) == 3, workers, "w3 joined")
     at_join = done()
     feeder.release()
@@ -91,12 +106,27 @@ def test_three_workers_one_killed_one_added(
     assert at_kill <= at_join <= half, (at_kill, at_join)  # both mid-stream
     assert all(n > 0 for n in stats.values()), stats  # every live worker had partitions
 
+    sizes = _state_bytes(drain_topic(broker, app.state_topic(f"{name}-features")))
+    assert min(sizes.values()) >= STATE_MB * 1e6, sizes
     records = drain_topic(broker, f"{name}.features")
     copies = check_outputs(records, reference_outputs(name, items), dedup=not exactly_once)
     if exactly_once:
         assert copies == 0
     print(f"kill at {at_kill}, join at {at_join}; {copies} outputs written twice and dropped")
+    print(f"feature state per partition (MB): {[round(b / 1e6, 1) for b in sizes.values()]}")
     broker.close()
+
+
+def _state_bytes(records: list[Record]) -> dict[int, int]:
+    """Each partition's feature state: the latest entry of every key, in bytes."""
+    latest: dict[tuple[int, bytes], int] = {}
+    for record in records:
+        if record.key != META_KEY:
+            latest[(record.partition, record.key or b"")] = len(record.value or b"")
+    sizes: dict[int, int] = {p: 0 for p in range(scaleout.PARTITIONS)}
+    for (partition, _), size in latest.items():
+        sizes[partition] += size
+    return sizes
 
 
 def _events(output: str) -> int:

@@ -54,7 +54,13 @@ class WorkerProcess:
 
 
 def start_worker(
-    tmp: Path, name: str, app_name: str, broker_url: str, *, batch_size: int = 500
+    tmp: Path,
+    name: str,
+    app_name: str,
+    broker_url: str,
+    *,
+    batch_size: int = 500,
+    state_every_s: float = 30.0,
 ) -> WorkerProcess:
     log = tmp / f"{name}.log"
     env = {
@@ -77,6 +83,8 @@ def start_worker(
                 str(batch_size),
                 "--session-timeout-ms",
                 str(SESSION_TIMEOUT_MS),
+                "--state-every-s",
+                str(state_every_s),
                 "--state-dir",
                 str(tmp / name),
                 "-v",
@@ -136,6 +144,13 @@ def events(n: int, step_ms: int = 50) -> list[Click]:
     and the test broker deletes records older than an hour (log.retention.hours=1)."""
     start = int(time.time() * 1000) - n * step_ms - 60_000
     return [Click(f"user-{i % USERS}", start + i * step_ms, float(i % 10)) for i in range(n)]
+
+
+def backlog(n: int, users: int, before: list[Click]) -> list[Click]:
+    """``n`` clicks of ``users`` users in the second before ``before`` starts: history
+    for many keys, so the feature stage's state is large."""
+    start = before[0].ts - 1000
+    return [Click(f"bulk-{i % users}", start + i * 1000 // n, float(i % 7)) for i in range(n)]
 
 
 class Feeder(threading.Thread):

@@ -52,6 +52,14 @@ def run(
             "(Kafka accepts 6000 to 300000 by default).",
         ),
     ] = WorkerConfig.session_timeout_ms,
+    state_every_s: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            help="Write feature-stage state (the keys changed since the last write) at "
+            "least this often (s): a restart replays at most this much.",
+        ),
+    ] = WorkerConfig.snapshot_every_s,
     verbose: VerboseOption = False,
     shed_above: Annotated[
         int | None,
@@ -86,7 +94,7 @@ def run(
         url = broker_url(broker, state_dir)
         options = supervise.WorkerOptions(
             mode, batch_size, url, state_dir, batch_ms, session_timeout_ms, verbose,
-            shed_above, restore_below,
+            shed_above, restore_below, state_every_s,
         )  # fmt: skip
         scale = supervise.ScaleOptions(
             workers, min_workers, max_workers, scale_up_lag, scale_up_seconds, idle_seconds,
@@ -101,6 +109,7 @@ def run(
         batch_ms=batch_ms,
         session_timeout_ms=session_timeout_ms,
         shedding=shedding,
+        snapshot_every_s=state_every_s,
     )
     worker = Worker(loaded.app, target, config)
     stop_on_signals(worker)

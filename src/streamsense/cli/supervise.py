@@ -99,6 +99,7 @@ class WorkerOptions:
     verbose: bool
     shed_above: int | None = None
     restore_below: int | None = None
+    state_every_s: float = 30.0
 
     def argv(self, app: str, broker_url: str) -> list[str]:
         command = [sys.executable, "-m", "streamsense", "run", app, "--workers", "1"]
@@ -106,6 +107,7 @@ class WorkerOptions:
         command += ["--broker", broker_url, "--state-dir", str(self.state_dir)]
         command += ["--batch-ms", str(self.batch_ms)]
         command += ["--session-timeout-ms", str(self.session_timeout_ms)]
+        command += ["--state-every-s", str(self.state_every_s)]
         command += ["--parent-pid", str(os.getpid())]
         if self.shed_above is not None:
             command += ["--shed-above", str(self.shed_above)]
