@@ -107,10 +107,10 @@ def decision(tx: dict[str, Any], f: dict[str, Any]) -> dict[str, Any]:
 
 def create_app() -> Any:
     """This run's pipeline (names from $KAFKA_BENCH_NAME): `streamsense run` loads it."""
-    sys.path.insert(0, str(ROOT / "apps" / "fraud"))
+    sys.path.insert(0, str(ROOT))
     import msgspec
-    from app import Transaction, rules  # apps/fraud/app.py, unchanged
-    from features import LABEL_DELAY, WINDOWS_DAYS, _amount
+    from apps.fraud.app import Transaction, rules  # apps/fraud/app.py, unchanged
+    from apps.fraud.features import LABEL_DELAY, WINDOWS_DAYS, _amount
 
     import streamsense as ss
     from streamsense import features as F

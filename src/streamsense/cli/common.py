@@ -29,6 +29,12 @@ StateDirOption = Annotated[
     typer.Option("--state-dir", help="Where the embedded broker and local state live."),
 ]
 DEFAULT_STATE_DIR = Path(".streamsense")
+AppArgument = Annotated[
+    str, typer.Argument(help="App package folder (apps/NAME), file.py or module[:attr].")
+]
+ModeOption = Annotated[str, typer.Option("--mode", help="realtime or microbatch.")]
+BatchOption = Annotated[int, typer.Option("--batch-size", min=1, help="Events per microbatch.")]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v")]
 
 
 def broker_url(broker: str | None, state_dir: Path) -> str:

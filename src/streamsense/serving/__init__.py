@@ -3,9 +3,9 @@
 from streamsense import serving
 
 registry = serving.ModelRegistry("models/")
-version = registry.register("fraud", "model.onnx", "onnx", features=FEATURES)
-registry.set_alias("fraud", "production", version)
-model = registry.load("fraud", "production")
+version = registry.register("risk", "model.onnx", "onnx", features=FEATURES)
+registry.set_alias("risk", "production", version)
+model = registry.load("risk", "production")
 p = model.predict_proba(rows)  # (n, len(FEATURES)) → (n,)
 
 rules = serving.ReloadingRuleSet("rules.yaml")
