@@ -7,6 +7,7 @@ import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any
 
 import typer
@@ -35,6 +36,8 @@ from streamsense.cli.session import (
     worker_config,
 )
 from streamsense.cli.time_range import TimeRange
+from streamsense.errors import MissingExtra
+from streamsense.extras import Extra, require
 
 InputsOption = Annotated[
     list[str] | None, typer.Option("--input", help="STREAM=FILE (or FILE for the only stream).")
@@ -198,8 +201,8 @@ def serve(
 ) -> None:
     """Serve an app's decisions over HTTP (`POST /v1/decide/{stream}`, see the docs at /docs)
     and, with --grpc-port, gRPC. The API key comes from $STREAMSENSE_API_KEY."""
-    import uvicorn
-
+    uvicorn = _required("uvicorn", "serving")
+    _required("fastapi", "serving")
     from streamsense.serving.gc_tuning import freeze_after_startup
     from streamsense.serving.service import create_api
 
@@ -215,6 +218,7 @@ def serve(
     console.print(f"serving {application.name} on http://{host}:{port} (broker {target.url})")
     api = freeze_after_startup(create_api(serving))  # no full GCs over the startup heap
     if grpc_port is not None:
+        _required("grpc", "serving")
         from streamsense.serving.grpc_service import with_grpc
 
         api = with_grpc(api, serving, host=host, port=grpc_port)
@@ -223,3 +227,10 @@ def serve(
         uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
     finally:
         target.close()
+
+
+def _required(module: str, extra: Extra) -> ModuleType:
+    try:
+        return require(module, extra)
+    except MissingExtra as error:
+        fail(str(error))

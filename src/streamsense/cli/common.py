@@ -9,6 +9,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from streamsense.brokers import Broker, open_broker
 from streamsense.errors import StreamsenseError
@@ -49,7 +50,7 @@ def connect(broker: str | None, state_dir: Path) -> Broker:
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {message}")
+    err_console.print(f"[red]error:[/red] {escape(message)}")  # [kafka] is no markup
     raise typer.Exit(code)
 
 
