@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "apps" / "fraud")]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from app import FEATURES, transactions  # noqa: E402
+from apps.fraud.app import FEATURES, transactions  # noqa: E402
 
 from streamsense.brokers import EmbeddedBroker, TopicConfig  # noqa: E402
 from streamsense.runtime.ingest import ingest_file  # noqa: E402

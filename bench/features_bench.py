@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "apps" / "fraud"), str(ROOT / "bench")]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT), str(ROOT / "bench")]
 
 from handbook_peers import Peer, main  # noqa: E402
 from handbook_reference import FEATURE_COLUMNS  # noqa: E402
@@ -31,7 +31,7 @@ BATCH = 20_000
 
 
 def _engine() -> tuple[F.FeatureEngine, list[str]]:
-    from app import FEATURES  # the fraud app's definitions, unchanged
+    from apps.fraud.app import FEATURES  # the fraud app's definitions, unchanged
 
     return F.FeatureEngine(FEATURES), FEATURES.names
 

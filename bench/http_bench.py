@@ -51,7 +51,7 @@ import numpy as np
 from fastapi import FastAPI, Request, Response
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "apps" / "fraud")]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 DATASET = ROOT.parent / "shared" / "datasets" / "fraud-handbook" / "transactions.parquet"
 STREAM = "transactions"
@@ -69,7 +69,7 @@ def prepare(state_dir: Path, events: int, requests: int) -> list[bytes]:
     """Fill the online store and the model registry; returns the request bodies."""
     import lightgbm as lgb
     import pyarrow.parquet as pq
-    from serving import online_store
+    from apps.fraud.serving import online_store
 
     from streamsense import features as F
     from streamsense.brokers import TopicConfig, open_broker

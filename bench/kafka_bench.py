@@ -109,9 +109,9 @@ def decision(tx: dict[str, Any], f: dict[str, Any]) -> dict[str, Any]:
 
 def create_app() -> Any:
     """This run's pipeline (names from $KAFKA_BENCH_NAME): `streamsense run` loads it."""
-    sys.path.insert(0, str(ROOT / "apps" / "fraud"))
-    from app import Transaction, rules  # apps/fraud/app.py, unchanged
-    from features import LABEL_DELAY, WINDOWS_DAYS, _amount
+    sys.path.insert(0, str(ROOT))
+    from apps.fraud.app import Transaction, rules  # apps/fraud/app.py, unchanged
+    from apps.fraud.features import LABEL_DELAY, WINDOWS_DAYS, _amount
 
     import streamsense as ss
     from streamsense import features as F
@@ -150,8 +150,8 @@ def create_app() -> Any:
         customer.add(f"CUSTOMER_ID_AVG_AMOUNT_{days}DAY_WINDOW", F.mean("tx_amount"), window)
     own = [
         F.Computed("TX_AMOUNT", by_customer, _amount, ("tx_amount",)),
-        F.weekend(by_customer),
-        F.night(by_customer),
+        F.weekend(by_customer, "TX_DURING_WEEKEND"),
+        F.night(by_customer, "TX_DURING_NIGHT"),
     ]
 
     def attach(enriched: F.Enriched, ctx: ss.Context) -> WithTerminal:

@@ -27,9 +27,9 @@ import numpy as np
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "apps" / "fraud"), str(ROOT / "bench")]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT), str(ROOT / "bench")]
 
-from app import FEATURES, Transaction  # noqa: E402
+from apps.fraud.app import FEATURES, Transaction  # noqa: E402
 from online_store_bench import bench_feast, measure, redis_server  # noqa: E402
 
 from streamsense import features as F  # noqa: E402

@@ -16,6 +16,7 @@ test week live and compares with the handbook's published results.
 from __future__ import annotations
 
 import gc
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,26 +26,29 @@ import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import serving as serving_setup
-from features import (
+import typer
+
+import streamsense as ss
+from streamsense import features as F
+from streamsense.application import InputOption, Session, Training
+from streamsense.runtime.ingest import RowFilter
+from streamsense.serving import DECIDED_BY_API, Serving
+from streamsense.serving.decision import DecisionRecord
+from streamsense.serving.request_reply import ReplySink, request_id
+
+from . import demo, handbook_protocol
+from . import serving as serving_setup
+from .features import (
     HANDBOOK_NAMES,
     LABEL_DELAY_MS,
     fraud_features,
     handbook_features,
     model_inputs,
 )
-from fraud_exports import export_decisions_file, export_features_file
-from fraud_metrics import HANDBOOK_RESULTS, Evaluation, Protocol, evaluate
-from fraud_summary import summary
-from fraud_training import TrainingReport, train
-from handbook_rules import Decision, rules
-
-import streamsense as ss
-from streamsense import features as F
-from streamsense.runtime.ingest import RowFilter
-from streamsense.serving import DECIDED_BY_API, Serving
-from streamsense.serving.decision import DecisionRecord
-from streamsense.serving.request_reply import ReplySink, request_id
+from .fraud_exports import export_decisions_file, export_features_file
+from .fraud_metrics import HANDBOOK_RESULTS, Evaluation, Protocol
+from .fraud_summary import summary
+from .handbook_rules import Decision, rules
 
 DAY_MS = 86_400_000
 
@@ -150,8 +154,6 @@ app.flow(transactions).batch(FEATURE_STAGE).stage("decide", DECIDE).sink(
 )
 app.flow(labels).stage("cards", cards).sink(ss.TopicSink("fraud.compromised-cards"))
 
-inputs = {"transactions": transactions}
-
 
 @dataclass(frozen=True)
 class LabelRows:
@@ -213,36 +215,46 @@ def export_decisions(
     return export_decisions_file(broker, path, start_ms, end_ms)
 
 
-def train_models(broker: ss.Broker, state_dir: Path, protocol: Protocol) -> TrainingReport:
-    """`streamsense fraud train`, once the pipeline has replayed up to the test week."""
-    return train(
-        broker,
-        state_dir,
-        MODEL_INPUTS,
-        protocol.train_start_ms,
-        protocol.train_end_ms,
-        as_of_ms=protocol.test_start_ms,
-    )
+def train_on_replay(session: Session, files: Mapping[str, Path], protocol: Protocol) -> None:
+    """`streamsense fraud train`: replay up to the test week, train, reload the cascade."""
+    handbook_protocol.train_on_replay(session, files, protocol, MODEL_INPUTS)
 
 
-def evaluate_models(broker: ss.Broker, state_dir: Path, protocol: Protocol) -> Evaluation:
-    """`streamsense fraud evaluate`, once the pipeline has decided the test week."""
-    return evaluate(broker, state_dir, MODEL_INPUTS, protocol)
+def score_live(session: Session, files: Mapping[str, Path], protocol: Protocol) -> Evaluation:
+    """`streamsense fraud evaluate`, once trained: the test week decided live, scored."""
+    return handbook_protocol.score_live(session, files, protocol, MODEL_INPUTS)
 
+
+def _commands() -> typer.Typer:
+    from .commands import commands  # imported only when `streamsense fraud` runs
+
+    return commands
+
+
+application = ss.Application(
+    app=app,
+    inputs={"transactions": transactions},
+    input_options=[
+        InputOption("transactions", "The payments (Parquet or JSON lines); their labels too.")
+    ],
+    derived_inputs=derived_inputs,
+    configure=configure,
+    exports={"features": export_features, "decisions": export_decisions},
+    summary=summary,
+    serving=serving,
+    training=Training(train=train_on_replay, evaluate=score_live),
+    demo=demo.run,
+    demo_options=demo.OPTIONS,
+    commands=_commands,
+)
 
 __all__ = [
+    "FEATURES",
     "HANDBOOK_RESULTS",
     "Decision",
     "Protocol",
     "app",
-    "configure",
-    "derived_inputs",
-    "evaluate_models",
-    "export_decisions",
-    "export_features",
-    "inputs",
+    "application",
     "rules",
-    "serving",
-    "summary",
-    "train_models",
+    "transactions",
 ]

@@ -55,8 +55,8 @@ def handbook_features(transactions: ss.Stream[Any]) -> F.FeatureSet:
         "handbook",
         [
             amount,
-            F.weekend(transactions),
-            F.night(transactions),
+            F.weekend(transactions, "TX_DURING_WEEKEND"),
+            F.night(transactions, "TX_DURING_NIGHT"),
             *customer.features,
             *terminal.features,
         ],

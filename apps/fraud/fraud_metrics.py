@@ -14,12 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from features import LABEL_DELAY_MS
-from fraud_exports import decisions, labels
-from serving import HEAVY, LIGHT, registry
 
 import streamsense as ss
 from streamsense.errors import StreamsenseError
+
+from .features import LABEL_DELAY_MS
+from .fraud_exports import decisions, labels
+from .serving import HEAVY, LIGHT, registry
 
 DAY_MS = 86_400_000
 
@@ -33,12 +34,14 @@ HANDBOOK_RESULTS = {
 
 @dataclass(frozen=True)
 class Protocol:
-    """Train [train_start, +train_days), wait delay_days for labels, test test_days."""
+    """Train [train_start, +train_days), wait delay_days for labels, test test_days; the
+    replay before training starts history_days before it (0: the whole file before it)."""
 
     train_start_ms: int
     train_days: int = 7
     delay_days: int = 7
     test_days: int = 7
+    history_days: int = 0
 
     @property
     def train_end_ms(self) -> int:

@@ -7,12 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from fraud_exports import decisions, labels, records
-from fraud_metrics import auc_roc, average_precision
 from rich.console import Console
 from rich.table import Table
 
 import streamsense as ss
+
+from .fraud_exports import decisions, labels, records
+from .fraud_metrics import auc_roc, average_precision
 
 TIERS = ("rules", "light", "heavy", "fallback")
 ACTIONS = ("allow", "review", "block")

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fraud_exports import decisions, labels
-from serving import HEAVY, LIGHT, registry
 
 import streamsense as ss
 from streamsense.errors import ConfigError
+
+from .fraud_exports import decisions, labels
+from .serving import HEAVY, LIGHT, registry
 
 HEAVY_PARAMS: dict[str, Any] = {
     "n_estimators": 500,

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from features import derived
 
 import streamsense as ss
 from streamsense import features as F
@@ -36,6 +35,8 @@ from streamsense.serving.remote_model import RemoteModel
 from streamsense.serving.rules import RuleSet
 from streamsense.store import OnlineStore, open_online_store
 from streamsense.store.views import OnlineFeatures
+
+from .features import derived
 
 LIGHT, HEAVY = "fraud-light", "fraud-heavy"
 HEAVY_URL_ENV = "STREAMSENSE_HEAVY_MODEL_URL"

@@ -6,6 +6,7 @@ The public API is deliberately small; everything else lives in submodules
 
 from __future__ import annotations
 
+from streamsense.application import Application
 from streamsense.brokers import Broker, TopicConfig, TopicPartition, open_broker
 from streamsense.errors import InvalidEvent, StreamsenseError
 from streamsense.events import Event, Schema, Stream
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "App",
+    "Application",
     "Broker",
     "Context",
     "Event",

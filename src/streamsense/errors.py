@@ -34,6 +34,10 @@ class ConfigError(FatalError):
     """Invalid configuration or arguments (bad URL, unknown topic, wrong partition count)."""
 
 
+class MissingExtra(ConfigError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
 class TopicNotFound(ConfigError):
     """The named topic does not exist."""
 

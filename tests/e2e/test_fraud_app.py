@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from apps.fraud.simulator import FraudSimulatorConfig, simulate_transactions, write_parquet
 from typer.testing import CliRunner
 
 from streamsense import features as F
@@ -26,7 +27,6 @@ from streamsense.brokers import EmbeddedBroker, TopicPartition
 from streamsense.cli.main import cli
 from streamsense.runtime.loader import load_app
 from streamsense.serving.registry import ModelRegistry
-from streamsense.simulators import FraudSimulatorConfig, simulate_transactions, write_parquet
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "apps" / "fraud")

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from streamsense import features as F
+from streamsense.runtime.loader import load_app
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,8 +29,7 @@ def _module(path: Path, name: str) -> ModuleType:
 
 def test_streamed_handbook_features_equal_duckdb_on_the_whole_file(handbook_file: Path) -> None:
     reference = _module(ROOT / "bench" / "handbook_reference.py", "handbook_reference")
-    sys.path.insert(0, str(ROOT / "apps" / "fraud"))
-    fraud = _module(ROOT / "apps" / "fraud" / "app.py", "fraud_app_for_test")
+    fraud = load_app(str(ROOT / "apps" / "fraud")).module
     table = pq.read_table(handbook_file)
     times = table.column("TX_DATETIME").cast("int64").to_numpy() // 1000
     columns = {

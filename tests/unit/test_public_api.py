@@ -6,6 +6,7 @@ import streamsense
 
 EXPECTED = {
     "App",
+    "Application",
     "Broker",
     "Context",
     "Event",

@@ -53,6 +53,9 @@ def open_broker(url: str, *, clock: Clock = SYSTEM_CLOCK) -> Broker:
     if url.startswith("memory://"):
         return MemoryBroker(clock=clock)
     if url.startswith("kafka://"):
+        from streamsense.extras import require
+
+        require("confluent_kafka", "kafka")
         from streamsense.brokers.kafka import KafkaBroker
 
         return KafkaBroker(url.removeprefix("kafka://"), clock=clock)

@@ -9,6 +9,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from streamsense.brokers import Broker, open_broker
 from streamsense.errors import StreamsenseError
@@ -29,6 +30,12 @@ StateDirOption = Annotated[
     typer.Option("--state-dir", help="Where the embedded broker and local state live."),
 ]
 DEFAULT_STATE_DIR = Path(".streamsense")
+AppArgument = Annotated[
+    str, typer.Argument(help="App package folder (apps/NAME), file.py or module[:attr].")
+]
+ModeOption = Annotated[str, typer.Option("--mode", help="realtime or microbatch.")]
+BatchOption = Annotated[int, typer.Option("--batch-size", min=1, help="Events per microbatch.")]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v")]
 
 
 def broker_url(broker: str | None, state_dir: Path) -> str:
@@ -43,7 +50,7 @@ def connect(broker: str | None, state_dir: Path) -> Broker:
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {message}")
+    err_console.print(f"[red]error:[/red] {escape(message)}")  # [kafka] is no markup
     raise typer.Exit(code)
 
 

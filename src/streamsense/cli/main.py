@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from streamsense.cli import apps, fraud, io, model_server, run, status, store
+from streamsense.cli import apps, io, model_server, run, status, store
+from streamsense.cli.app_command import DemoCommand, ReplayCommand
+from streamsense.cli.app_groups import WithAppCommands
 from streamsense.cli.topics import topics_app
 
 cli = typer.Typer(
@@ -12,13 +14,14 @@ cli = typer.Typer(
     help="Event streams → features → decisions, in real time.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=WithAppCommands,  # and each app's own commands: streamsense NAME ...
 )
 cli.add_typer(topics_app, name="topics")
 cli.command()(io.produce)
 cli.command()(io.consume)
 cli.command()(run.run)
-cli.command()(apps.replay)
-cli.command()(apps.demo)
+cli.command(cls=ReplayCommand)(apps.replay)
+cli.command(cls=DemoCommand)(apps.demo)
 cli.command()(apps.serve)
 cli.command("plan")(store.plan_command)
 cli.command("apply")(store.apply_command)
@@ -26,7 +29,6 @@ cli.command("backfill")(store.backfill_command)
 cli.command("materialize")(store.materialize_command)
 cli.command("verify")(store.verify_command)
 cli.add_typer(store.features_app, name="features")
-cli.add_typer(fraud.fraud_app, name="fraud")
 cli.command()(status.status)
 cli.command("model-server")(model_server.model_server)
 

@@ -24,8 +24,8 @@ def model_server(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Serve a registry model (`POST /v1/score`, `GET /healthz`) for a remote model tier:
-    the API's cascade reaches it with `RemoteModel(url)` (the fraud app: set
-    $STREAMSENSE_HEAVY_MODEL_URL)."""
+    the API's cascade reaches it with `RemoteModel(url)` (an app may read the URL from
+    its environment, as the reference app reads $STREAMSENSE_HEAVY_MODEL_URL)."""
     from streamsense.serving.model_server import serve_model
 
     setup_logging(verbose)

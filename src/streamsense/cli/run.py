@@ -9,26 +9,21 @@ from typing import Annotated
 import typer
 
 from streamsense.cli import supervise
-from streamsense.cli.apps import (
-    AppArgument,
-    BatchOption,
-    ModeOption,
-    VerboseOption,
-    load_spec,
-    print_stats,
-    stop_on_signals,
-    worker_config,
-)
 from streamsense.cli.common import (
     DEFAULT_STATE_DIR,
+    AppArgument,
+    BatchOption,
     BrokerOption,
+    ModeOption,
     StateDirOption,
+    VerboseOption,
     broker_url,
     connect,
     console,
     fail,
     setup_logging,
 )
+from streamsense.cli.session import load_spec, print_stats, stop_on_signals, worker_config
 from streamsense.errors import StreamsenseError
 from streamsense.runtime.gc_tuning import tune_for_streaming
 from streamsense.runtime.load import SheddingConfig

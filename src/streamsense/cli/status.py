@@ -1,8 +1,8 @@
 """`streamsense status`: how far a consumer group is behind, per topic-partition.
 
-    streamsense status apps/fraud                  # the app's group on its source topics
-    streamsense status --group fraud --broker kafka://127.0.0.1:9092
-    streamsense status apps/fraud --format prometheus
+    streamsense status apps/NAME                   # the app's group on its source topics
+    streamsense status --group NAME --broker kafka://127.0.0.1:9092
+    streamsense status apps/NAME --format prometheus
 
 With ``--group`` alone, every topic where the group committed an offset is shown (or the
 ``--topic`` ones). Lag is counted in offsets (see ``streamsense.runtime.lag``).

@@ -20,7 +20,6 @@ import msgspec
 import typer
 
 from streamsense.brokers import Broker
-from streamsense.brokers.kafka import worker_url
 from streamsense.cli.common import connect, fail, setup_logging
 from streamsense.clock import SYSTEM_CLOCK
 from streamsense.errors import StreamsenseError
@@ -196,7 +195,7 @@ def _build(
 
     return Supervisor(
         command_launcher(
-            lambda slot: worker.argv(spec, worker_url(worker.broker_url, app.group, slot))
+            lambda slot: worker.argv(spec, _worker_url(worker.broker_url, app.group, slot))
         ),
         lambda: group_lag(broker, app.group, sources),
         ScalePolicy(config, SYSTEM_CLOCK),
@@ -241,3 +240,11 @@ def exit_with_parent(parent_pid: int | None, stop: Callable[[], None]) -> None:
         stop()
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _worker_url(url: str, group: str, slot: int) -> str:
+    if not url.startswith("kafka://"):
+        return url
+    from streamsense.brokers.kafka import worker_url  # the [kafka] extra, only when used
+
+    return worker_url(url, group, slot)

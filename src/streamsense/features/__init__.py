@@ -2,11 +2,11 @@
 
 from streamsense import features as F
 
-customer = F.FeatureGroup(transactions, key="customer_id")
+customer = F.FeatureGroup(payments, key="customer_id")
 customer.add("nb_tx_1d", F.count(), F.rolling("1d"))
-customer.add("avg_amount_7d", F.mean("tx_amount"), F.rolling("7d"))
-stage = F.FeatureStage("features", F.FeatureSet("fraud", customer.features))
-app.flow(transactions).batch(stage).stage("decide", decide)
+customer.add("avg_amount_7d", F.mean("amount"), F.rolling("7d"))
+stage = F.FeatureStage("features", F.FeatureSet("payments", customer.features))
+app.flow(payments).batch(stage).stage("decide", decide)
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Feature definitions: one declarative object per feature, used unchanged by the live path,
 the replay path and the feature store.
 
-    customer = FeatureGroup(transactions, key="customer_id")
+    customer = FeatureGroup(payments, key="customer_id")
     customer.add("nb_tx_1d", count(), rolling("1d"))
-    customer.add("avg_amount_7d", mean("tx_amount"), rolling("7d"))
-    features = FeatureSet("fraud", [*customer.features, weekend(transactions, "weekend")])
+    customer.add("avg_amount_7d", mean("amount"), rolling("7d"))
+    features = FeatureSet("payments", [*customer.features, weekend(payments, "weekend")])
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class FeatureGroup:
         return feature
 
 
-def weekend(source: Stream[Any], name: str = "TX_DURING_WEEKEND") -> Computed:
+def weekend(source: Stream[Any], name: str = "during_weekend") -> Computed:
     """1 when the event time (UTC) falls on a Saturday or Sunday."""
 
     def during_weekend(times: npt.NDArray[np.int64], _: Columns) -> npt.NDArray[Any]:
@@ -109,7 +109,7 @@ def weekend(source: Stream[Any], name: str = "TX_DURING_WEEKEND") -> Computed:
     return Computed(name, source, during_weekend, (), "int64")
 
 
-def night(source: Stream[Any], name: str = "TX_DURING_NIGHT", last_hour: int = 6) -> Computed:
+def night(source: Stream[Any], name: str = "during_night", last_hour: int = 6) -> Computed:
     """1 when the event time's hour (UTC) is 0 to ``last_hour``."""
 
     def during_night(times: npt.NDArray[np.int64], _: Columns) -> npt.NDArray[Any]:

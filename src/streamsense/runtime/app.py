@@ -1,9 +1,9 @@
 """Applications: flows of events from a source stream through stages into sinks.
 
-    app = App("fraud-demo")
-    flow = app.flow(transactions)
+    app = App("payments-demo")
+    flow = app.flow(payments)
     flow.stage("profile", update_profile)     # fn(value, ctx) -> value or None
-    flow.sink(TopicSink("fraud-demo.decisions"))
+    flow.sink(TopicSink("payments-demo.decisions"))
 
 A stage gets the previous stage's value (the validated payload first) and a Context with
 the event and the stage's keyed state. Returning None ends the event's way through the flow.

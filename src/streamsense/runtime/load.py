@@ -4,7 +4,7 @@ The worker measures its own lag (records between what it has processed and the e
 partitions it owns) a few times a second and feeds it here. Above ``shed_above`` the
 monitor switches shedding on; it switches it off only once the lag is below
 ``restore_below``, so a lag hovering around one threshold does not flap. Stages read
-``ctx.load.shed_heavy`` (the fraud app's cascade skips its heavy model and marks the
+``ctx.load.shed_heavy`` (a cascade skips its heavy model and marks the
 decision "heavy_shed"). Shedding makes decisions depend on load, not only on the log,
 which is why it is off unless configured and why every shed decision says so.
 """

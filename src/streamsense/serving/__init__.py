@@ -5,9 +5,9 @@ API is ``streamsense.serving.service`` (FastAPI), the gRPC one ``serving.grpc_se
 from streamsense import serving
 
 registry = serving.ModelRegistry("models/")
-version = registry.register("fraud", "model.onnx", "onnx", features=FEATURES)
-registry.set_alias("fraud", "production", version)
-model = registry.load("fraud", "production")
+version = registry.register("risk", "model.onnx", "onnx", features=FEATURES)
+registry.set_alias("risk", "production", version)
+model = registry.load("risk", "production")
 p = model.predict_proba(rows)  # (n, len(FEATURES)) → (n,)
 
 rules = serving.ReloadingRuleSet("rules.yaml")
@@ -16,9 +16,9 @@ rules.decide({"amount": 250.0, ...})  # RuleMatch(rule="huge_amount", action="bl
 heavy = serving.RemoteModel("http://127.0.0.1:8100")  # `streamsense model-server`
 fallbacks = serving.FallbackConfig(chain=("rules", "last_prediction", "default"), rules=...)
 cascade = serving.Cascade(rules=rules, light=model, config=serving.CascadeConfig(block_at=0.8))
-served = serving.Serving("fraud", streams, features, cascade, broker, "fraud.decisions")
-app.flow(transactions).stage("decide", decide).sink(serving.ReplySink("fraud.decisions"))
-decisions = ss.Stream("fraud.decisions", serving.Decision, key="key", time="event_time")
+served = serving.Serving("payments", streams, features, cascade, broker, "payments.decisions")
+app.flow(transactions).stage("decide", decide).sink(serving.ReplySink("payments.decisions"))
+decisions = ss.Stream("payments.decisions", serving.Decision, key="key", time="event_time")
 app.flow(decisions).sink(serving.WebhookSink(url)).sink(serving.AlertLogSink("alerts.jsonl"))
 """
 

@@ -16,7 +16,7 @@ Tier = Literal["rules", "light", "heavy", "fallback"]
 class DecisionRecord(msgspec.Struct, kw_only=True):
     event_id: str
     key: str
-    score: float  # probability of the positive class (fraud), 0..1
+    score: float  # probability of the positive class, 0..1
     action: Action
     tier: Tier
     model_version: str | None = None
@@ -41,7 +41,7 @@ class DecisionRecord(msgspec.Struct, kw_only=True):
 class Decision(DecisionRecord, Schema, kw_only=True):  # type: ignore[misc]
     """A decision read back from a decisions topic, as a flow's source (action sinks):
 
-        decisions = ss.Stream("fraud.decisions", Decision, key="key", time="event_time")
+        decisions = ss.Stream("payments.decisions", Decision, key="key", time="event_time")
 
     ``event_time`` is the decided event's time (epoch ms) when the writer recorded it, else
     0. A stream keeps only the fields its schema declares: subclass to keep more."""

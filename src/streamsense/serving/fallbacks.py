@@ -17,8 +17,8 @@ and carries the confidence. If no step answers, the rules tier's result stands (
 chain at all). ``penalise`` is how low confidence acts on any decision, here and on the
 feature path: the score is left as the model gave it (it stays calibrated and comparable),
 ``record.confidence`` carries the penalty, and an ``allow`` below ``min_confidence`` becomes
-``review``. Stale inputs under-state what happened since (a burst of payments, a new
-fraud label), so a stale "allow" is the error that costs; a human review is the cheap way to
+``review``. Stale inputs under-state what happened since (a burst of events, a newly
+arrived label), so a stale "allow" is the error that costs; a human review is the cheap way to
 be safe. Blocks and reviews are kept as they are.
 """
 

@@ -21,7 +21,7 @@ How the staleness penalty acts (``apply``): ``record.confidence`` becomes the ca
 confidence, ``0.5 ** (age / half_life)``, and below ``min_confidence`` an ``allow`` turns into
 a ``review`` (``fallbacks.penalise``). The score stays the model's own: changing it would
 break its calibration and the thresholds that read it. Stale windows miss the newest events, a
-burst of card-testing payments being the very thing fraud features exist to see, so an allow
+burst of events being the very thing windowed features exist to see, so an allow
 on stale values is the decision to distrust; a block or review on them stays. Errors that are
 not transient (a bug, a bad configuration) are raised, not hidden behind a fallback.
 """

@@ -2,7 +2,7 @@
 
 A served app holds a large, long-lived heap from its start-up (numba kernels, onnxruntime
 sessions, FastAPI's routing and models). CPython's full (generation 2) collections walk all
-of it: serving the fraud app at 400 requests/s, two of them in 20 s took 113 and 122 ms,
+of it: serving the reference app at 400 requests/s, two of them in 20 s took 113 and 122 ms,
 each a stall for every request in flight (BENCHMARKS.md). ``gc.freeze()`` once start-up
 is over moves that heap out of the collector's sight; later garbage is collected as usual.
 """

@@ -4,7 +4,7 @@ ingest logic as the HTTP API (``serving.decide``), the same API key and size lim
     server, port = await start_grpc_server(serving, producer, port=50051)
     ...
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        reply = await DecisionsClient(channel).decide("transactions", b'{"TX_AMOUNT": ...}')
+        reply = await DecisionsClient(channel).decide("payments", b'{"amount": ...}')
 
 ``with_grpc(api, serving, port=N)`` runs the gRPC server inside the FastAPI app's lifespan, on
 the same event loop and with the same producer, so ``streamsense serve --grpc-port N`` serves

@@ -1,7 +1,7 @@
 """A registry model served over HTTP, in a process of its own: a model tier that can be
 scaled, restarted or killed apart from the API (``RemoteModel`` is its client).
 
-    streamsense model-server --registry models/ --model fraud-heavy --alias production --port 8100
+    streamsense model-server --registry models/ --model risk-heavy --alias production --port 8100
 
     POST /v1/score   {"rows": [[f1, f2, ...], ...]}  → {"name", "version", "scores": [...]}
     GET  /healthz    {"status": "ok", "name", "version", "format", "content_hash", "features"}

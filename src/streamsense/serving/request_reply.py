@@ -3,7 +3,7 @@ authorisation path), with a timeout and a fallback decision when the pipeline is
 
 Caller side:
 
-    client = RequestReply(broker, transactions, "fraud.decisions", timeout=0.2)
+    client = RequestReply(broker, payments, "payments.decisions", timeout=0.2)
     decision = client.request(payload)           # or: await client.arequest(payload)
     if decision.degraded and "timeout" in decision.degraded_reasons: ...
 

@@ -4,9 +4,9 @@ They are sinks of a flow (``runtime.app.Sink``), run by the worker like any othe
 after the stage that decides, or on a flow reading the decisions topic, which also sees
 the decisions the API made:
 
-    decisions = ss.Stream("fraud.decisions", Decision, key="key", time="event_time")
-    app.flow(decisions).sink(TopicActionSink("fraud.blocked", actions={"block"})).sink(
-        WebhookSink("https://ops.example.com/hook", dead_letter_topic="fraud.webhook-dead")
+    decisions = ss.Stream("payments.decisions", Decision, key="key", time="event_time")
+    app.flow(decisions).sink(TopicActionSink("payments.blocked", actions={"block"})).sink(
+        WebhookSink("https://ops.example.com/hook", dead_letter_topic="payments.webhook-dead")
     ).sink(AlertLogSink("alerts.jsonl")).sink(SqlTableSink("decisions.db"))
 
 Records (forwarded decisions, dead letters) commit with the offsets. The other effects

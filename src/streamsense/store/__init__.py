@@ -38,6 +38,9 @@ def open_online_store(url: str, *, clock: Clock = SYSTEM_CLOCK) -> OnlineStore:
             raise ConfigError(f"online store URL {url!r} names no file: use sqlite:///PATH")
         return SqliteOnlineStore(path, clock=clock)
     if url.startswith(("redis://", "rediss://", "unix://")):
+        from streamsense.extras import require
+
+        require("redis", "redis")
         from streamsense.store.redis_online import RedisOnlineStore
 
         return RedisOnlineStore(url, clock=clock)

@@ -1,11 +1,11 @@
 """The project file (``streamsense.yaml``) and the registry of versioned definitions.
 
-    project: fraud
+    project: payments
     broker: embedded://.streamsense/broker.db
     online_store: sqlite://.streamsense/online.db
     offline_store: .streamsense/offline
     feature_sets:
-      - apps/fraud/app.py:FEATURES
+      - apps/payments/app.py:FEATURES
 
 ``plan`` compares the feature definitions in code with the registry (what was applied last)
 and says what is added, changed or removed; ``apply`` records them, bumping the version of

@@ -9,7 +9,7 @@ Two ways in, both from the same operators as the live path:
 * ``training_set_from_history`` joins labels that name an event (``event_id``) with the
   vector that event was given (the offline feature history, written by backfill).
 
-Labels are known only after ``label_delay_ms`` (the handbook: 7 days after the payment), so
+Labels are known only after ``label_delay_ms`` (days after the event, say), so
 with ``as_of_ms`` only the labels known by then are used. A feature whose entity has had no
 event for longer than the feature's TTL reads as its default.
 """

@@ -3,7 +3,7 @@
 Modelled on the simulator of *Reproducible Machine Learning for Credit Card Fraud Detection --
 Practical Handbook* (Le Borgne et al.) so that demos and tests need no external data: customers
 and terminals live on a 100 x 100 square, each customer pays at the terminals within ``radius``
-of home, and three fraud scenarios are injected (see ``_fraud_scenarios``). The output has the
+of home, and three fraud scenarios are injected (see ``scenarios``). The output has the
 columns and types of the handbook's published dataset.
 
 Everything is drawn from ``numpy.random.Generator`` streams derived from ``config.seed``, so the
@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from streamsense.simulators._fraud_scenarios import FraudLabels, ScenarioInput, apply_scenarios
+from .scenarios import FraudLabels, ScenarioInput, apply_scenarios
 
 SECONDS_PER_DAY = 86_400
 AREA_SIZE = 100.0

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamsense.simulators import (
+from ..scenarios import daily_counts
+from ..simulator import (
     TRANSACTION_SCHEMA,
     FraudSimulation,
     FraudSimulatorConfig,
@@ -20,7 +21,6 @@ from streamsense.simulators import (
     simulate_transactions,
     write_parquet,
 )
-from streamsense.simulators._fraud_scenarios import daily_counts
 
 EXPECTED_COLUMNS = [
     ("TRANSACTION_ID", pa.int64()),
