@@ -12,13 +12,13 @@ from streamsense.brokers.groups import GroupMember
 from streamsense.errors import ConfigError
 
 if TYPE_CHECKING:
-    from streamsense.brokers.log import LogBroker
+    from streamsense.brokers.log_store import LogHost
 
 
 class LogConsumer:
     def __init__(
         self,
-        broker: LogBroker,
+        broker: LogHost,
         group: str | None,
         *,
         member_id: str,

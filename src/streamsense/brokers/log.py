@@ -10,58 +10,22 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Sequence
-from typing import Protocol
 
 from streamsense.brokers.base import (
     OffsetReset,
     OutRecord,
     PendingBatches,
-    Record,
     TopicConfig,
     TopicInfo,
     TopicPartition,
     Transaction,
 )
 from streamsense.brokers.consumer import LogConsumer
-from streamsense.brokers.groups import MembershipStore
+from streamsense.brokers.log_store import LogStore
 from streamsense.brokers.partitioner import partition_for
 from streamsense.brokers.producer import BatchingProducer
 from streamsense.clock import SYSTEM_CLOCK, Clock
 from streamsense.errors import ConfigError
-
-
-class LogStore(MembershipStore, Protocol):
-    def create_topic(self, name: str, config: TopicConfig, *, exist_ok: bool) -> None: ...
-
-    def delete_topic(self, name: str) -> None: ...
-
-    def list_topics(self) -> list[str]: ...
-
-    def describe_topic(self, name: str) -> TopicInfo: ...
-
-    def append(self, batches: PendingBatches, txn: Transaction | None = None) -> None:
-        """Write each partition's records in order, and, with ``txn``, commit its offsets
-        in the same atomic step (after checking ``txn.expected``)."""
-        ...
-
-    def fetch(self, tp: TopicPartition, offset: int, max_records: int) -> list[Record]:
-        """Records of ``tp`` with offset >= ``offset``, in order, at most ``max_records``
-        (a store may return whole batches beyond it; callers trim)."""
-        ...
-
-    def wait_for_data(self, timeout: float) -> None:
-        """Block until new records may have arrived, or ``timeout`` seconds passed."""
-        ...
-
-    def read_committed(
-        self, group: str, partitions: Sequence[TopicPartition]
-    ) -> dict[TopicPartition, int | None]: ...
-
-    def write_committed(self, group: str, offsets: dict[TopicPartition, int]) -> None: ...
-
-    def enforce_retention(self, now_ms: int) -> int: ...
-
-    def close(self) -> None: ...
 
 
 class LogBroker:

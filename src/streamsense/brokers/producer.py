@@ -17,11 +17,11 @@ from streamsense.brokers.partitioner import partition_for
 from streamsense.errors import ConfigError
 
 if TYPE_CHECKING:
-    from streamsense.brokers.log import LogBroker
+    from streamsense.brokers.log_store import LogHost
 
 
 class BatchingProducer:
-    def __init__(self, broker: LogBroker, *, batch_size: int, linger_ms: float) -> None:
+    def __init__(self, broker: LogHost, *, batch_size: int, linger_ms: float) -> None:
         if batch_size < 1:
             raise ConfigError("batch_size must be at least 1")
         self._broker = broker
