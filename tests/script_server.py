@@ -23,11 +23,14 @@ class ScriptServer:
         start_timeout_s: float,
         stop_timeout_s: float,
         env: dict[str, str] | None = None,
+        fresh: bool = False,
     ) -> None:
         """``env``: extra environment for the script (another port and run directory give
-        a private server, for a test that must not share one)."""
+        a private server, for a test that must not share one). ``fresh``: stop a server
+        left running (by an interrupted run) first, so the test starts on an empty one."""
         self.script = SCRIPTS / script
         self.env = None if env is None else {**os.environ, **env}
+        self.fresh = fresh
         self.start_timeout_s = start_timeout_s
         self.stop_timeout_s = stop_timeout_s
         self.address: str | None = None
@@ -37,6 +40,13 @@ class ScriptServer:
     def acquire(self) -> str:
         """The server's address (the last line ``start`` prints)."""
         if self.address is None:
+            if self.fresh:
+                subprocess.run(
+                    [self.script, "stop"],
+                    capture_output=True,
+                    timeout=self.stop_timeout_s,
+                    env=self.env,
+                )
             status = subprocess.run(
                 [self.script, "status"], capture_output=True, timeout=30, env=self.env
             )

@@ -39,6 +39,7 @@ SERVER = ScriptServer(
         "KAFKA_CONTROLLER_PORT": "19393",
         "STREAMSENSE_KAFKA_RUN": "/tmp/streamsense-kafka-month",
     },
+    fresh=True,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

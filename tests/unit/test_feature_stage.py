@@ -10,6 +10,7 @@ from streamsense import features as F
 from streamsense.brokers import EmbeddedBroker, MemoryBroker
 from streamsense.brokers.log import LogBroker
 from streamsense.runtime.restore import Restorer
+from streamsense.runtime.topology import Topology
 from streamsense.runtime.worker import Worker, WorkerConfig
 from streamsense.testing import ManualClock, drain_topic
 from tests.apps.counter import Click, make_clicks
@@ -185,7 +186,7 @@ def test_the_workers_idle_check_runs_on_its_injected_clock() -> None:
     stage = F.FeatureStage("f", FEATURES, idle_timeout_ms=5000, clock=clock)
     app = ss.App("idle")
     app.flow(clicks).batch(stage).sink(ss.TopicSink("idle.out"))
-    restorer = Restorer(app, MemoryBroker(), WorkerConfig(), clock)
+    restorer = Restorer(Topology.of(app), MemoryBroker(), WorkerConfig(), clock)
     event = ss.Event("u", 1_600_000_001_000, Click("u", 1_600_000_001_000, 2.0), "wclicks", 0, 0, 0)
     stage.process_batch(0, [event], [event.payload])
     clock.advance(2_000)

@@ -16,67 +16,71 @@ a silent replay, and the consumer back to the committed offsets.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
-from streamsense.brokers.base import Broker, Consumer, OutRecord, TopicPartition, Transaction
+from streamsense.brokers.base import Broker, Consumer, Transaction
 from streamsense.clock import Clock
 from streamsense.errors import FencedError, StreamsenseError
+from streamsense.runtime.config import WorkerConfig, WorkerStats
 from streamsense.runtime.intake import Intake
+from streamsense.runtime.partition_read import log_start
 from streamsense.runtime.pauses import PauseBook, RetryBook
+from streamsense.runtime.progress import Progress
 from streamsense.runtime.restore import Restorer
 from streamsense.runtime.state import StateStore
-
-if TYPE_CHECKING:
-    from streamsense.runtime.app import App
-    from streamsense.runtime.worker import WorkerConfig, WorkerStats
+from streamsense.runtime.topology import Topology
 
 log = logging.getLogger(__name__)
 
 
 class Committer:
-    """The commit and recovery half of the Worker (worker.py holds the loop)."""
+    """Commits a worker's progress, and throws away and redoes what cannot commit."""
 
-    app: App
-    broker: Broker
-    config: WorkerConfig
-    stats: WorkerStats
-    _clock: Clock
-    _consumer: Consumer | None
-    _state: StateStore
-    _restorer: Restorer
-    _intake: Intake
-    _pauses: PauseBook
-    _retries: RetryBook
-    _pending: dict[int, list[OutRecord]]
-    _offsets: dict[TopicPartition, int]
-    _committed: dict[TopicPartition, int | None]
-    _events_in_batch: int
-
-    def _source_partitions(self) -> list[TopicPartition]:
-        raise NotImplementedError
-
-    def next_offset(self, tp: TopicPartition) -> int:
-        raise NotImplementedError
+    def __init__(
+        self,
+        broker: Broker,
+        topology: Topology,
+        config: WorkerConfig,
+        clock: Clock,
+        stats: WorkerStats,
+        *,
+        progress: Progress,
+        state: StateStore,
+        restorer: Restorer,
+        intake: Intake,
+        pauses: PauseBook,
+        retries: RetryBook,
+    ) -> None:
+        self._broker = broker
+        self._topology = topology
+        self._config = config
+        self._clock = clock
+        self._stats = stats
+        self._progress = progress
+        self._state = state
+        self._restorer = restorer
+        self._intake = intake
+        self._pauses = pauses
+        self._retries = retries
 
     # -- committing -------------------------------------------------------------------------
-    def _commit(self, *, final: bool = False) -> None:
-        if not self._offsets and not any(self._pending.values()):
+    def commit(self, *, final: bool = False) -> None:
+        progress = self._progress
+        if not progress.offsets and not any(progress.pending.values()):
             return
-        offsets, self._offsets = self._offsets, {}
-        pending, self._pending = self._pending, {}
+        offsets, pending = progress.take()
         involved = {tp.partition for tp in offsets} | {p for p, rs in pending.items() if rs}
         records = [r for rs in pending.values() for r in rs] + self._state.take_changes(offsets)
         stage_state = []
-        if self._consumer is not None:
-            owned = set(self._consumer.assignment())
-            stage_state = self._restorer.state_due(owned, self.next_offset, force=final)
-        self._events_in_batch = 0
+        consumer = progress.consumer
+        if consumer is not None:
+            owned = set(consumer.assignment())
+            stage_state = self._restorer.state_due(owned, progress.next_offset, force=final)
         txn = Transaction(
-            self.app.group,
+            self._topology.group,
             offsets=offsets,
             records=records,
-            expected={tp: self._committed.get(tp) for tp in offsets},
-            consumer=self._consumer,
+            expected={tp: progress.committed.get(tp) for tp in offsets},
+            consumer=consumer,
             # State written is as of these offsets: restoring it while they are not
             # committed would count the events in between twice.
             after_offsets=stage_state,
@@ -88,50 +92,47 @@ class Committer:
             self._commit_with_retries(txn)
         except FencedError as error:
             log.warning("fenced, reloading partitions %s: %s", sorted(offsets), error)
-            self.stats.fenced += 1
+            self._stats.fenced += 1
             self._reload_or_retry(involved)
             return
         except StreamsenseError as error:
             if not error.retryable:
                 raise
-            self._fail(involved, error)
+            self.fail(involved, error)
             return
-        self._committed.update(offsets)
+        progress.committed.update(offsets)
         self._retries.succeeded(involved)
-        self.stats.commits += 1
+        self._stats.commits += 1
 
     def _commit_with_retries(self, txn: Transaction) -> None:
         # A failed commit wrote nothing, so the very same transaction can be tried again.
-        for attempt in range(1, self.config.commit_attempts + 1):
+        for attempt in range(1, self._config.commit_attempts + 1):
             try:
-                self.broker.commit_transaction(txn)
+                self._broker.commit_transaction(txn)
                 return
             except StreamsenseError as error:
-                if not error.retryable or attempt == self.config.commit_attempts:
+                if not error.retryable or attempt == self._config.commit_attempts:
                     raise
                 log.warning("commit failed (attempt %d), retrying: %s", attempt, error)
                 self._clock.sleep(min(2.0, 0.05 * 2**attempt))
 
     # -- failing and retrying ---------------------------------------------------------------
-    def _fail(self, partitions: set[int], error: StreamsenseError) -> None:
+    def fail(self, partitions: set[int], error: StreamsenseError) -> None:
         """Throw away the uncommitted work of ``partitions`` (by number: partition p of
         every source shares p's state), pause them, and schedule their retry."""
-        for p in partitions:
-            self._pending.pop(p, None)
-        for tp in [tp for tp in self._offsets if tp.partition in partitions]:
-            del self._offsets[tp]
+        self._progress.discard(partitions)
         # Stage state may hold half-done work: forget it now, reload it on retry.
         self._state.drop(partitions)
         self._restorer.drop(partitions)
-        tps = self._owned(partitions)
+        tps = self._progress.owned(partitions)
         self._intake.clear(tps)
-        if self._consumer is not None:
-            self._pauses.hold(self._consumer, tps, "retry")
+        if self._progress.consumer is not None:
+            self._pauses.hold(self._progress.consumer, tps, "retry")
         delay = self._retries.failed(partitions)
-        self.stats.failures += 1
+        self._stats.failures += 1
         log.warning("partitions %s paused, retry in %.3f s: %s", sorted(partitions), delay, error)
 
-    def _retry_due(self, consumer: Consumer) -> None:
+    def retry_due(self, consumer: Consumer) -> None:
         due = set(self._retries.due())
         if not due:
             return
@@ -142,10 +143,10 @@ class Committer:
             if not error.retryable:
                 raise
             delay = self._retries.failed(due)
-            self.stats.failures += 1
+            self._stats.failures += 1
             log.warning("reload of %s failed, retry in %.3f s: %s", sorted(due), delay, error)
             return
-        self._pauses.release(consumer, self._owned(due), "retry")
+        self._pauses.release(consumer, self._progress.owned(due), "retry")
         log.info("partitions %s reloaded and resumed", sorted(due))
 
     def _reload_or_retry(self, partitions: set[int]) -> None:
@@ -156,28 +157,25 @@ class Committer:
         except StreamsenseError as error:
             if not error.retryable:
                 raise
-            self._fail(partitions, error)
+            self.fail(partitions, error)
 
     def _reload(self, partitions: set[int]) -> None:
         """Forget uncommitted work on ``partitions``: state and position go back to what
         the group committed."""
-        every = [tp for tp in self._source_partitions() if tp.partition in partitions]
-        committed = self.broker.committed(self.app.group, every)
-        self._state.restore(self.broker, partitions, committed)
-        self._committed.update(committed)
-        if self._consumer is not None:
+        every = [
+            tp
+            for tp in self._topology.source_partitions(self._broker)
+            if tp.partition in partitions
+        ]
+        committed = self._broker.committed(self._topology.group, every)
+        self._state.restore(self._broker, partitions, committed)
+        self._progress.committed.update(committed)
+        consumer = self._progress.consumer
+        if consumer is not None:
             self._intake.clear(every)
-            owned = set(self._consumer.assignment())
+            owned = set(consumer.assignment())
             for tp in every:
                 done = committed[tp]
                 if tp in owned:
-                    self._consumer.seek(tp, self._log_start(tp) if done is None else done)
-            self._restorer.restore(self._consumer, partitions, committed)
-
-    def _log_start(self, tp: TopicPartition) -> int:
-        return self.broker.describe_topic(tp.topic).partitions[tp.partition].low
-
-    def _owned(self, partitions: set[int]) -> list[TopicPartition]:
-        if self._consumer is None:
-            return []
-        return [tp for tp in self._consumer.assignment() if tp.partition in partitions]
+                    consumer.seek(tp, log_start(self._broker, tp) if done is None else done)
+            self._restorer.restore(consumer, partitions, committed)

@@ -42,3 +42,8 @@ def read_partition(broker: Broker, tp: TopicPartition, *, batch: int = 10_000) -
                 )
     finally:
         consumer.close()
+
+
+def log_start(broker: Broker, tp: TopicPartition) -> int:
+    """The first offset ``tp`` still keeps."""
+    return broker.describe_topic(tp.topic).partitions[tp.partition].low

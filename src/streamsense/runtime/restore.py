@@ -17,34 +17,29 @@ the lateness boundary can be classified differently.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING
 
 from streamsense.brokers.base import Broker, Consumer, OutRecord, Record, TopicPartition
 from streamsense.clock import SYSTEM_CLOCK, Clock
-from streamsense.runtime.app import App
 from streamsense.runtime.batch_state import StoredState, read_state, state_records
-
-if TYPE_CHECKING:
-    from streamsense.runtime.worker import WorkerConfig
+from streamsense.runtime.config import WorkerConfig
+from streamsense.runtime.partition_read import log_start
+from streamsense.runtime.topology import Topology
 
 IDLE_CHECK_S = 1.0
 
 
 class Restorer:
     def __init__(
-        self, app: App, broker: Broker, config: WorkerConfig, clock: Clock = SYSTEM_CLOCK
+        self, topology: Topology, broker: Broker, config: WorkerConfig, clock: Clock = SYSTEM_CLOCK
     ) -> None:
-        self._app = app
-        self._clock = clock  # snapshot intervals and idle window closing run on it
+        self._topology = topology
+        self._clock = clock  # state-write intervals and idle window closing run on it
         self._broker = broker
         self._config = config
-        self._stages = app.batch_stages()
+        self._stages = topology.batch_stages
         # Which source topics (lanes included) feed each batch stage: its state records
         # their offsets.
-        self._sources = {
-            name: [t for t, f in app.sources().items() if stage in f.stages]
-            for name, stage in self._stages.items()
-        }
+        self._sources = topology.stage_sources
         self._replay_until: dict[TopicPartition, int] = {}
         # Per (stage, partition): keys whose entry was written in several parts.
         self._multipart: dict[tuple[str, int], dict[bytes, int]] = {}
@@ -65,7 +60,7 @@ class Restorer:
                 sources = [TopicPartition(topic, p) for topic in self._sources[name]]
                 # Where nothing is committed yet, the consumer starts at the log start.
                 floor = {tp: self._committed_or_start(tp, committed) for tp in sources}
-                stored = read_state(self._broker, self._app.state_topic(name), p, floor)
+                stored = read_state(self._broker, self._topology.state_topics[name], p, floor)
                 if stored is None:
                     loaded += stage.restore(p, None, ())
                 else:
@@ -87,15 +82,12 @@ class Restorer:
         self, tp: TopicPartition, committed: Mapping[TopicPartition, int | None]
     ) -> int:
         done = committed.get(tp)
-        return self._log_start(tp) if done is None else done
+        return log_start(self._broker, tp) if done is None else done
 
     def _replay_start(self, tp: TopicPartition, stored: StoredState | None) -> int:
         if stored is not None and tp.topic in stored.offsets:
             return stored.offsets[tp.topic]
-        return self._log_start(tp)
-
-    def _log_start(self, tp: TopicPartition) -> int:
-        return self._broker.describe_topic(tp.topic).partitions[tp.partition].low
+        return log_start(self._broker, tp)
 
     def split(self, records: list[Record]) -> tuple[list[Record], list[Record]]:
         """The records to replay silently (before the committed offset of their
@@ -150,7 +142,7 @@ class Restorer:
                 }
                 meta, entries = stage.state_changes(p)
                 multipart = self._multipart.setdefault((name, p), {})
-                topic = self._app.state_topic(name)
+                topic = self._topology.state_topics[name]
                 records.extend(state_records(topic, p, offsets, meta, entries, multipart))
             self._since_snapshot[p] = 0
         if elapsed:

@@ -9,7 +9,7 @@ write the same outputs.
 Failures. InvalidEvent from decoding or a stage sends the event to the dead letters. A
 retryable error (a store, model or sink down, a timeout; also a commit that keeps failing)
 discards the partition's uncommitted work (state back to the changelog, batch stages to
-snapshot + replay, the consumer back to the committed offsets), pauses the partition and
+their state changelog + replay, the consumer back to the committed offsets), pauses it and
 retries it after an exponential backoff: its events wait in the broker, none is dropped,
 and outputs stay exactly once because they commit only with the offsets. A fatal error (a
 bug, bad configuration) stops the worker: nothing uncommitted is written, and a restart
@@ -22,77 +22,29 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Literal
 
-from streamsense.brokers.base import Broker, Consumer, OutRecord, Record, TopicPartition
+from streamsense.brokers.base import Broker, Consumer, Record, TopicPartition
 from streamsense.clock import SYSTEM_CLOCK, Clock
 from streamsense.errors import StreamsenseError
 from streamsense.runtime.app import App
 from streamsense.runtime.commits import Committer
+from streamsense.runtime.config import Mode, WorkerConfig, WorkerStats
 from streamsense.runtime.flows import run_flow
 from streamsense.runtime.intake import NORMAL_LANE, Intake
-from streamsense.runtime.load import LoadMonitor, SheddingConfig
+from streamsense.runtime.load import LoadMonitor
 from streamsense.runtime.merge import EventTimeMerge
-from streamsense.runtime.pauses import Backoff, PauseBook, RetryBook
+from streamsense.runtime.pauses import PauseBook, RetryBook
+from streamsense.runtime.progress import Progress
 from streamsense.runtime.restore import Restorer
 from streamsense.runtime.state import StateStore
+from streamsense.runtime.topology import Topology
+
+__all__ = ["Mode", "Worker", "WorkerConfig", "WorkerStats"]
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["realtime", "microbatch"]
 
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    """How a worker batches, buffers, commits, snapshots, retries and sheds.
-
-    ``buffer_records`` bounds each topic-partition's intake buffer (default: twice
-    ``batch_size``). ``shedding`` (off by default: shedding makes decisions depend on load)
-    sets the lag thresholds of ``ctx.load.shed_heavy``."""
-
-    mode: Mode = "microbatch"
-    batch_size: int = 1000
-    batch_ms: int = 100
-    poll_timeout_s: float = 0.05
-    session_timeout_ms: int = 10_000
-    commit_attempts: int = 5
-    snapshot_every_events: int = 200_000
-    snapshot_every_s: float = 30.0
-    buffer_records: int | None = None
-    retry: Backoff = field(default_factory=Backoff)
-    shedding: SheddingConfig | None = None
-    # A repartition target's records in event-time order (runtime/merge.py): "auto" orders
-    # replays and catch-ups (own lag above order_lag, off again below a quarter of it).
-    order: Literal["auto", "always", "never"] = "auto"
-    order_lag: int = 10_000
-    order_wait_ms: int = 1000
-
-    @property
-    def buffer_capacity(self) -> int:
-        return self.buffer_records or max(64, 2 * self.batch_size)
-
-
-@dataclass
-class WorkerStats:
-    events: int = 0
-    dead_letters: int = 0
-    outputs: int = 0
-    commits: int = 0
-    fenced: int = 0
-    restored_keys: int = 0
-    replayed_events: int = 0
-    priority_events: int = 0
-    failures: int = 0  # retryable failures (each one pauses and retries its partitions)
-    pauses: int = 0  # partitions paused (full buffer or waiting to retry)
-    paused_s: float = 0.0  # partition-seconds spent paused
-    largest_buffer: int = 0
-    shed_changes: int = 0
-    order_waits: int = 0  # times a repartition target's order waited its bound out
-    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
-
-
-class Worker(Committer):
+class Worker:
     """Runs an App against a broker: one member of the app's consumer group."""
 
     def __init__(
@@ -108,33 +60,36 @@ class Worker(Committer):
         self.config = config or WorkerConfig()
         self.stats = WorkerStats()
         self.load = LoadMonitor(self.config.shedding, clock)
+        self.topology = topology = Topology.of(app)
         self._clock = clock
-        self._sources = app.sources()
-        self._lanes = app.lane_ranks()
-        self._merged = app.merged_topics()
-        self._order_by_lag = False
-        self._state = StateStore({s: app.changelog_topic(s) for s in app.stage_names()})
-        self._restorer = Restorer(app, broker, self.config, clock)
-        self._intake = Intake(
-            self.config.buffer_capacity,
-            self._lanes,
-            app.merged_topics(),
-            EventTimeMerge(self.config.order_wait_ms, clock),
-        )
-        self._last_order_check = 0.0
+        self._state = StateStore(topology.changelogs)
+        self._restorer = Restorer(topology, broker, self.config, clock)
+        merge = EventTimeMerge(self.config.order_wait_ms, clock)
+        self._intake = Intake(self.config.buffer_capacity, topology.lanes, topology.merged, merge)
         self._pauses = PauseBook(clock)
         self._retries = RetryBook(self.config.retry, clock)
-        self._pending: dict[int, list[OutRecord]] = {}  # by source partition number
-        self._offsets: dict[TopicPartition, int] = {}
-        self._committed: dict[TopicPartition, int | None] = {}
-        self._events_in_batch = 0
+        self._progress = Progress(broker, self._intake, self._retries)
+        self._committer = Committer(
+            broker,
+            topology,
+            self.config,
+            clock,
+            self.stats,
+            progress=self._progress,
+            state=self._state,
+            restorer=self._restorer,
+            intake=self._intake,
+            pauses=self._pauses,
+            retries=self._retries,
+        )
+        self._order_by_lag = False
+        self._last_order_check = 0.0
         self._polled = 0  # records the last poll returned
         self._last_caught_up_check = 0.0
         self._stop = threading.Event()
-        self._consumer: Consumer | None = None
 
     def ensure_topics(self) -> None:
-        for name, config in self.app.topic_configs().items():
+        for name, config in self.topology.topic_configs.items():
             self.broker.create_topic(name, config, exist_ok=True)
 
     def stop(self) -> None:
@@ -152,41 +107,36 @@ class Worker(Committer):
         self._intake.ordered = order == "always" or (order == "auto" and until_caught_up)
         self._order_by_lag = order == "auto" and not until_caught_up
         consumer = self.broker.consumer(
-            self.app.group, session_timeout_ms=self.config.session_timeout_ms
+            self.topology.group, session_timeout_ms=self.config.session_timeout_ms
         )
-        self._consumer = consumer
+        self._progress.consumer = consumer
         if own_all:
-            everything = self._source_partitions()
+            everything = self.topology.source_partitions(self.broker)
             consumer.assign(everything)
             self._on_assign(everything)
         else:
             consumer.subscribe(
-                list(self._sources), on_assign=self._on_assign, on_revoke=self._on_revoke
+                list(self.topology.sources), on_assign=self._on_assign, on_revoke=self._on_revoke
             )
         try:
             self._loop(consumer, until_caught_up)
-            self._commit(final=True)
+            self._committer.commit(final=True)
         finally:
             self._let_go(consumer.assignment())
             consumer.close()
-            self._consumer = None
+            self._progress.consumer = None
             self._sync_stats()
         return self.stats
-
-    def _source_partitions(self) -> list[TopicPartition]:
-        return [
-            TopicPartition(topic, p)
-            for topic in self._sources
-            for p in range(self.broker.describe_topic(topic).config.partitions)
-        ]
 
     def _loop(self, consumer: Consumer, until_caught_up: bool) -> None:
         realtime = self.config.mode == "realtime"
         batch_started: float | None = None
         while not self._stop.is_set():
-            self._retry_due(consumer)
+            self._committer.retry_due(consumer)
             polled = self._poll(consumer)
-            wanted = 1 if realtime else max(1, self.config.batch_size - self._events_in_batch)
+            wanted = (
+                1 if realtime else max(1, self.config.batch_size - self._progress.events_in_batch)
+            )
             chunk = self._intake.take(wanted)
             urgent = False
             if chunk:
@@ -200,11 +150,15 @@ class Worker(Committer):
             self._choose_order()
             due = batch_started is not None and self._batch_due(batch_started)
             if realtime or not chunk or due or urgent:
-                self._commit()
+                self._committer.commit()
                 batch_started = None
             self._sync_stats()
             if until_caught_up and not chunk and self._check_caught_up(consumer):
                 return
+
+    def _wanted(self, realtime: bool) -> int:
+        """How many records the next take may bring: the rest of the micro-batch."""
+        return 1 if realtime else max(1, self.config.batch_size - self._progress.events_in_batch)
 
     def _poll(self, consumer: Consumer) -> int:
         """Fetch what the buffers have room for; returns how many records came."""
@@ -232,14 +186,14 @@ class Worker(Committer):
                 self._pauses.release(consumer, [tp], "full")
 
     def _batch_due(self, started: float) -> bool:
-        if self._events_in_batch >= self.config.batch_size:
+        if self._progress.events_in_batch >= self.config.batch_size:
             return True
         return (time.monotonic() - started) * 1000 >= self.config.batch_ms
 
     def _add_idle(self, consumer: Consumer) -> None:
         numbers = {tp.partition for tp in consumer.assignment()} - self._retries.waiting
         for p, records in self._restorer.idle(numbers).items():
-            self._pending.setdefault(p, []).extend(records)
+            self._progress.add(p, records)
 
     def _sync_stats(self) -> None:
         self.stats.pauses = self._pauses.pauses
@@ -249,30 +203,11 @@ class Worker(Committer):
         self.stats.order_waits = self._intake.merge.waits
 
     # -- lag and load -----------------------------------------------------------------------
-    def next_offset(self, tp: TopicPartition) -> int:
-        """The next offset this worker will process for an assigned ``tp``."""
-        assert self._consumer is not None
-        if self._retries.is_waiting(tp.partition):
-            done = self._committed.get(tp)
-            return self._consumer.position(tp) if done is None else done
-        head = self._intake.head(tp)
-        return self._consumer.position(tp) if head is None else head
-
-    def own_lag(self) -> int:
-        """Records between what this worker processed and the end of its partitions."""
-        assert self._consumer is not None
-        assigned = self._consumer.assignment()
-        highs = {}
-        for topic in {tp.topic for tp in assigned}:
-            for part in self.broker.describe_topic(topic).partitions:
-                highs[TopicPartition(topic, part.partition)] = part.high
-        return sum(max(0, highs[tp] - self.next_offset(tp)) for tp in assigned)
-
     def _measure_load(self, consumer: Consumer) -> None:
         if not self.load.due():
             return
         try:
-            self.load.observe(self.own_lag())
+            self.load.observe(self._progress.own_lag())
         except StreamsenseError as error:
             if not error.retryable:
                 raise
@@ -282,11 +217,11 @@ class Worker(Committer):
         """Live, a repartition target is read in event-time order while this worker is
         behind (a catch-up), and as it comes once it keeps up (no wait for the order)."""
         now = time.monotonic()
-        if not self._order_by_lag or not self._merged or now - self._last_order_check < 1.0:
+        if not self._order_by_lag or not self.topology.merged or now - self._last_order_check < 1:
             return
         self._last_order_check = now
         try:
-            lag = self.own_lag()
+            lag = self._progress.own_lag()
         except StreamsenseError as error:
             if not error.retryable:
                 raise
@@ -308,12 +243,12 @@ class Worker(Committer):
         """Every source partition is read to its end: by this worker for the partitions it
         owns, by the group's commits for the others."""
         owned = set(consumer.assignment())
-        others = [tp for tp in self._source_partitions() if tp not in owned]
-        committed = self.broker.committed(self.app.group, others) if others else {}
-        for topic in self._sources:
+        others = [tp for tp in self.topology.source_partitions(self.broker) if tp not in owned]
+        committed = self.broker.committed(self.topology.group, others) if others else {}
+        for topic in self.topology.sources:
             for part in self.broker.describe_topic(topic).partitions:
                 tp = TopicPartition(topic, part.partition)
-                done = self.next_offset(tp) if tp in owned else committed.get(tp)
+                done = self._progress.next_offset(tp) if tp in owned else committed.get(tp)
                 if (part.low if done is None else done) < part.high:
                     return False
         return True
@@ -325,7 +260,7 @@ class Worker(Committer):
         a repartition target's upstream topics are taken in event-time order together."""
         groups: dict[tuple[int, int], list[Record]] = {}
         for record in records:
-            flow = id(self._sources[record.topic])
+            flow = id(self.topology.sources[record.topic])
             groups.setdefault((flow, record.partition), []).append(record)
         urgent = False
         for (_, partition), batch in groups.items():
@@ -336,25 +271,25 @@ class Worker(Committer):
             except StreamsenseError as error:
                 if not error.retryable:
                     raise
-                self._fail({partition}, error)
+                self._committer.fail({partition}, error)
                 continue
-            if self._lanes.get(batch[0].topic, NORMAL_LANE) < NORMAL_LANE:
+            if self.topology.lanes.get(batch[0].topic, NORMAL_LANE) < NORMAL_LANE:
                 urgent = True
                 self.stats.priority_events += len(batch)
         return urgent
 
     def _process_partition(self, partition: int, batch: list[Record]) -> None:
         replay, live = self._restorer.split(batch)
-        flow = self._sources[batch[0].topic]
+        flow = self.topology.sources[batch[0].topic]
         if replay:
             run_flow(flow, self._state, partition, replay, restoring=True, load=self.load)
             self.stats.replayed_events += len(replay)
         if live:
             outcome = run_flow(flow, self._state, partition, live, restoring=False, load=self.load)
-            self._pending.setdefault(partition, []).extend(outcome.records)
+            self._progress.add(partition, outcome.records)
             for record in live:  # offset order within each topic-partition
-                self._offsets[TopicPartition(record.topic, partition)] = record.offset + 1
-            self._events_in_batch += len(live)
+                self._progress.offsets[TopicPartition(record.topic, partition)] = record.offset + 1
+            self._progress.events_in_batch += len(live)
             self._restorer.count(partition, len(live))
             self._record(outcome.events, outcome.outputs, outcome.dead_letters)
 
@@ -371,31 +306,31 @@ class Worker(Committer):
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
         numbers = {tp.partition for tp in partitions}
         try:
-            committed = self.broker.committed(self.app.group, partitions)
-            self._committed.update(committed)
+            committed = self.broker.committed(self.topology.group, partitions)
+            self._progress.committed.update(committed)
             self._intake.clear(partitions)
             self.stats.restored_keys += self._state.restore(self.broker, numbers, committed)
-            if self._consumer is not None:
-                loaded = self._restorer.restore(self._consumer, numbers, committed)
-                self.stats.restored_keys += loaded
+            consumer = self._progress.consumer
+            if consumer is not None:
+                self.stats.restored_keys += self._restorer.restore(consumer, numbers, committed)
         except StreamsenseError as error:
             if not error.retryable:
                 raise
             # Offsets or state held back (a crashed worker's transaction not yet aborted,
             # a broker coming back): keep the partitions paused and load them later.
-            self._fail(numbers, error)
+            self._committer.fail(numbers, error)
             return
         log.info("assigned %s", partitions)
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
-        self._commit(final=True)
+        self._committer.commit(final=True)
         # Partition p of every source moves as one (co-partitioning), so its state goes too.
         numbers = {tp.partition for tp in partitions}
         self._state.drop(numbers)
         self._restorer.drop(numbers)
         self._let_go(partitions)
         for tp in partitions:
-            self._committed.pop(tp, None)
+            self._progress.committed.pop(tp, None)
         log.info("revoked %s", partitions)
 
     def _let_go(self, partitions: list[TopicPartition]) -> None:

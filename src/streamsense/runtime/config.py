@@ -1,0 +1,60 @@
+"""How a worker is configured (WorkerConfig) and what it counts (WorkerStats)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from streamsense.runtime.load import SheddingConfig
+from streamsense.runtime.pauses import Backoff
+
+Mode = Literal["realtime", "microbatch"]
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """How a worker batches, buffers, commits, snapshots, retries and sheds.
+
+    ``buffer_records`` bounds each topic-partition's intake buffer (default: twice
+    ``batch_size``). ``shedding`` (off by default: shedding makes decisions depend on load)
+    sets the lag thresholds of ``ctx.load.shed_heavy``."""
+
+    mode: Mode = "microbatch"
+    batch_size: int = 1000
+    batch_ms: int = 100
+    poll_timeout_s: float = 0.05
+    session_timeout_ms: int = 10_000
+    commit_attempts: int = 5
+    snapshot_every_events: int = 200_000
+    snapshot_every_s: float = 30.0
+    buffer_records: int | None = None
+    retry: Backoff = field(default_factory=Backoff)
+    shedding: SheddingConfig | None = None
+    # A repartition target's records in event-time order (runtime/merge.py): "auto" orders
+    # replays and catch-ups (own lag above order_lag, off again below a quarter of it).
+    order: Literal["auto", "always", "never"] = "auto"
+    order_lag: int = 10_000
+    order_wait_ms: int = 1000
+
+    @property
+    def buffer_capacity(self) -> int:
+        return self.buffer_records or max(64, 2 * self.batch_size)
+
+
+@dataclass
+class WorkerStats:
+    events: int = 0
+    dead_letters: int = 0
+    outputs: int = 0
+    commits: int = 0
+    fenced: int = 0
+    restored_keys: int = 0
+    replayed_events: int = 0
+    priority_events: int = 0
+    failures: int = 0  # retryable failures (each one pauses and retries its partitions)
+    pauses: int = 0  # partitions paused (full buffer or waiting to retry)
+    paused_s: float = 0.0  # partition-seconds spent paused
+    largest_buffer: int = 0
+    shed_changes: int = 0
+    order_waits: int = 0  # times a repartition target's order waited its bound out
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
