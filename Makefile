@@ -25,8 +25,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests apps bench
 	$(VENV)/bin/ruff format --check src tests apps bench
 
+# The files of pyproject's [tool.mypy]: the package and the apps, each app checked against
+# the application contract.
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy src/streamsense
+	$(VENV)/bin/mypy
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit tests/contract -m "not kafka"

@@ -84,7 +84,7 @@ def decisions(
     parts: dict[str, list[np.ndarray]] = {}
     for chunk in records(broker, DECISIONS_TOPIC):
         values = [r.value for r in chunk if r.value is not None]
-        rows = decoder.decode(b"[" + b",".join(values) + b"]")  # type: ignore[arg-type]
+        rows = decoder.decode(b"[" + b",".join(values) + b"]")
         kept = [r for r in rows if r.transaction_id >= 0 and lo <= r.event_time < hi]
         for name, column in _columns(kept, feature_names).items():
             parts.setdefault(name, []).append(column)
@@ -131,7 +131,7 @@ def labels(broker: ss.Broker) -> dict[str, np.ndarray]:
     }  # fmt: skip
     for chunk in records(broker, LABELS_TOPIC):
         values = [r.value for r in chunk if r.value is not None]
-        rows = decoder.decode(b"[" + b",".join(values) + b"]")  # type: ignore[arg-type]
+        rows = decoder.decode(b"[" + b",".join(values) + b"]")
         parts["TRANSACTION_ID"].append(np.array([r.TRANSACTION_ID for r in rows], np.int64))
         parts["CUSTOMER_ID"].append(np.array([r.CUSTOMER_ID for r in rows], np.int64))
         parts["TX_FRAUD"].append(np.array([r.TX_FRAUD for r in rows], np.int64))

@@ -4,6 +4,7 @@ back on the label stream."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ TIERS = ("rules", "light", "heavy", "fallback")
 ACTIONS = ("allow", "review", "block")
 
 
-def summary(broker: ss.Broker, console: Console, inputs: dict[str, Path]) -> None:
+def summary(broker: ss.Broker, console: Console, inputs: Mapping[str, Path]) -> None:
     decided = decisions(broker)
     known = labels(broker)
     compromised = sum(len(chunk) for chunk in records(broker, "fraud.compromised-cards"))

@@ -106,7 +106,7 @@ def fit_heavy(X: np.ndarray, y: np.ndarray) -> str:
 
     model = lgb.LGBMClassifier(**HEAVY_PARAMS)
     model.fit(X, y)
-    return model.booster_.model_to_string()  # type: ignore[no-any-return]
+    return model.booster_.model_to_string()
 
 
 def train(

@@ -151,7 +151,7 @@ def load_cascade(state_dir: Path | None, heavy_url: str | None = None) -> FraudC
 
 
 def build_serving(
-    broker: ss.Broker, state_dir: Path, features: F.FeatureSet, stream: ss.Stream[object]
+    broker: ss.Broker, state_dir: Path, features: F.FeatureSet, stream: ss.Stream[Any]
 ) -> Serving:
     online = OnlineFeatures(features, online_store(state_dir))
     return Serving(

@@ -14,7 +14,7 @@ import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, dataclass_transform
 
 import msgspec
 
@@ -29,6 +29,10 @@ from streamsense.brokers.base import (
 from streamsense.errors import ConfigError, InvalidEvent
 
 
+# msgspec passes ``frozen`` on to subclasses, but its stubs declare Struct's dataclass
+# transform without that default: this tells type checkers that every schema is frozen, as it
+# is at run time, so ``class Payment(ss.Schema)`` needs no ``frozen=True`` of its own.
+@dataclass_transform(frozen_default=True, field_specifiers=(msgspec.field,))
 class Schema(msgspec.Struct, frozen=True):
     """Base class for event payload schemas. Fields are typed; unknown fields are ignored."""
 

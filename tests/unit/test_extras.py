@@ -9,6 +9,7 @@ import pytest
 from streamsense.brokers import open_broker
 from streamsense.errors import MissingExtra, StreamsenseError
 from streamsense.extras import require
+from streamsense.serving.models import Format, build_scorer
 from streamsense.store import open_online_store
 
 
@@ -18,6 +19,19 @@ def test_require_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
         require("onnxruntime", "ml")
     assert str(raised.value) == "onnxruntime is not installed: pip install 'streamsense[ml]'"
     assert isinstance(raised.value, StreamsenseError) and not raised.value.retryable
+
+
+@pytest.mark.parametrize(
+    ("model_format", "module"),
+    [("onnx", "onnxruntime"), ("lightgbm", "lightgbm"), ("skops", "skops.io")],
+)
+def test_loading_a_model_without_the_ml_extra(
+    monkeypatch: pytest.MonkeyPatch, model_format: Format, module: str
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(MissingExtra) as raised:
+        build_scorer(model_format, b"model bytes", 3, params={})
+    assert str(raised.value) == f"{module} is not installed: pip install 'streamsense[ml]'"
 
 
 def test_kafka_and_redis_urls_without_their_extras(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,11 +8,14 @@ thread pool costs more than it saves on one row, and LightGBM and scikit-learn m
 converted to ONNX when that converter is installed and agrees with the original on a probe
 batch (LightGBM's own single-row predict costs ~25-40 µs, spikes to milliseconds with its
 OpenMP pool, and scikit-learn's input validation costs ~100 µs; onnxruntime answers in ~5-10 µs).
+
+Every runtime and converter comes with the ``[ml]`` extra and is imported only when a model
+needs it (they are heavy, and most processes load one at most): a missing one is a one-line
+MissingExtra naming the extra.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import pickle
 from collections.abc import Callable, Sequence
@@ -22,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streamsense.errors import ConfigError, FatalError
+from streamsense.extras import require
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +123,7 @@ def build_scorer(
     if format == "lightgbm":
         return lightgbm_scorer(artifact, n_features, convert)
     if format == "skops":
-        sio = _require("skops.io", "skops")
+        sio = require("skops.io", "ml")
         _check_trusted(sio.get_untrusted_types(data=artifact), trusted_types)
         estimator = sio.loads(artifact, trusted=list(trusted_types) or None)
         return sklearn_scorer(estimator, n_features, convert)
@@ -135,7 +139,7 @@ def build_scorer(
 
 
 def onnx_scorer(artifact: bytes, n_features: int, output: str | None = None) -> Scorer:
-    ort = _require("onnxruntime", "onnxruntime")
+    ort = require("onnxruntime", "ml")
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
@@ -194,7 +198,7 @@ def _probability_output(outputs: list[Any], wanted: str | None) -> str:
 
 
 def lightgbm_scorer(artifact: bytes, n_features: int, convert: bool) -> tuple[Scorer, str]:
-    lgb = _require("lightgbm", "lightgbm")
+    lgb = require("lightgbm", "ml")
     booster = lgb.Booster(model_str=artifact.decode("utf-8"))
     if booster.num_feature() != n_features:
         raise ConfigError(
@@ -236,15 +240,15 @@ def sklearn_scorer(estimator: Any, n_features: int, convert: bool) -> tuple[Scor
 
 
 def _lightgbm_to_onnx(booster: Any, n_features: int) -> bytes:
-    onnxmltools = _require("onnxmltools", "onnxmltools")
-    types = importlib.import_module("onnxmltools.convert.common.data_types")
+    onnxmltools = require("onnxmltools", "ml")
+    types = require("onnxmltools.convert.common.data_types", "ml")
     initial = [("input", types.FloatTensorType([None, n_features]))]
     model = onnxmltools.convert_lightgbm(booster, initial_types=initial, zipmap=False)
     return model.SerializeToString()  # type: ignore[no-any-return]
 
 
 def _sklearn_to_onnx(estimator: Any, n_features: int) -> bytes:
-    skl2onnx = _require("skl2onnx", "skl2onnx")
+    skl2onnx = require("skl2onnx", "ml")
     sample = np.zeros((1, n_features), dtype=np.float32)
     model = skl2onnx.to_onnx(estimator, sample, options={"zipmap": False})
     return model.SerializeToString()  # type: ignore[no-any-return]
@@ -282,11 +286,3 @@ def _check_trusted(found: list[str], trusted: Sequence[str]) -> None:
             f"the skops artifact contains types that are not trusted: {untrusted}. Loading "
             "them could run their code; pass trusted_types=[...] naming them if you trust them"
         )
-
-
-def _require(module: str, package: str) -> Any:
-    """Import lazily: serving runtimes are heavy and most processes need one at most."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        raise ConfigError(f"this model format needs {package}: pip install {package}") from error
