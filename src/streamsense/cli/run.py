@@ -25,6 +25,7 @@ from streamsense.cli.common import (
 )
 from streamsense.cli.session import load_spec, print_stats, stop_on_signals, worker_config
 from streamsense.errors import StreamsenseError
+from streamsense.runtime.config import OrderMode
 from streamsense.runtime.gc_tuning import tune_for_streaming
 from streamsense.runtime.load import SheddingConfig
 from streamsense.runtime.worker import Worker, WorkerConfig
@@ -55,6 +56,17 @@ def run(
             "least this often (s): a restart replays at most this much.",
         ),
     ] = WorkerConfig.snapshot_every_s,
+    order: Annotated[
+        OrderMode,
+        typer.Option(
+            help="Repartition targets in event-time order: auto (replays and catch-ups), "
+            "always, never.",
+        ),
+    ] = "auto",
+    order_wait_ms: Annotated[
+        int,
+        typer.Option(min=0, help="Longest wait for a quiet upstream partition (ordering)."),
+    ] = WorkerConfig.order_wait_ms,
     verbose: VerboseOption = False,
     shed_above: Annotated[
         int | None,
@@ -89,7 +101,7 @@ def run(
         url = broker_url(broker, state_dir)
         options = supervise.WorkerOptions(
             mode, batch_size, url, state_dir, batch_ms, session_timeout_ms, verbose,
-            shed_above, restore_below, state_every_s,
+            shed_above, restore_below, state_every_s, order, order_wait_ms,
         )  # fmt: skip
         scale = supervise.ScaleOptions(
             workers, min_workers, max_workers, scale_up_lag, scale_up_seconds, idle_seconds,
@@ -105,6 +117,8 @@ def run(
         session_timeout_ms=session_timeout_ms,
         shedding=shedding,
         snapshot_every_s=state_every_s,
+        order=order,
+        order_wait_ms=order_wait_ms,
     )
     worker = Worker(loaded.app, target, config)
     stop_on_signals(worker)

@@ -99,6 +99,8 @@ class WorkerOptions:
     shed_above: int | None = None
     restore_below: int | None = None
     state_every_s: float = 30.0
+    order: str = "auto"
+    order_wait_ms: int = 10_000
 
     def argv(self, app: str, broker_url: str) -> list[str]:
         command = [sys.executable, "-m", "streamsense", "run", app, "--workers", "1"]
@@ -107,6 +109,7 @@ class WorkerOptions:
         command += ["--batch-ms", str(self.batch_ms)]
         command += ["--session-timeout-ms", str(self.session_timeout_ms)]
         command += ["--state-every-s", str(self.state_every_s)]
+        command += ["--order", self.order, "--order-wait-ms", str(self.order_wait_ms)]
         command += ["--parent-pid", str(os.getpid())]
         if self.shed_above is not None:
             command += ["--shed-above", str(self.shed_above)]

@@ -9,6 +9,7 @@ from streamsense.runtime.load import SheddingConfig
 from streamsense.runtime.pauses import Backoff
 
 Mode = Literal["realtime", "microbatch"]
+OrderMode = Literal["auto", "always", "never"]
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,13 @@ class WorkerConfig:
     retry: Backoff = field(default_factory=Backoff)
     shedding: SheddingConfig | None = None
     # A repartition target's records in event-time order (runtime/merge.py): "auto" orders
-    # replays and catch-ups (own lag above order_lag, off again below a quarter of it).
-    order: Literal["auto", "always", "never"] = "auto"
+    # replays and catch-ups (a full buffer, or own lag above order_lag; off again at a
+    # hundredth of it).
+    order: OrderMode = "auto"
     order_lag: int = 10_000
-    order_wait_ms: int = 1000
+    # How long an upstream with nothing to show may hold the order back. Generous: in a
+    # catch-up a worker may take seconds to come back to an upstream partition it owns.
+    order_wait_ms: int = 10_000
 
     @property
     def buffer_capacity(self) -> int:

@@ -124,6 +124,10 @@ class Intake:
             units[unit] = None
         return list(units)
 
+    def backlogged(self) -> bool:
+        """Some buffer is at its high mark: the worker is behind on that partition."""
+        return any(len(buffer) >= self.high for buffer in self._buffers.values())
+
     def size(self, tp: TopicPartition) -> int:
         buffer = self._buffers.get(tp)
         return 0 if buffer is None else len(buffer)

@@ -50,6 +50,8 @@ class EventTimeMerge:
             self._take_markers(buffers, group, out)
             heads = {tp: _head_time(buffers[tp]) for tp in group if buffers.get(tp)}
             if not heads:
+                # Nothing waits: a later wait starts its bound afresh.
+                self._blocked_since.pop(tuple(group), None)
                 break
             first = min(heads, key=lambda tp: (heads[tp], group.index(tp)))
             lagging = [

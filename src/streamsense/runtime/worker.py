@@ -215,9 +215,17 @@ class Worker:
 
     def _choose_order(self) -> None:
         """Live, a repartition target is read in event-time order while this worker is
-        behind (a catch-up), and as it comes once it keeps up (no wait for the order)."""
+        behind (a catch-up), and as it comes once it keeps up (no wait for the order).
+        Behind: a buffer filled to its high mark (at once, no broker call) or a lag above
+        ``order_lag``; caught up: a lag of at most a hundredth of it, so the end of a
+        catch-up is still taken in order."""
+        if not self._order_by_lag or not self.topology.merged:
+            return
+        if not self._intake.ordered and self._intake.backlogged():
+            self._intake.ordered = True
+            return
         now = time.monotonic()
-        if not self._order_by_lag or not self.topology.merged or now - self._last_order_check < 1:
+        if now - self._last_order_check < 1:
             return
         self._last_order_check = now
         try:
@@ -228,7 +236,7 @@ class Worker:
             return
         if lag > self.config.order_lag:
             self._intake.ordered = True
-        elif lag < self.config.order_lag // 4:
+        elif lag <= self.config.order_lag // 100:
             self._intake.ordered = False
 
     def _check_caught_up(self, consumer: Consumer) -> bool:
