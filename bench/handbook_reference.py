@@ -13,12 +13,19 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
-DATASET = "/work/shared/datasets/fraud-handbook/transactions.parquet"
+DATASET = str(
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "datasets"
+    / "fraud-handbook"
+    / "transactions.parquet"
+)
 DAY = 86_400
 WINDOWS = (1, 7, 30)
 DELAY_DAYS = 7

@@ -66,7 +66,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASET = "/work/shared/datasets/fraud-handbook/transactions.parquet"
+DATASET = ROOT.parent / "shared" / "datasets" / "fraud-handbook" / "transactions.parquet"
 QUIX_VENV = Path.home() / ".cache" / "streamsense" / "quix-venv"
 QUIX_VERSION = "3.28.1"
 PARTITIONS = 4
@@ -665,6 +665,10 @@ def check(decisions: dict[int, dict[str, Any]], reference: dict[int, tuple[float
             wrong[c] = wrong.get(c, 0) + 1
     if os.environ.get("KAFKA_BENCH_DEBUG"):
         print("features that differ:", wrong)
+        differ = sorted(tx for tx, d in decisions.items() if reference.get(tx) is None or any(
+            not math.isclose(d["features"][c], w, rel_tol=1e-9, abs_tol=1e-9)
+            for c, w in zip(FEATURE_COLUMNS, reference[tx], strict=False)))  # fmt: skip
+        print("transactions that differ (first, last, count):", differ[:5], differ[-5:], len(differ))
     return f"{exact / len(decisions):.2%} equal DuckDB's"
 
 
