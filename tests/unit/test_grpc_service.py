@@ -160,7 +160,6 @@ def test_serve_runs_grpc_next_to_http_with_the_same_answers() -> None:
 
 
 def test_checked_in_code_matches_the_proto(tmp_path: Path) -> None:
-    pytest.importorskip("grpc_tools")
     root = Path(__file__).resolve().parents[2] / "src"
     proto = "streamsense/serving/proto/decide.proto"
     out = tmp_path / "descriptor.pb"
