@@ -2,14 +2,17 @@
 
 The decide stage runs a ``Cascade``: rules first, then a small real model (scikit-learn
 logistic regression exported to ONNX, scored by onnxruntime) behind the cascade's circuit
-breaker. The breaker's thresholds are tight so a slow model opens it within a few calls and
-a fast one closes it within a couple of seconds; while it is open the rules decide and the
-record says ``degraded`` with the reason.
+breaker. The breaker opens within a few slow calls and a fast model closes it within a
+couple of seconds; while it is open the rules decide and the record says ``degraded`` with
+the reason.
 
 The model call can be made slow from outside, as a chaos test needs: when the file
 ``$STREAMSENSE_CHAOS_CONTROL/slow`` exists, every model call first sleeps the seconds it
-holds. Topic and group names start with ``$STREAMSENSE_CHAOS_NAME`` (one per test on a
-shared broker); the model is read from ``$STREAMSENSE_CHAOS_MODEL`` (see ``train_model``).
+holds on the cascade's clock (``SwitchClock``: the wall clock plus the delays slept so
+far). The breaker and the latency budget see those calls take that long, and only those:
+what is slow is decided by the switch, never by how loaded the machine is. Topic and group
+names start with ``$STREAMSENSE_CHAOS_NAME`` (one per test on a shared broker); the model
+is read from ``$STREAMSENSE_CHAOS_MODEL`` (see ``train_model``).
 
 Two dependencies can be moved out of process, as the model-server and Redis scenarios need:
 
@@ -25,7 +28,7 @@ Two dependencies can be moved out of process, as the model-server and Redis scen
 from __future__ import annotations
 
 import os
-import time
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +37,7 @@ import numpy.typing as npt
 
 import streamsense as ss
 from streamsense import features as F
+from streamsense.clock import SYSTEM_CLOCK
 from streamsense.resilience import BreakerConfig
 from streamsense.serving.cascade import Cascade, CascadeConfig
 from streamsense.serving.decision import DecisionRecord
@@ -49,10 +53,11 @@ PARTITIONS = 4
 FEATURES = ["amount", "risk"]
 RULES = RuleSet.from_dicts([{"name": "huge", "when": "amount > 900", "action": "block"}])
 
-# A call over 25 ms is slow; half the last 10 calls slow opens the breaker; after 1 s open,
-# 3 probes decide whether it closes. The model itself takes microseconds.
+# A call over 2 s is slow: a switched one (the chaos test switches 10 s), never a real one,
+# which takes microseconds and, on a loaded machine, still far less than that. Half the last 10
+# calls slow opens the breaker; after 1 s open, 3 probes decide whether it closes.
 BREAKER = BreakerConfig(
-    slow_call_duration=0.025,
+    slow_call_duration=2.0,
     slow_call_rate_threshold=50.0,
     window_size=10,
     minimum_calls=10,
@@ -61,9 +66,9 @@ BREAKER = BreakerConfig(
 )
 # The light tier's budget matches the slow-call threshold: a model slower than that marks its
 # decision degraded ("light_over_budget") even before the breaker opens.
-CONFIG = CascadeConfig(light_budget_ms=25.0, breaker=BREAKER)
+CONFIG = CascadeConfig(light_budget_ms=2000.0, breaker=BREAKER)
 # With a remote heavy tier every light score goes to it: each model decision exercises it.
-HEAVY_CONFIG = CascadeConfig(light_budget_ms=25.0, heavy_band=(0.0, 1.01), breaker=BREAKER)
+HEAVY_CONFIG = CascadeConfig(light_budget_ms=2000.0, heavy_band=(0.0, 1.01), breaker=BREAKER)
 
 
 class Payment(ss.Schema):
@@ -74,11 +79,32 @@ class Payment(ss.Schema):
     risk: float
 
 
+class SwitchClock:
+    """The wall clock plus every delay slept on it: ``sleep`` moves the clock instead of
+    waiting, so a switched model call takes exactly its delay as the cascade measures it."""
+
+    def __init__(self) -> None:
+        self._slept_s = 0.0
+        self._lock = threading.Lock()
+
+    def now_ms(self) -> int:
+        return SYSTEM_CLOCK.now_ms() + int(self._slept_s * 1000)
+
+    def monotonic(self) -> float:
+        return SYSTEM_CLOCK.monotonic() + self._slept_s
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self._slept_s += max(0.0, seconds)
+
+
 class SlowSwitch:
-    """The chaos tests' control: the delay in ``<control>/slow`` (seconds), if it exists."""
+    """The chaos tests' control: the delay in ``<control>/slow`` (seconds), if it exists,
+    and the clock a slowed call sleeps on (the cascade's)."""
 
     def __init__(self, control: Path | None) -> None:
         self.path = control / "slow" if control is not None else None
+        self.clock = SwitchClock()
 
     def delay(self) -> float:
         if self.path is None:
@@ -96,9 +122,7 @@ class SwitchedModel(FunctionModel):
         score = onnx_scorer(artifact, len(FEATURES))
 
         def slowed(X: npt.NDArray[Any]) -> npt.NDArray[Any]:
-            pause = switch.delay()
-            if pause > 0:
-                time.sleep(pause)
+            switch.clock.sleep(switch.delay())
             return score(X)
 
         super().__init__(
@@ -146,13 +170,14 @@ def build(
     online_url: str | None = None,
 ) -> tuple[ss.App, ss.Stream[Payment]]:
     payments = payment_stream(name)
-    light = SwitchedModel(model_path.read_bytes(), SlowSwitch(control)) if model_path else None
+    switch = SlowSwitch(control)
+    light = SwitchedModel(model_path.read_bytes(), switch) if model_path else None
     # Features given: a worker starts even while the model server is down.
     heavy: LoadedModel | None = (
         RemoteModel(heavy_url, name="heavy", features=FEATURES) if heavy_url else None
     )
     config = HEAVY_CONFIG if heavy is not None else CONFIG
-    cascade = Cascade(rules=RULES, light=light, heavy=heavy, config=config)
+    cascade = Cascade(rules=RULES, light=light, heavy=heavy, config=config, clock=switch.clock)
 
     def decide(payment: Payment, ctx: ss.Context) -> DecisionRecord:
         return cascade.decide(payment.id, ctx.key, {"amount": payment.amount, "risk": payment.risk})

@@ -12,6 +12,7 @@ from streamsense.serving.decision import DecisionRecord
 from streamsense.serving.models import FunctionModel
 from streamsense.serving.request_reply import ReplySink, request_id
 from streamsense.serving.rules import RuleSet
+from streamsense.testing import ManualClock
 from tests.apps.counter import Click
 
 clicks = ss.Stream("dclicks", Click, key="user", time="ts", partitions=2)
@@ -24,6 +25,9 @@ FEATURES = F.FeatureSet("decider", user.features)
 CASCADE = Cascade(
     rules=RuleSet.from_dicts([{"name": "big", "when": "amount > 1000", "action": "block"}]),
     light=FunctionModel(lambda X: X[:, 0] / 10, ["n_10s"], name="light", version=1),
+    # Model calls take no time on a ManualClock: a busy machine never puts the light tier
+    # over its budget, so every decision the tests expect undegraded is.
+    clock=ManualClock(),
 )
 
 

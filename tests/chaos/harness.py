@@ -75,7 +75,8 @@ class Scenario:
         return WorkerProcess(label, process, log)
 
     def slow_model(self, seconds: float) -> None:
-        """Flip the chaos app's switch: every model call sleeps ``seconds`` first."""
+        """Flip the chaos app's switch: every model call sleeps ``seconds`` first, on the
+        cascade's clock (it takes that long as the breaker measures it; nobody waits)."""
         switch = self.control / "slow"
         partial = switch.with_suffix(".tmp")
         partial.write_text(str(seconds))

@@ -84,7 +84,8 @@ class Backend:
     @property
     def checks_expected_offsets(self) -> bool:
         """commit_transaction enforces Transaction.expected atomically. Kafka cannot; its
-        group generation fences stale workers (tests/integration/test_kafka_transactions)."""
+        group generation fences stale workers (the stale-transaction contract case asserts
+        that; tests/integration/test_kafka_transactions has a member dropped by a rebalance)."""
         return self.name != "kafka"
 
     @property

@@ -49,14 +49,15 @@ class OnlineBackend:
     prefix: str = ""  # Redis: this test's key prefix
     opened: list[OnlineStore] = field(default_factory=list)
 
-    def raw_exists(self, view: str, key: str) -> bool:
-        """Whether the row is still physically stored (Redis: its own expiry ran or not)."""
+    def raw_ttl_ms(self, view: str, key: str) -> int:
+        """Redis's own expiry of the row, as PTTL says: milliseconds left, -1 for none, -2
+        when the key is gone (its expiry ran)."""
         assert self.name == "redis"
         store = self.opened[0]
         assert isinstance(store, RedisOnlineStore)
         client = redis.Redis.from_url(store.url)
         try:
-            return bool(client.exists(f"{store.prefix}{view}:{key}"))
+            return int(client.pttl(f"{store.prefix}{view}:{key}"))
         finally:
             client.close()
 

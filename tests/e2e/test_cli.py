@@ -8,15 +8,18 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 from typer.testing import CliRunner
 
-from streamsense.brokers import EmbeddedBroker
+from streamsense.brokers import EmbeddedBroker, TopicPartition
 from streamsense.cli.main import cli
+from streamsense.errors import StreamsenseError
 from streamsense.testing import drain_topic
-from tests.apps.counter import make_clicks
+from tests.apps.counter import app as counter_app
+from tests.apps.counter import clicks, make_clicks
 
 ROOT = Path(__file__).resolve().parents[2]
 COUNTER = str(ROOT / "tests" / "apps" / "counter.py")
@@ -84,6 +87,8 @@ def test_replay_runs_an_app_to_the_end(tmp_path: Path) -> None:
 
 
 def test_replay_killed_mid_way_resumes_exactly_once(tmp_path: Path) -> None:
+    """Killed once during the ingest and once during the processing, each time after it made
+    committed progress (not after a fixed sleep), the replay still ends exactly once."""
     source = tmp_path / "clicks.jsonl"
     write_clicks(source, 60_000)
     command = [
@@ -100,19 +105,63 @@ def test_replay_killed_mid_way_resumes_exactly_once(tmp_path: Path) -> None:
         "200",
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    for delay in (1.5, 3.0):
-        process = subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        time.sleep(delay)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
+    db = tmp_path / "broker.db"
+    # The ingest commits 20,000-row chunks; a kill after the first leaves some to resume.
+    ingested = kill_when(command, env, lambda: ingested_rows(db) > 0, lambda: ingested_rows(db))
+    assert 0 < ingested < 60_000, ingested
+    processed = kill_when(command, env, lambda: committed(db) > 0, lambda: committed(db))
+    assert 0 < processed < 60_000, processed
     finished = subprocess.run(command, env=env, capture_output=True, timeout=300, check=True)
     assert b"processed" in finished.stdout
-    broker = EmbeddedBroker(tmp_path / "broker.db")
+    broker = EmbeddedBroker(db)
     counts = [msgspec.json.decode(r.value or b"") for r in drain_topic(broker, "counter.counts")]
     inputs = broker.describe_topic("clicks").messages
     broker.close()
-    assert inputs == 60_000  # the file went in once, despite the kills during ingest
+    assert inputs == 60_000  # the file went in once, despite the kill during ingest
     assert len(counts) == 60_000
     assert len({c["source"] for c in counts}) == 60_000
+
+
+def kill_when(
+    command: list[str],
+    env: dict[str, str],
+    progressed: Callable[[], bool],
+    progress: Callable[[], int],
+) -> int:
+    """Run ``command`` until ``progressed()``, SIGKILL it, and return ``progress()`` once it
+    is dead (what its successor has to continue from)."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not progressed():
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline, "the replay made no progress"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    return progress()
+
+
+def ingested_rows(db: Path) -> int:
+    """Rows of the input file committed to the clicks topic so far."""
+    return on_broker(db, lambda broker: broker.describe_topic(clicks.topic).messages)
+
+
+def committed(db: Path) -> int:
+    """Offsets the counter app's group committed so far, over every partition."""
+    tps = [TopicPartition(clicks.topic, p) for p in range(clicks.partitions)]
+    return on_broker(
+        db, lambda broker: sum(v or 0 for v in broker.committed(counter_app.group, tps).values())
+    )
+
+
+def on_broker(db: Path, read: Callable[[EmbeddedBroker], int]) -> int:
+    """``read`` on the replay's broker; 0 while the replay has not created it or the topic."""
+    if not db.exists():
+        return 0
+    broker = EmbeddedBroker(db)
+    try:
+        return read(broker)
+    except StreamsenseError:  # the topic or the group's table does not exist yet
+        return 0
+    finally:
+        broker.close()

@@ -82,7 +82,11 @@ def test_plan_apply_backfill_materialize_get_and_verify(tmp_path: Path) -> None:
         "--project",
         project,
     )
-    assert "user-3" in got and "n_10s" in got
+    # 12:43:00 is click 980 (one a second from 12:26:40); user-3 clicked at i = 3 mod 8 with
+    # amount i mod 10. 10 s: 971, 979 (1 + 9); 1 min: 923..979, amounts 3 1 9 7 5 3 1 9
+    # (mean 4.75); the last 5 clicks' max: 9; the 30 s tumbling window opening at 12:43:00
+    # holds none of user-3's clicks yet.
+    assert "│ user-3 │ 2 │ 10 │ 4.75 │ 9 │ 0 │" in got, got
     assert "every sampled vector matches" in invoke(
         "verify", "--project", project, "--sample", "200"
     )

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import time
 from pathlib import Path
 from typing import Any
 
@@ -170,30 +169,3 @@ def test_fakes_behave_like_models() -> None:
     assert (doubled.calls, doubled.version) == (2, 4)
     with pytest.raises(ConfigError):
         ConstantModel(1.5, ["a"])
-
-
-def test_print_single_row_latency(
-    registry: ModelRegistry, artifacts: Path, data: Any, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Not an assertion: the numbers go to the report (pytest -s shows them)."""
-    row = np.ascontiguousarray(data[0][:1])
-    lines = []
-    for file, format in CASES:
-        version = registry.register("bench", artifacts / file, format, FEATURES)  # type: ignore[arg-type]
-        for convert in (True, False) if format != "onnx" else (True,):
-            model = registry.load("bench", version, convert=convert)
-            p50, p99 = _latency_us(lambda m=model: m.predict_proba(row))
-            lines.append(f"{format:9} {model.runtime:12} p50 {p50:6.1f} µs  p99 {p99:7.1f} µs")
-    with capsys.disabled():
-        print("\nsingle-row predict_proba (1×15 float32):\n  " + "\n  ".join(lines))
-
-
-def _latency_us(call: Any, n: int = 2000) -> tuple[float, float]:
-    for _ in range(100):
-        call()
-    samples = np.empty(n)
-    for i in range(n):
-        start = time.perf_counter_ns()
-        call()
-        samples[i] = time.perf_counter_ns() - start
-    return float(np.percentile(samples, 50)) / 1000, float(np.percentile(samples, 99)) / 1000

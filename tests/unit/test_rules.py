@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -168,15 +167,3 @@ def test_an_invalid_reload_keeps_the_old_rules(
 def test_a_missing_file_at_startup_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read rules file"):
         ReloadingRuleSet(tmp_path / "absent.yaml")
-
-
-def test_deciding_takes_microseconds(capsys: pytest.CaptureFixture[str]) -> None:
-    rules = RuleSet.from_dicts(RADAR)
-    n = 20_000
-    start = time.perf_counter()
-    for _ in range(n):
-        rules.decide(QUIET)
-    per_call = (time.perf_counter() - start) / n * 1e6
-    with capsys.disabled():
-        print(f"\nRuleSet.decide, 3 rules, no match: {per_call:.2f} µs")
-    assert per_call < 50  # generous: a loaded CI box, not the budget

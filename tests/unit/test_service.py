@@ -16,7 +16,7 @@ from streamsense.serving.rules import RuleSet
 from streamsense.serving.service import create_api
 from streamsense.store.memory_online import MemoryOnlineStore
 from streamsense.store.views import OnlineFeatures, OnlineView
-from streamsense.testing import drain_topic
+from streamsense.testing import ManualClock, drain_topic
 from tests.apps.counter import Click
 from tests.apps.windowed import FEATURES, clicks
 
@@ -36,7 +36,8 @@ def client() -> Iterator[tuple[TestClient, MemoryBroker]]:
         name="test",
         streams={clicks.topic: clicks},
         features={clicks.topic: online},
-        cascade=Cascade(rules=rules, light=light),
+        # On a ManualClock a model call takes no time: no tier is ever over its budget.
+        cascade=Cascade(rules=rules, light=light, clock=ManualClock()),
         broker=broker,
         decisions_topic="decisions",
         views=online.views_by_name(),

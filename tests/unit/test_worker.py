@@ -1,16 +1,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
 import streamsense as ss
-from streamsense.brokers import EmbeddedBroker, MemoryBroker
+from streamsense.brokers import EmbeddedBroker, MemoryBroker, TopicPartition
 from streamsense.brokers.log import LogBroker
 from streamsense.runtime.worker import Worker, WorkerConfig
 from streamsense.testing import drain_topic
-from tests.apps.counter import app, clicks, make_clicks
+from tests.apps.counter import Click, app, clicks, count, make_clicks
 
 BAD_INPUTS = [
     b"{not json",
@@ -129,13 +130,26 @@ def test_a_stale_worker_is_fenced_and_reloads_instead_of_duplicating() -> None:
     assert all(sorted(ns) == list(range(1, len(ns) + 1)) for ns in by_user.values())
 
 
-def test_stop_commits_and_returns(tmp_path: Path) -> None:
+def test_stop_commits_what_was_processed_and_returns(tmp_path: Path) -> None:
+    """stop() mid-batch: the batch is neither full nor due (batch_ms is ten minutes), so only
+    the commit on the way out makes its events' offsets and outputs durable."""
     broker = EmbeddedBroker(tmp_path / "log.db")
     feed(broker, 20)
-    worker = Worker(app, broker)
-    worker.stop()
-    stats = worker.run()
-    assert stats.events <= 20
+    workers: list[Worker] = []
+
+    def count_then_stop(click: Click, ctx: ss.Context) -> dict[str, Any]:
+        if ctx.event.offset == 2:
+            workers[0].stop()  # the loop ends after this batch
+        return count(click, ctx)
+
+    stopper = ss.App("stopper")
+    stopper.flow(clicks).stage("count", count_then_stop).sink(ss.TopicSink("stopper.counts"))
+    workers.append(Worker(stopper, broker, WorkerConfig(batch_size=1000, batch_ms=600_000)))
+    stats = workers[0].run()
+    tps = [TopicPartition(clicks.topic, p) for p in range(clicks.partitions)]
+    committed = broker.committed(stopper.group, tps)
+    assert stats.events > 0 and sum(v or 0 for v in committed.values()) == stats.events
+    assert len(drain_topic(broker, "stopper.counts")) == stats.events
     broker.close()
 
 
