@@ -668,7 +668,7 @@ def check(decisions: dict[int, dict[str, Any]], reference: dict[int, tuple[float
         differ = sorted(tx for tx, d in decisions.items() if reference.get(tx) is None or any(
             not math.isclose(d["features"][c], w, rel_tol=1e-9, abs_tol=1e-9)
             for c, w in zip(FEATURE_COLUMNS, reference[tx], strict=False)))  # fmt: skip
-        print("transactions that differ (first, last, count):", differ[:5], differ[-5:], len(differ))
+        print("transactions that differ:", len(differ), "first", differ[:5], "last", differ[-5:])
     return f"{exact / len(decisions):.2%} equal DuckDB's"
 
 
