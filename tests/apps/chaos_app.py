@@ -213,7 +213,10 @@ app, payments = build(
 
 
 def serving(broker: ss.Broker, state_dir: Path) -> Serving:
-    """`streamsense serve tests.apps.chaos_app:app`: decisions on the Redis features."""
+    """`streamsense serve tests.apps.chaos_app:application`: decisions on the Redis features."""
     from tests.apps.chaos_serving import build_serving
 
     return build_serving(broker, app.name, payments)
+
+
+application = ss.Application(app=app, serving=serving)

@@ -1,4 +1,4 @@
-"""The chaos app's decision API (`streamsense serve tests.apps.chaos_app:app`): payments
+"""The chaos app's decision API (`streamsense serve tests.apps.chaos_app:application`): payments
 decided on the per-user features the pipeline writes to Redis, read through a
 ``FeatureGuard`` whose breaker is as tight as the cascade's (so the Redis scenario is short),
 scored by the same ONNX model.

@@ -19,7 +19,7 @@ from tests.apps.chaos_app import Payment, payments
 from tests.integration.workers import SESSION_TIMEOUT_MS, WorkerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = "tests.apps.chaos_app:app"
+APP = "tests.apps.chaos_app:application"
 
 
 @dataclass(frozen=True)

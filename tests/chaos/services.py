@@ -40,7 +40,7 @@ def model_registry(model: Path, root: Path) -> Path:
 
 
 class ApiServer:
-    """`streamsense serve tests.apps.chaos_app:app` on 127.0.0.1, with its own memory broker
+    """`streamsense serve tests.apps.chaos_app:application` on 127.0.0.1, with its own memory broker
     (the API's published events stay out of the pipeline under test) and INFO logs."""
 
     def __init__(self, tmp: Path, env: dict[str, str]) -> None:

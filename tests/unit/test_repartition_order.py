@@ -114,3 +114,27 @@ def test_a_silent_upstream_holds_the_order_back_only_for_the_bounded_wait() -> N
         ("t.from.1", 2),
         ("t.from.0", 2),
     ]
+
+
+def test_the_bound_counts_from_when_a_record_started_waiting() -> None:
+    """A group that had nothing to take for a while must not find its bound already
+    spent when records come again."""
+    from collections import deque
+
+    from streamsense.brokers import Record, TopicPartition
+    from streamsense.runtime.merge import EventTimeMerge
+    from streamsense.testing import ManualClock
+
+    a, b = TopicPartition("t.from.0", 0), TopicPartition("t.from.1", 0)
+    clock = ManualClock()
+    merge = EventTimeMerge(wait_ms=500, clock=clock)
+    first = Record(a.topic, 0, 0, 0, None, b"{}", (("ss-time", b"10"),))
+    buffers = {a: deque([first]), b: deque()}
+    assert merge.take(buffers, [a, b], 10) == []  # waits for b
+    buffers[a].clear()  # (the partition was reloaded: nothing buffered for a while)
+    assert merge.take(buffers, [a, b], 10) == []
+    clock.advance(5000)
+    buffers[a].append(first)
+    assert merge.take(buffers, [a, b], 10) == []  # a fresh wait, not one spent long ago
+    clock.advance(600)
+    assert merge.take(buffers, [a, b], 10) == [first]
