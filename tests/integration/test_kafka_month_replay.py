@@ -22,8 +22,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from streamsense.brokers import Broker, TopicPartition, open_broker
-from streamsense.errors import StreamsenseError
 from tests.script_server import ScriptServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,35 +73,52 @@ def _kill_mid_way(command: list[str], url: str) -> int:
     worker = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    broker = open_broker(url)
     deadline = time.monotonic() + 600
-    try:
-        while True:
-            assert worker.poll() is None, (worker.stderr.read() or b"")[-3000:]
-            assert time.monotonic() < deadline, "the replay made no progress"
-            done = _committed(broker)
-            if done >= PAYMENTS // 3 and _state_written(broker):
-                worker.send_signal(signal.SIGKILL)
-                worker.wait()
-                return done
-            time.sleep(0.2)
-    finally:
-        broker.close()
+    while True:
+        assert worker.poll() is None, (worker.stderr.read() or b"")[-3000:]
+        assert time.monotonic() < deadline, "the replay made no progress"
+        done, state_records = _progress(url)
+        if done >= PAYMENTS // 3 and state_records > 0:
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+            return done
+        time.sleep(0.5)
 
 
-def _committed(broker: Broker) -> int:
-    tp = TopicPartition("transactions", 0)
-    try:
-        return broker.committed("fraud", [tp]).get(tp) or 0
-    except StreamsenseError:  # the topic or the group does not exist yet
-        return 0
+def _progress(url: str) -> tuple[int, int]:
+    """The payments the replay committed and the records of its feature state, asked by a
+    process of its own: Kafka clients made and dropped while a broker is still setting up
+    its groups must not take the test process down with them."""
+    probe = subprocess.run(
+        [sys.executable, "-c", _PROBE, url],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    done, state = probe.stdout.split()
+    return int(done), int(state)
 
 
-def _state_written(broker: Broker) -> bool:
-    try:
-        return broker.describe_topic(STATE_TOPIC).messages > 0
-    except StreamsenseError:
-        return False
+_PROBE = f"""
+import sys
+from streamsense.brokers import TopicPartition, open_broker
+from streamsense.errors import StreamsenseError
+
+broker = open_broker(sys.argv[1])
+tp = TopicPartition("transactions", 0)
+try:
+    done = broker.committed("fraud", [tp]).get(tp) or 0
+except StreamsenseError:  # the topic or the group does not exist yet
+    done = 0
+try:
+    state = broker.describe_topic({STATE_TOPIC!r}).messages
+except StreamsenseError:
+    state = 0
+print(done, state)
+broker.close()
+"""
 
 
 def _processed(output: str) -> int:
