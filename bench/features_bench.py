@@ -36,22 +36,6 @@ def _engine() -> tuple[F.FeatureEngine, list[str]]:
     return F.FeatureEngine(FEATURES), FEATURES.names
 
 
-def _warm_up() -> None:
-    """Load the compiled kernels from numba's cache before anything is timed."""
-    engine, _ = _engine()
-    ones = np.ones(2)
-    engine.process(
-        0,
-        np.array([0, 1], np.int64),
-        {
-            "customer_id": ones.astype(np.int64),
-            "terminal_id": ones.astype(np.int64),
-            "tx_amount": ones,
-            "tx_fraud": ones,
-        },
-    )
-
-
 def streamsense_run(events: pa.Table) -> tuple[np.ndarray, np.ndarray, list[str]]:
     engine, names = _engine()
     times = events.column("TX_DATETIME").cast(pa.int64()).to_numpy() // 1000
@@ -79,7 +63,6 @@ def streamsense_table(output: tuple[np.ndarray, np.ndarray, list[str]]) -> pa.Ta
     return pa.table(columns)
 
 
-_warm_up()
 assert ss.__version__
 
 if __name__ == "__main__":

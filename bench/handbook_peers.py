@@ -7,7 +7,9 @@ events in file order, in a fresh spawned process. Timed: from the events in memo
 table read from Parquet, timed apart) to the peer's output (all events' features in memory);
 turning that output into the Arrow table compared here is not timed. Peak RSS is the process's
 high-water mark while the peer runs (reset after the read; interpreter, imports and the events
-table included). Every peer is checked against DuckDB: counts exactly, floats within 1e-9
+table included). Each peer is measured cold (its first call in the process: compilation, caches
+and first queries included) and warm (after an untimed call on the first 10,000 events), each
+in a process of its own. Every peer is checked against DuckDB: counts exactly, floats within 1e-9
 relative (plus 1e-9 absolute: a running sum left with a single 0.00 amount may hold ~1e-14).
 
 Another script adds a peer with main({"name": Peer(run, to_table)}): `run` (top-level, picklable)
@@ -294,10 +296,18 @@ def _reset_peak_rss() -> None:
         clear_refs.write("5")
 
 
-def _measure_here(peer: Peer, path: str, limit: int | None) -> Measurement:
+WARM_UP_ROWS = 10_000
+
+
+def _measure_here(peer: Peer, path: str, limit: int | None, warm: bool) -> Measurement:
+    """Cold: the peer's first call in a fresh process (compiling, loading caches, first
+    queries included). Warm: the timed call follows an untimed one on the first
+    WARM_UP_ROWS events, in a fresh process too."""
     started = time.perf_counter()
     events = load_events(path, limit)
     read_seconds = time.perf_counter() - started
+    if warm:
+        peer.run(events.slice(0, WARM_UP_ROWS))
     base_rss = _proc_status_mib("VmRSS")
     _reset_peak_rss()
     started = time.perf_counter()
@@ -308,10 +318,12 @@ def _measure_here(peer: Peer, path: str, limit: int | None) -> Measurement:
     return Measurement(events.num_rows, read_seconds, seconds, base_rss, peak_rss, table)
 
 
-def measure(peer: Peer, path: str = DATASET, limit: int | None = None) -> Measurement:
+def measure(
+    peer: Peer, path: str = DATASET, limit: int | None = None, *, warm: bool = False
+) -> Measurement:
     """Run one peer in a fresh spawned process (so its peak RSS is its own)."""
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_measure_here, (peer, path, limit))
+        return pool.apply(_measure_here, (peer, path, limit, warm))
 
 
 def check_agreement(
@@ -328,13 +340,14 @@ def check_agreement(
         np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=name)
 
 
-def print_table(results: dict[str, Measurement]) -> None:
-    print("| peer | seconds | events/s | Parquet read s | RSS after read MiB | peak RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, m in results.items():
+def print_table(results: dict[tuple[str, str], Measurement]) -> None:
+    columns = "seconds | events/s | Parquet read s | RSS after read MiB | peak RSS MiB"
+    print(f"| peer | start | {columns} |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for (name, start), m in results.items():
         print(
-            f"| {name} | {m.seconds:.2f} | {m.rows / m.seconds:,.0f} | {m.read_seconds:.2f} "
-            f"| {m.base_rss_mib:,.0f} | {m.peak_rss_mib:,.0f} |"
+            f"| {name} | {start} | {m.seconds:.2f} | {m.rows / m.seconds:,.0f} "
+            f"| {m.read_seconds:.2f} | {m.base_rss_mib:,.0f} | {m.peak_rss_mib:,.0f} |"
         )
 
 
@@ -344,16 +357,18 @@ def main(extra_peers: dict[str, Peer] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--peers", default=",".join(peers))
     parser.add_argument("--path", default=DATASET)
+    parser.add_argument("--starts", default="cold,warm", help="cold, warm or both")
     args = parser.parse_args()
     reference = duckdb_features_from_table(load_events(args.path, args.limit), threads=2)
     results = {}
     for name in args.peers.split(","):
-        result = measure(peers[name], args.path, args.limit)
-        assert result.table is not None
-        check_agreement(reference, result.table)
-        result.table = None  # free it before the next peer
-        results[name] = result
-        print(f"{name}: {result.seconds:.2f} s, agrees with DuckDB", flush=True)
+        for start in args.starts.split(","):
+            result = measure(peers[name], args.path, args.limit, warm=start == "warm")
+            assert result.table is not None
+            check_agreement(reference, result.table)
+            result.table = None  # free it before the next peer
+            results[name, start] = result
+            print(f"{name} ({start}): {result.seconds:.2f} s, agrees with DuckDB", flush=True)
     print(f"\n{reference.num_rows:,} events, all peers agree with DuckDB\n")
     print_table(results)
 

@@ -186,59 +186,105 @@ def create_app() -> Any:
 # ---------------------------------------------------------------- Quix Streams' worker
 
 
-def _terminal(state: Any, ts: int, fraud: int) -> list[float]:
-    """Count and fraud share over (t - 7d - w, t - 7d]; 37 days of payments in State."""
-    rows: list[list[int]] = state.get("rows") or []
-    end = ts - DELAY
-    cutoff = end - WINDOWS[-1] * DAY
-    drop = 0
-    while drop < len(rows) and rows[drop][0] <= cutoff:
-        drop += 1
-    rows = rows[drop:]
-    rows.append([ts, fraud])
-    state.set("rows", rows)
+SPANS = tuple(days * DAY for days in WINDOWS)  # ascending: the last window is the longest
+
+
+def _windows() -> dict[str, Any]:
+    """One key's windows as plain JSON (what Quix's State stores): rows [time, value] in time
+    order, each window's first row `lo` and running sum `s`, the latest time `last`, and the
+    terminal's payments still inside their 7-day delay `p`. The same design as the running
+    sums of the plain-Python peer (bench/handbook_peers.py): no rescan per event."""
+    return {"r": [], "lo": [0] * len(SPANS), "s": [0.0] * len(SPANS), "last": None, "p": []}
+
+
+def _add(w: dict[str, Any], row: list[Any]) -> None:
+    w["r"].append(row)
+    w["s"] = [total + row[1] for total in w["s"]]
+
+
+def _evict(w: dict[str, Any], end: int) -> None:
+    """Move each window's start past the rows at or before end - span, then drop the rows no
+    window holds any more."""
+    rows, lo, sums = w["r"], w["lo"], w["s"]
+    for i, span in enumerate(SPANS):
+        cutoff, j, total = end - span, lo[i], sums[i]
+        while j < len(rows) and rows[j][0] <= cutoff:
+            total -= rows[j][1]
+            j += 1
+        lo[i], sums[i] = j, (total if j < len(rows) else 0.0)  # an empty window sums to 0
+    drop = lo[-1]
+    if drop:
+        w["r"], w["lo"] = rows[drop:], [j - drop for j in lo]
+
+
+def _stats(w: dict[str, Any]) -> list[float]:
+    """Count and mean of each window."""
     out: list[float] = []
-    for days in WINDOWS:
-        low = end - days * DAY
-        n = frauds = 0
-        for t, f in rows:
-            if low < t <= end:
-                n += 1
-                frauds += f
-        out += (n, frauds / n if n else 0.0)
+    for lo, total in zip(w["lo"], w["s"], strict=True):
+        n = len(w["r"]) - lo
+        out += (n, total / n if n else 0.0)
     return out
+
+
+def _rebuild(w: dict[str, Any]) -> None:
+    """Pointers and sums from scratch, for the windows ending at w["last"]."""
+    w["lo"], w["s"] = [0] * len(SPANS), [0.0] * len(SPANS)
+    rows, w["r"] = w["r"], []
+    for row in rows:
+        _add(w, row)
+    _evict(w, w["last"])
+
+
+def _terminal(state: Any, ts: int, fraud: int) -> list[float]:
+    """Count and fraud share over (t - 7d - w, t - 7d]: payments wait in `p` for 7 days."""
+    w = state.get("w") or _windows()
+    end, pending = ts - DELAY, w["p"]
+    while pending and pending[0][0] <= end:
+        _add(w, pending.pop(0))
+    pending.append([ts, fraud])
+    _evict(w, end)
+    state.set("w", w)
+    return _stats(w)
 
 
 def _customer(state: Any, ts: int, amount: float) -> list[float]:
-    """Count and mean amount over (t - w, t]; 30 days of payments in State, in time order."""
-    rows: list[list[float]] = state.get("rows") or []
-    cutoff = ts - WINDOWS[-1] * DAY
-    drop = 0
-    while drop < len(rows) and rows[drop][0] <= cutoff:
-        drop += 1
-    rows = rows[drop:]
-    at = len(rows)
-    while at and rows[at - 1][0] > ts:  # an out-of-order arrival goes where it belongs
-        at -= 1
-    rows.insert(at, [ts, amount])
-    state.set("rows", rows)
-    out: list[float] = []
-    for days in WINDOWS:
-        low = ts - days * DAY
-        n, total = 0, 0.0
-        for t, a in rows:
-            if low < t <= ts:
-                n += 1
-                total += a
-        out += (n, total / n)
-    return out
+    """Count and mean amount over (t - w, t]. A payment older than the key's latest one (the
+    repartition's order on a backlog) is inserted where it belongs and its windows rescanned."""
+    w = state.get("w") or _windows()
+    if w["last"] is not None and ts < w["last"]:
+        rows = w["r"]
+        at = len(rows)
+        while at and rows[at - 1][0] > ts:
+            at -= 1
+        rows.insert(at, [ts, amount])
+        out: list[float] = []
+        for span in SPANS:
+            inside = [a for t, a in rows[: at + 1] if t > ts - span]
+            out += (len(inside), sum(inside) / len(inside))
+        _rebuild(w)
+        state.set("w", w)
+        return out
+    w["last"] = ts
+    _add(w, [ts, amount])
+    _evict(w, ts)
+    state.set("w", w)
+    return _stats(w)
 
 
 def _seconds(tx: dict[str, Any]) -> int:
     return int(datetime.fromisoformat(tx["TX_DATETIME"]).replace(tzinfo=UTC).timestamp())
 
 
-def quix_worker(bootstrap: str, name: str, state_dir: str) -> None:
+# Quix's settings in the throughput runs, tuned as streamsense's batch size was (see
+# BENCHMARKS.md for the settings tried). The latency runs keep Quix's defaults.
+QUIX_THROUGHPUT_SETTINGS: dict[str, Any] = {
+    "commit_interval": 5.0,
+    "producer_extra_config": {"linger.ms": 20, "batch.num.messages": 10_000},
+    "consumer_extra_config": {"fetch.min.bytes": 65_536, "fetch.wait.max.ms": 100},
+}
+
+
+def quix_worker(bootstrap: str, name: str, state_dir: str, settings: str = "{}") -> None:
     from quixstreams import Application
 
     app = Application(
@@ -248,6 +294,7 @@ def quix_worker(bootstrap: str, name: str, state_dir: str) -> None:
         state_dir=state_dir,
         loglevel="WARNING",
         processing_guarantee="at-least-once",
+        **json.loads(settings),
     )
     source = app.topic(f"{name}.transactions", value_deserializer="json")
     output = app.topic(f"{name}.decisions", value_serializer="json")
@@ -365,8 +412,10 @@ class Run:
         *,
         latency: bool,
         latency_batch_ms: int = 2,
+        quix_settings: dict[str, Any] | None = None,
     ):
         self.peer, self.workers, self.bootstrap = peer, workers, bootstrap
+        self.quix_settings = QUIX_THROUGHPUT_SETTINGS if quix_settings is None else quix_settings
         self.latency_batch_ms = latency_batch_ms
         self.name = f"kb-{peer}-{workers}w-{uuid.uuid4().hex[:6]}"
         self.tmp = tmp / self.name
@@ -395,6 +444,7 @@ class Run:
             return [sys.executable, __file__, "bare-worker", self.bootstrap, self.name]
         if self.peer == "quix":
             state = str(self.tmp / f"state{i}")
+            settings = self.quix_settings if not self.latency else {}
             return [
                 str(ensure_quix_venv()),
                 __file__,
@@ -402,6 +452,7 @@ class Run:
                 self.bootstrap,
                 self.name,
                 state,
+                json.dumps(settings),
             ]
         # Throughput: big micro-batches. Latency: commit every few ms (--latency-batch-ms),
         # or after every event (0: realtime mode).
@@ -644,8 +695,8 @@ def read_decisions(admin: Any, name: str) -> dict[int, dict[str, Any]]:
     }
 
 
-def check(decisions: dict[int, dict[str, Any]], reference: dict[int, tuple[float, ...]]) -> str:
-    """How many decisions carry exactly DuckDB's handbook features (floats within 1e-9)."""
+def check(decisions: dict[int, dict[str, Any]], reference: dict[int, tuple[float, ...]]) -> float:
+    """The share of decisions that carry exactly DuckDB's handbook features (floats within 1e-9)."""
     import math
 
     from handbook_reference import FEATURE_COLUMNS
@@ -669,7 +720,7 @@ def check(decisions: dict[int, dict[str, Any]], reference: dict[int, tuple[float
             not math.isclose(d["features"][c], w, rel_tol=1e-9, abs_tol=1e-9)
             for c, w in zip(FEATURE_COLUMNS, reference[tx], strict=False)))  # fmt: skip
         print("transactions that differ:", len(differ), "first", differ[:5], "last", differ[-5:])
-    return f"{exact / len(decisions):.2%} equal DuckDB's"
+    return exact / len(decisions)
 
 
 def machine() -> str:
@@ -681,12 +732,76 @@ def machine() -> str:
     )
 
 
+def rotated(peers: list[str], round_index: int) -> list[str]:
+    """Round r starts with peer r: over len(peers) rounds each peer runs first once (a broker
+    loaded by the runs before is slower: no peer keeps the freshest one)."""
+    r = round_index % len(peers)
+    return peers[r:] + peers[:r]
+
+
+def throughput_runs(
+    args: argparse.Namespace, admin: Any, client: Any, events: Events, reference: Any, tmp: Path
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    peers = [p for p in args.peers.split(",") if p != "bare"]  # the floor is for latency
+    quix_settings = json.loads(args.quix_settings) if args.quix_settings else None
+    for round_index in range(args.rounds):
+        for workers in [int(w) for w in args.workers.split(",")]:
+            for peer in rotated(peers, round_index):
+                run = Run(peer, workers, args.bootstrap, tmp, latency=False,
+                          quix_settings=quix_settings)  # fmt: skip
+                run.create_topics(admin)
+                run.start()
+                try:
+                    run.wait_stable(client)
+                    measured = throughput(run, admin, events)
+                finally:
+                    run.stop()
+                checked = check(read_decisions(admin, run.name), reference)
+                rows.append({"kind": "throughput", "round": round_index, "peer": peer,
+                             "workers": workers, **measured, "exact": checked})  # fmt: skip
+                print(f"round {round_index} {peer} x{workers}: "
+                      f"{measured['events_per_s']:,.0f} events/s ({measured['seconds']:.1f} s; "
+                      f"producing {measured['produce_s']:.1f} s; workers' CPU "
+                      f"{measured['cpu_us_per_event']:.0f} us/event); decisions: "
+                      f"{checked:.2%} equal DuckDB's", flush=True)  # fmt: skip
+    return rows
+
+
+def latency_runs(
+    args: argparse.Namespace, admin: Any, client: Any, events: Events, reference: Any, tmp: Path
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    peers = args.peers.split(",")
+    for round_index in range(args.rounds):
+        for peer in rotated(peers, round_index):
+            run = Run(peer, 1, args.bootstrap, tmp, latency=True,
+                      latency_batch_ms=args.latency_batch_ms)  # fmt: skip
+            run.create_topics(admin)
+            run.start()
+            try:
+                run.wait_stable(client)
+                lat = latency(run, events, args.rate, args.seconds)
+            finally:
+                run.stop()
+            checked = None if peer == "bare" else check(read_decisions(admin, run.name), reference)
+            rows.append({"kind": "latency", "round": round_index, "peer": peer, "workers": 1,
+                         "rate": args.rate, **lat, "exact": checked})  # fmt: skip
+            print(f"round {round_index} {peer} latency at {args.rate:,.0f}/s: "
+                  f"p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms, "
+                  f"max {lat['max_ms']:.1f} ms, missing {lat['missing']}; decisions: "
+                  f"{'computes nothing' if checked is None else f'{checked:.2%} equal'}",
+                  flush=True)  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--limit", type=int, default=300_000)
     parser.add_argument("--peers", default="streamsense,quix")
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--rounds", type=int, default=3, help="each peer first in one round")
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--no-latency", action="store_true")
@@ -697,75 +812,48 @@ def main() -> None:
         default=2,
         help="streamsense's commit interval in the latency run (0: realtime mode)",
     )
+    parser.add_argument(
+        "--quix-settings",
+        default="",
+        help="JSON of quixstreams.Application arguments for the throughput runs "
+        "(default: QUIX_THROUGHPUT_SETTINGS)",
+    )
+    parser.add_argument("--results", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT / "src"))
+    sys.path[:0] = [str(ROOT / "src"), str(ROOT / "bench")]
     from confluent_kafka.admin import AdminClient
+    from results import save_results
 
     from streamsense.brokers.kafka import KafkaBroker
 
     admin = KafkaBroker(args.bootstrap)
     client = AdminClient({"bootstrap.servers": args.bootstrap})
-    peers = args.peers.split(",")
-    if "quix" in peers:
+    if "quix" in args.peers.split(","):
         ensure_quix_venv()
     started = time.perf_counter()
     events, reference = load_events(args.limit)
     print(f"{len(events[0]):,} events loaded, encoded and computed by DuckDB "
           f"in {time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
     tmp = Path(tempfile.mkdtemp(prefix="kafka-bench-"))
-    results: list[tuple[str, int, dict[str, float], str]] = []
+    rows: list[dict[str, Any]] = []
     try:
-        for workers in [] if args.no_throughput else [int(w) for w in args.workers.split(",")]:
-            for peer in [p for p in peers if p != "bare"]:  # the floor is for latency
-                run = Run(peer, workers, args.bootstrap, tmp, latency=False)
-                run.create_topics(admin)
-                run.start()
-                try:
-                    run.wait_stable(client)
-                    measured = throughput(run, admin, events)
-                finally:
-                    run.stop()
-                checked = check(read_decisions(admin, run.name), reference)
-                results.append((peer, workers, measured, checked))
-                print(f"{peer} x{workers}: {measured['events_per_s']:,.0f} events/s "
-                      f"({measured['seconds']:.1f} s; producing {measured['produce_s']:.1f} s; "
-                      f"workers' CPU {measured['cpu_us_per_event']:.0f} us/event); "
-                      f"decisions: {checked}", flush=True)  # fmt: skip
+        if not args.no_throughput:
+            rows += throughput_runs(args, admin, client, events, reference, tmp)
         if not args.no_latency:
-            for peer in peers:
-                run = Run(
-                    peer,
-                    1,
-                    args.bootstrap,
-                    tmp,
-                    latency=True,
-                    latency_batch_ms=args.latency_batch_ms,
-                )
-                run.create_topics(admin)
-                run.start()
-                try:
-                    run.wait_stable(client)
-                    lat = latency(run, events, args.rate, args.seconds)
-                finally:
-                    run.stop()
-                checked = (
-                    "computes nothing"
-                    if peer == "bare"
-                    else check(read_decisions(admin, run.name), reference)
-                )
-                results.append((peer, 1, lat, checked))
-                print(f"{peer} latency at {args.rate:,.0f}/s: p50 {lat['p50_ms']:.1f} ms, "
-                      f"p99 {lat['p99_ms']:.1f} ms, max {lat['max_ms']:.1f} ms, "
-                      f"missing {lat['missing']}; decisions: {checked}", flush=True)  # fmt: skip
+            rows += latency_runs(args, admin, client, events, reference, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         admin.close()
-    print(f"\nmachine: {machine()}; {datetime.now(UTC):%Y-%m-%d}")
+    settings = {**vars(args), "quix_version": QUIX_VERSION,
+                "quix_throughput_settings": json.loads(args.quix_settings or "null")
+                or QUIX_THROUGHPUT_SETTINGS}  # fmt: skip
+    path = save_results(Path(args.results), "kafka_bench", settings, rows)
+    print(f"\nmachine: {machine()}; {datetime.now(UTC):%Y-%m-%d}; raw results: {path}")
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "quix-worker":
-        quix_worker(*sys.argv[2:5])
+        quix_worker(*sys.argv[2:6])
     elif len(sys.argv) > 1 and sys.argv[1] == "bare-worker":
         bare_worker(*sys.argv[2:4])
     else:
