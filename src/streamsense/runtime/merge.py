@@ -44,29 +44,85 @@ class EventTimeMerge:
         limit: int,
     ) -> list[Record]:
         """Up to ``limit`` records of ``group`` (partition q of every upstream topic), in
-        event-time order (markers included: they only move the upstreams' clocks)."""
+        event-time order (markers included: they only move the upstreams' clocks).
+
+        Each head's time is read once, and the chosen head's followers are taken in a run
+        while they stay within the bound the other heads set (they do not change meanwhile)."""
         out: list[Record] = []
-        while len(out) < limit:
-            self._take_markers(buffers, group, out)
-            heads = {tp: _head_time(buffers[tp]) for tp in group if buffers.get(tp)}
-            if not heads:
-                # Nothing waits: a later wait starts its bound afresh.
-                self._blocked_since.pop(tuple(group), None)
-                break
+        if limit <= 0:
+            return out
+        key = tuple(group)
+        self._take_markers(buffers, group, out)
+        heads = {tp: _head_time(buffers[tp]) for tp in group if buffers.get(tp)}
+        taken = False  # a head is taken even when markers filled ``out`` (they are no work)
+        while heads and (len(out) < limit or not taken):
+            taken = True
             first = min(heads, key=lambda tp: (heads[tp], group.index(tp)))
-            lagging = [
-                tp
-                for tp in group
-                if tp != first and tp not in self._idle and self._known(tp, heads) < heads[first]
-            ]
-            if lagging and not self._waited_enough(tuple(group)):
-                break
-            self._idle.update(lagging)
-            self._blocked_since.pop(tuple(group), None)
-            record = buffers[first].popleft()
-            out.append(record)
-            self._reached[first] = max(heads[first], self._reached.get(first, _NOTHING))
+            bound = self._run_bound(first, heads, group)
+            if bound < heads[first]:  # an upstream still counted may have older records
+                if not self._waited_enough(key):
+                    return out
+                self._idle.update(
+                    tp
+                    for tp in group
+                    if tp != first
+                    and tp not in self._idle
+                    and self._known(tp, heads) < heads[first]
+                )
+                bound = self._run_bound(first, heads, group)
+            self._blocked_since.pop(key, None)
+            buffer = buffers[first]
+            self._take_run(buffer, first, bound, out, limit)
+            if buffer:
+                heads[first] = _head_time(buffer)
+            else:
+                del heads[first]
+        if not heads:
+            # Nothing waits: a later wait starts its bound afresh.
+            self._blocked_since.pop(key, None)
         return out
+
+    def _run_bound(
+        self,
+        first: TopicPartition,
+        heads: Mapping[TopicPartition, int],
+        group: Sequence[TopicPartition],
+    ) -> int:
+        """The latest event time ``first`` may go on to: its records come before every other
+        head (ties to the earlier upstream) and no later than what each upstream still
+        counted is known to have reached. Below the head's own time: an upstream lags."""
+        index = group.index(first)
+        bound = 2**62
+        for i, tp in enumerate(group):
+            if tp == first:
+                continue
+            head = heads.get(tp)
+            if head is not None:
+                bound = min(bound, head if index < i else head - 1)
+            if tp not in self._idle:
+                bound = min(bound, self._known(tp, heads))
+        return bound
+
+    def _take_run(
+        self,
+        buffer: deque[Record],
+        tp: TopicPartition,
+        bound: int,
+        out: list[Record],
+        limit: int,
+    ) -> None:
+        """The chosen head (always: markers taken before it may have filled ``out``), then
+        its followers up to ``bound`` (markers move the clock)."""
+        head = buffer.popleft()
+        out.append(head)
+        reached = max(self._reached.get(tp, _NOTHING), _time_or_nothing(head))
+        while buffer and len(out) < limit:
+            time_ms = _time_or_nothing(buffer[0])
+            if time_ms > bound and not is_marker(buffer[0]):
+                break
+            out.append(buffer.popleft())
+            reached = max(reached, time_ms)
+        self._reached[tp] = reached
 
     def _take_markers(
         self,
@@ -108,5 +164,9 @@ class EventTimeMerge:
 
 
 def _head_time(buffer: deque[Record]) -> int:
-    time_ms = record_time(buffer[0])
+    return _time_or_nothing(buffer[0])
+
+
+def _time_or_nothing(record: Record) -> int:
+    time_ms = record_time(record)
     return _NOTHING if time_ms is None else time_ms
