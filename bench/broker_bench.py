@@ -2,6 +2,9 @@
 
     python bench/broker_bench.py [--events 1000000] [--repeat 3]
 
+Each round runs both peers side by side on fresh files (the raw peer first in odd rounds);
+the table gives the median and range over the rounds and each round's ratio.
+
 The raw baseline inserts the same records one SQLite row each (executemany in one
 transaction) and reads them back with fetchall: what a hand-written SQLite log would do.
 """
@@ -9,14 +12,12 @@ transaction) and reads them back with fetchall: what a hand-written SQLite log w
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sqlite3
-import statistics
+import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from streamsense.brokers import EmbeddedBroker, TopicConfig, TopicPartition, partition_for
 
@@ -119,42 +120,45 @@ def _raw_connection(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def best(runs: int, fn: Callable[[], float]) -> float:
-    return min(fn() for _ in range(runs))
+PATHS = (
+    ("produce", streamsense_produce, raw_produce),
+    ("consume", streamsense_consume, raw_consume),
+)
+
+
+def one_round(events: list[tuple[bytes, bytes, int]], round_index: int) -> list[dict[str, Any]]:
+    """Both peers side by side in fresh files; odd rounds run the raw peer first."""
+    n = len(events)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        dbs = {"streamsense": Path(tmp) / "ss.db", "raw sqlite3": Path(tmp) / "raw.db"}
+        order = ["streamsense", "raw sqlite3"][:: -1 if round_index % 2 else 1]
+        for path, ours, raw in PATHS:
+            for peer in order:
+                fn = ours if peer == "streamsense" else raw
+                seconds = fn(dbs[peer], events) if path == "produce" else fn(dbs[peer], n)
+                rows.append({"kind": path, "round": round_index, "peer": peer,
+                             "seconds": seconds, "events_per_s": n / seconds})  # fmt: skip
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--results", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).parent))
+    from results import broker_tables, save_results
+
     events = make_events(args.events)
-    n = len(events)
-    results: dict[str, list[float]] = {k: [] for k in ("ss_p", "ss_c", "raw_p", "raw_c")}
-    for _ in range(args.repeat):
-        with tempfile.TemporaryDirectory() as tmp:
-            ss_db, raw_db = Path(tmp) / "ss.db", Path(tmp) / "raw.db"
-            results["ss_p"].append(streamsense_produce(ss_db, events))
-            results["raw_p"].append(raw_produce(raw_db, events))
-            results["ss_c"].append(streamsense_consume(ss_db, n))
-            results["raw_c"].append(raw_consume(raw_db, n))
-    rate = {k: n / min(v) for k, v in results.items()}
-    spread = {k: statistics.pstdev([n / x for x in v]) for k, v in results.items()}
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
-        f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}"
-    )
-    print(
-        f"events: {n:,} (JSON ~{len(events[0][1])} bytes, {PARTITIONS} partitions), "
-        f"best of {args.repeat}"
-    )
-    print("| path | streamsense embedded | raw sqlite3 rows | ratio |")
-    print("|---|---|---|---|")
-    for label, ours, raw in (("produce", "ss_p", "raw_p"), ("consume", "ss_c", "raw_c")):
-        print(
-            f"| {label} | {rate[ours]:,.0f} ev/s (±{spread[ours]:,.0f}) | "
-            f"{rate[raw]:,.0f} ev/s (±{spread[raw]:,.0f}) | {rate[ours] / rate[raw]:.2f}× |"
-        )
+    rows = [row for r in range(args.repeat) for row in one_round(events, r)]
+    settings = {**vars(args), "sqlite": sqlite3.sqlite_version, "partitions": PARTITIONS,
+                "event_bytes": len(events[0][1])}  # fmt: skip
+    path = save_results(Path(args.results), "broker_bench", settings, rows)
+    print(f"events: {len(events):,} (JSON ~{len(events[0][1])} bytes, {PARTITIONS} partitions), "
+          f"{args.repeat} rounds, median (range); raw results: {path}")  # fmt: skip
+    print(broker_tables({"rows": rows}))
 
 
 if __name__ == "__main__":

@@ -133,6 +133,20 @@ def ratio_lines(rows: list[dict[str, Any]], peer: str = "streamsense") -> list[s
     return out
 
 
+def broker_tables(record: dict[str, Any]) -> str:
+    """BENCHMARKS.md's table for one broker_bench invocation."""
+    rows = record["rows"]
+    lines = ["| path | streamsense embedded, ev/s | raw sqlite3 rows, ev/s | ratio per round |",
+             "|---|---:|---:|---|"]  # fmt: skip
+    for path in ("produce", "consume"):
+        runs = [r for r in rows if r["kind"] == path]
+        ours = [r["events_per_s"] for r in runs if r["peer"] == "streamsense"]
+        raw = [r["events_per_s"] for r in runs if r["peer"] == "raw sqlite3"]
+        ratios = ", ".join(f"{a / b:.2f}×" for a, b in zip(ours, raw, strict=True))
+        lines.append(f"| {path} | {spread(ours)} | {spread(raw)} | {ratios} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     for name in sys.argv[1:]:
         record = json.loads(Path(name).read_text())
@@ -141,8 +155,8 @@ def main() -> None:
         print(
             f"`{record['command']}` — {record['date'][:10]}, commit {record['commit']}, {where}\n"
         )
-        if record["bench"] == "kafka_bench":
-            print(kafka_tables(record))
+        tables = {"kafka_bench": kafka_tables, "broker_bench": broker_tables}
+        print(tables[record["bench"]](record))
         print()
 
 
