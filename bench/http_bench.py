@@ -124,12 +124,13 @@ def prepare(state_dir: Path, events: int, requests: int) -> list[bytes]:
 
 
 def build_serving(state_dir: Path) -> Any:
-    import app
+    from apps.fraud.app import application
 
     from streamsense.brokers import open_broker
 
+    assert application.serving is not None
     broker = open_broker(f"embedded://{state_dir / 'broker.db'}")
-    return app.serving(broker, state_dir)
+    return application.serving(broker, state_dir)
 
 
 def percentiles(latencies_ms: list[float]) -> dict[str, float]:

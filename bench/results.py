@@ -6,14 +6,17 @@ commit, the command line, the settings and one row per measured run. The tables 
 BENCHMARKS.md are printed from those files (median and range over the rounds of one
 invocation, ratios taken within a round, i.e. side by side), never typed in by hand:
 
-    python bench/results.py bench/results/kafka_bench-2026-12-06T2015-abc1234.json
+    python bench/results.py bench/results/kafka_bench-2026-12-06T2015-abc1234.json   # print
+    python bench/results.py --update BENCHMARKS.md   # rewrite its `<!-- results: BENCH -->` blocks
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -147,17 +150,42 @@ def broker_tables(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+TABLES = {"kafka_bench": kafka_tables, "broker_bench": broker_tables}
+BLOCK = re.compile(r"(<!-- results: (\w+) -->\n)(.*?)(<!-- /results -->)", re.DOTALL)
+
+
+def render(record: dict[str, Any]) -> str:
+    m = record["machine"]
+    where = f"{m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}"
+    when = record["date"][:16].replace("T", " ")
+    head = f"`{record['command']}` — {when} UTC, commit {record['commit']}, {where}"
+    return f"{head}\n\n{TABLES[record['bench']](record)}\n"
+
+
+def newest(directory: Path, bench: str) -> dict[str, Any]:
+    records = [json.loads(path.read_text()) for path in directory.glob(f"{bench}-*.json")]
+    if not records:
+        raise SystemExit(f"no results of {bench} in {directory}")
+    return max(records, key=lambda r: str(r["date"]))
+
+
+def update(document: Path, directory: Path) -> None:
+    """Rewrite every `<!-- results: BENCH -->` block of ``document`` from BENCH's newest file."""
+    text = document.read_text()
+    text = BLOCK.sub(lambda match: match[1] + render(newest(directory, match[2])) + match[4], text)
+    document.write_text(text)
+
+
 def main() -> None:
-    for name in sys.argv[1:]:
-        record = json.loads(Path(name).read_text())
-        m = record["machine"]
-        where = f"{m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}"
-        print(
-            f"`{record['command']}` — {record['date'][:10]}, commit {record['commit']}, {where}\n"
-        )
-        tables = {"kafka_bench": kafka_tables, "broker_bench": broker_tables}
-        print(tables[record["bench"]](record))
-        print()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="*", type=Path, help="results files to print")
+    parser.add_argument("--update", type=Path, help="rewrite this document's results blocks")
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+    if args.update:
+        update(args.update, args.results)
+    for path in args.files:
+        print(render(json.loads(path.read_text())))
 
 
 if __name__ == "__main__":

@@ -112,6 +112,7 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--kafka", help="also measure on this Kafka bootstrap address")
     parser.add_argument("--restore", nargs=2, help=argparse.SUPPRESS)  # URL, expected file
+    parser.add_argument("--results", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args()
     if args.restore:
         print(json.dumps(restore(args.restore[0], Path(args.restore[1]))))
@@ -146,8 +147,8 @@ def main() -> None:
                 ).stdout.strip(),
             )
             print(json.dumps(result))
-            results = ROOT / "bench" / "results"
-            results.mkdir(exist_ok=True)
+            results = Path(args.results)
+            results.mkdir(parents=True, exist_ok=True)
             stamp = result["date"].replace(":", "")
             (results / f"state_restore-{result['broker']}-{stamp}.json").write_text(
                 json.dumps(result, indent=1) + "\n"
