@@ -70,7 +70,7 @@ def run_flow(
     if restoring:
         return FlowOutcome(events=len(records))
     out = [r for sink in flow.sinks if events for r in sink.write(events, values)]
-    if any(record_size(r) > RECORD_LIMIT_BYTES for r in out):
+    if max(map(record_size, out), default=0) > RECORD_LIMIT_BYTES:
         out = _oversized_to_dead_letters(flow, out, sources, outcome)
     outcome.records.extend(out)
     outcome.outputs += len(out)

@@ -53,6 +53,7 @@ class Repartition:
 
     target: Stream[Any]
     _clock: dict[int, int] = field(default_factory=dict, init=False, repr=False)
+    _topics: tuple[str, ...] = field(default=(), init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.target.upstream_partitions < 1:
@@ -60,6 +61,7 @@ class Repartition:
                 f"stream {self.target.name!r} is not declared as a repartition target "
                 "(Stream(..., upstream_partitions=<partitions of the source>))"
             )
+        self._topics = self.target.lane_topics  # worked out once: asked for every record
 
     def topic_configs(self, partitions: int) -> dict[str, TopicConfig]:
         return self.target.topic_configs()
@@ -92,7 +94,7 @@ class Repartition:
                 f"stream {self.target.name!r} has {self.target.upstream_partitions} upstream "
                 f"partitions; an event came from partition {upstream}"
             )
-        return self.target.lane_topics[upstream]
+        return self._topics[upstream]
 
     def _partitions(self) -> range:
         return range(self.target.partitions)
