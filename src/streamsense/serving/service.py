@@ -32,6 +32,7 @@ from streamsense.brokers.base import Producer
 from streamsense.errors import RetryableError, StreamsenseError
 from streamsense.events import to_epoch_ms
 from streamsense.serving.decide import RequestError, decide_event, encode_reply, ingest_events
+from streamsense.serving.routes import route_of
 from streamsense.serving.served import Serving
 
 _json = msgspec.json.Encoder()
@@ -167,7 +168,7 @@ class _Guard:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        route = path.split("/")[2] if path.startswith("/v1/") else path
+        route = route_of(path)
         headers = dict(scope["headers"])
         rejection = None
         if path.startswith("/v1/") and not _authorised(self.serving, headers):
