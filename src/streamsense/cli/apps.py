@@ -19,9 +19,11 @@ from streamsense.cli.common import (
     AppArgument,
     BatchOption,
     BrokerOption,
+    FormatOption,
     ModeOption,
     StateDirOption,
     VerboseOption,
+    chosen_format,
     connect,
     console,
     fail,
@@ -38,6 +40,7 @@ from streamsense.cli.session import (
 from streamsense.cli.time_range import TimeRange
 from streamsense.errors import MissingExtra
 from streamsense.extras import Extra, require
+from streamsense.runtime.worker import WorkerStats
 
 InputsOption = Annotated[
     list[str] | None, typer.Option("--input", help="STREAM=FILE (or FILE for the only stream).")
@@ -61,6 +64,15 @@ def replay(
     end: Annotated[
         str | None, typer.Option(help="Only rows whose event time is before this (ISO, UTC).")
     ] = None,
+    file_format: FormatOption = None,
+    max_dead_letters: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Exit 1 when more than this share of the input went to dead letters.",
+        ),
+    ] = 0.01,
     mode: ModeOption = "microbatch",
     batch_size: BatchOption = 1000,
     broker: BrokerOption = None,
@@ -83,12 +95,34 @@ def replay(
         streams = session.application.input_streams()
         chosen = {name: (streams[name], path) for name, path in files.items()}
         config = worker_config(mode, batch_size)
-        stats, elapsed = replay_files(session.application, session.broker, chosen, window, config)
+        fmt = None if file_format is None else chosen_format(Path(), file_format)
+        stats, elapsed = replay_files(
+            session.application, session.broker, chosen, window, config, fmt
+        )
         print_stats(stats, elapsed)
         _summarise(session, files)
         for name, (write, path) in exports.items():
             rows = write(session.broker, path, window.start_ms, window.end_ms)
             console.print(f"exported {rows:,} rows of {name} → {path}")
+    if not dead_letters_within(stats, max_dead_letters, sorted(files)):
+        raise typer.Exit(1)
+
+
+def dead_letters_within(stats: WorkerStats, limit: float, streams: list[str]) -> bool:
+    """Says in red how much of the input went to dead letters (if any); False when that
+    share is over ``limit``."""
+    if not stats.dead_letters:
+        return True
+    share = stats.dead_letters / max(1, stats.events)
+    topics = ", ".join(f"{name}.dead-letters" for name in streams)
+    console.print(
+        f"[red]{stats.dead_letters:,} of {stats.events:,} input events ({share:.2%}) went to "
+        f"dead letters[/red] (streamsense consume {topics} shows why)"
+    )
+    if share > limit:
+        console.print(f"[red]over the --max-dead-letters share of {limit:.2%}[/red]")
+        return False
+    return True
 
 
 def _summarise(session: CliSession, files: Mapping[str, Path]) -> None:

@@ -12,34 +12,38 @@ from streamsense.brokers import TopicPartition
 from streamsense.cli.common import (
     DEFAULT_STATE_DIR,
     BrokerOption,
+    FormatOption,
     StateDirOption,
+    chosen_format,
     connect,
     console,
     fail,
 )
 from streamsense.errors import StreamsenseError
-from streamsense.runtime.ingest import count_rows, file_chunks
+from streamsense.runtime.ingest import Source, count_rows, file_chunks
 
 
 def produce(
     topic: str,
     file: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help="JSON lines or Parquet.")
+        Path, typer.Argument(exists=True, dir_okay=False, help="Parquet, CSV or JSON lines.")
     ],
     key: Annotated[
         str | None, typer.Option(help="Field whose value keys (partitions) each row.")
     ] = None,
+    file_format: FormatOption = None,
     broker: BrokerOption = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
 ) -> None:
-    """Produce every row of FILE into TOPIC, in file order."""
+    """Produce every row of FILE into TOPIC, in file order, as JSON."""
     target = connect(broker, state_dir)
-    total = count_rows(file)
     try:
+        source = Source(file, chosen_format(file, file_format))
+        total = count_rows(file, source.fmt)
         producer = target.producer(batch_size=20_000)
         with Progress(console=console, transient=False) as progress:
             task = progress.add_task(f"producing to {topic}", total=total)
-            for chunk in file_chunks(file, topic, key):
+            for chunk in file_chunks(source, topic, key):
                 for record in chunk:
                     producer.send(topic, record.value, record.key)
                 progress.advance(task, len(chunk))

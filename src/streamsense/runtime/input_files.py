@@ -1,0 +1,182 @@
+"""Input files: which format a file is in, and its rows as Arrow batches.
+
+Three formats: Parquet, CSV (a header line, then one row per line) and JSON lines. The
+format is the one asked for, else the file's extension says it, else its first bytes do
+(Parquet starts with ``PAR1``, a JSON line with ``{``, anything else is taken as CSV).
+
+Parquet and CSV are read as Arrow batches typed by the stream's schema (conform.py): a CSV
+file's cells are read as text and cast exactly, so a CSV and the Parquet file it was
+written from give the same rows. JSON lines go in as they are (ingest.py): a bad line
+reaches the dead letters with its original bytes. Whatever Arrow cannot read ends in one
+InputFileError naming the file and what is wrong, never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal, get_args
+
+import msgspec
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from streamsense.errors import InputFileError
+from streamsense.runtime.conform import FieldType, check_columns, conform
+
+__all__ = [
+    "FORMATS",
+    "Format",
+    "check_file",
+    "check_json_lines",
+    "columns_of",
+    "count_rows",
+    "file_format",
+    "typed_batches",
+]
+
+Format = Literal["parquet", "csv", "jsonl"]
+FORMATS: tuple[Format, ...] = get_args(Format)
+_EXTENSIONS: dict[str, Format] = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
+_SAMPLE_LINES = 100  # JSON lines looked at to check a file's fields
+
+
+def file_format(path: Path, given: str | None = None) -> Format:
+    """The format of ``path``: ``given`` (one of FORMATS), else by extension, else by
+    its first bytes."""
+    if given is not None:
+        if given not in FORMATS:
+            raise InputFileError(f"format {given!r} is not one of {', '.join(FORMATS)}")
+        return given
+    by_extension = _EXTENSIONS.get(path.suffix.lower())
+    if by_extension is not None:
+        return by_extension
+    with _reading(path), path.open("rb") as handle:
+        head = handle.read(4096)
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    return "jsonl" if head.lstrip().startswith(b"{") else "csv"
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turns what Arrow or the OS says about an unreadable file into one line."""
+    try:
+        yield
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as error:
+        what = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputFileError(f"{path}: cannot be read: {what}") from None
+
+
+def columns_of(path: Path, fmt: Format | None = None) -> list[str]:
+    """The column names of a Parquet or CSV file (the fields of the first JSON lines)."""
+    chosen = fmt or file_format(path)
+    with _reading(path):
+        if chosen == "parquet":
+            return list(pq.ParquetFile(path).schema_arrow.names)
+        if chosen == "csv":
+            return list(_csv_reader(path, ()).schema.names)
+    names: dict[str, None] = {}
+    for row in _json_sample(path):
+        names.update(dict.fromkeys(row))
+    return list(names)
+
+
+def count_rows(path: Path, fmt: Format | None = None) -> int:
+    """Rows in the file (for progress bars)."""
+    chosen = fmt or file_format(path)
+    with _reading(path):
+        if chosen == "parquet":
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        with path.open("rb") as handle:
+            lines = sum(1 for line in handle if line.strip())
+    return max(0, lines - 1) if chosen == "csv" else lines
+
+
+def typed_batches(
+    path: Path, fmt: Format, fields: Sequence[FieldType] | None, batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """The rows of a Parquet or CSV file, checked and typed by ``fields`` (as read, when
+    None). The check runs before the first batch is yielded."""
+    with _reading(path):
+        if fmt == "parquet":
+            source = pq.ParquetFile(path)
+            schema = source.schema_arrow
+            batches: Iterator[pa.RecordBatch] = source.iter_batches(batch_size=batch_rows)
+        else:
+            reader = _csv_reader(path, [f.column for f in fields or ()], batch_rows)
+            schema, batches = reader.schema, iter(reader)
+        if fields is not None:
+            check_columns(path, schema, fields)
+        for batch in batches:
+            yield batch if fields is None else conform(batch, fields)
+
+
+def check_file(path: Path, fmt: Format, fields: Sequence[FieldType]) -> None:
+    """Raises InputFileError when ``path`` cannot be read as ``fmt`` or lacks a column
+    (a field) the schema requires, or has one of a type that can never hold its field."""
+    if fmt == "jsonl":
+        check_json_lines(path, fields)
+        return
+    with _reading(path):
+        if fmt == "parquet":
+            schema = pq.ParquetFile(path).schema_arrow
+        else:
+            schema = _csv_reader(path, [f.column for f in fields]).schema
+    check_columns(path, schema, fields)
+
+
+def _csv_reader(
+    path: Path, text_columns: Sequence[str], batch_rows: int = 20_000
+) -> pcsv.CSVStreamingReader:
+    """The schema's columns are read as text and typed by conform(): Arrow's own
+    inference would guess per block, and a bad cell would fail the whole file."""
+    block = max(1 << 20, batch_rows * 128)
+    return pcsv.open_csv(
+        path,
+        read_options=pcsv.ReadOptions(block_size=block),
+        convert_options=pcsv.ConvertOptions(
+            column_types={name: pa.string() for name in text_columns},
+            strings_can_be_null=True,
+        ),
+    )
+
+
+def check_json_lines(path: Path, fields: Sequence[FieldType]) -> None:
+    """Raises InputFileError when none of the first JSON lines is an object, or a required
+    field is in none of them: then every line would be a dead letter."""
+    sample = _json_sample(path)
+    if not sample:
+        with path.open("rb") as handle:
+            if any(line.strip() for line in handle):
+                raise InputFileError(f"{path}: no JSON object in its first lines (not JSON lines?)")
+        return
+    missing = [f.column for f in fields if f.required and all(f.column not in r for r in sample)]
+    if missing:
+        raise InputFileError(
+            f"{path}: missing field{'s' * (len(missing) > 1)} {', '.join(missing)}"
+        )
+
+
+def _json_sample(path: Path) -> list[dict[str, object]]:
+    rows = []
+    with _reading(path), path.open("rb") as handle:
+        for number, line in enumerate(handle):
+            if number >= _SAMPLE_LINES:
+                break
+            try:
+                value = msgspec.json.decode(line) if line.strip() else None
+            except msgspec.DecodeError:
+                continue
+            if isinstance(value, dict):
+                rows.append(value)
+    return rows

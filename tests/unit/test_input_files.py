@@ -1,0 +1,122 @@
+"""Input files (issue #21): CSV, Parquet and JSON lines ingest the same records; columns
+are checked before anything is ingested; exact casts; bad cells become dead letters; an
+unreadable file is one InputFileError naming it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+
+from streamsense.brokers import MemoryBroker
+from streamsense.brokers.base import Record
+from streamsense.errors import InputFileError
+from streamsense.runtime.ingest import ingest_file
+from streamsense.runtime.input_files import file_format
+from streamsense.testing import drain_topic
+from tests.apps.counter import clicks, make_clicks
+
+
+def table(n: int = 40) -> pa.Table:
+    return pa.Table.from_pylist([msgspec.structs.asdict(c) for c in make_clicks(n)])
+
+
+def ingested(path: Path, fmt: str | None = None) -> tuple[list[Record], list[Record]]:
+    """The records and the dead letters ``path`` gives the clicks stream."""
+    broker = MemoryBroker()
+    ingest_file(broker, clicks, path, fmt=fmt)  # type: ignore[arg-type]
+    return drain_topic(broker, clicks.topic), drain_topic(broker, clicks.dead_letter_topic)
+
+
+def as_sent(records: list[Record]) -> list[tuple[bytes | None, bytes | None]]:
+    return sorted((r.key, r.value) for r in records)
+
+
+def test_csv_parquet_and_json_lines_give_the_same_records(tmp_path: Path) -> None:
+    rows = table()
+    pq.write_table(rows, tmp_path / "clicks.parquet")
+    pcsv.write_csv(rows, tmp_path / "clicks.csv")
+    lines = b"\n".join(msgspec.json.encode(c) for c in make_clicks(40))
+    (tmp_path / "clicks.jsonl").write_bytes(lines + b"\n")
+    parquet, _ = ingested(tmp_path / "clicks.parquet")
+    assert len(parquet) == 40
+    assert as_sent(ingested(tmp_path / "clicks.csv")[0]) == as_sent(parquet)
+    assert as_sent(ingested(tmp_path / "clicks.jsonl")[0]) == as_sent(parquet)
+
+
+def test_the_format_is_the_one_asked_else_the_extension_else_the_content(
+    tmp_path: Path,
+) -> None:
+    pq.write_table(table(3), tmp_path / "a.bin")
+    (tmp_path / "b.txt").write_text('{"user": "u", "ts": 1, "amount": 1}\n')
+    pcsv.write_csv(table(3), tmp_path / "c.txt")
+    assert file_format(tmp_path / "a.bin") == "parquet"
+    assert file_format(tmp_path / "b.txt") == "jsonl"
+    assert file_format(tmp_path / "c.txt") == "csv"
+    assert file_format(tmp_path / "x.jsonl") == "jsonl" and file_format(tmp_path / "x.CSV") == "csv"
+    assert file_format(tmp_path / "b.txt", "csv") == "csv"
+    with pytest.raises(InputFileError, match="'xml' is not one of parquet, csv, jsonl"):
+        file_format(tmp_path / "b.txt", "xml")
+    assert len(ingested(tmp_path / "c.txt")[0]) == 3
+
+
+def test_a_missing_or_mistyped_column_stops_the_file_before_anything_is_ingested(
+    tmp_path: Path,
+) -> None:
+    pcsv.write_csv(table().drop_columns(["amount"]), tmp_path / "no_amount.csv")
+    broker = MemoryBroker()
+    with pytest.raises(InputFileError, match=r"no_amount.csv: missing column amount$"):
+        ingest_file(broker, clicks, tmp_path / "no_amount.csv")
+    timed = table().set_column(1, "ts", pa.array([0] * 40, pa.timestamp("ms")))
+    pq.write_table(timed, tmp_path / "timed.parquet")
+    with pytest.raises(InputFileError, match=r"timed.parquet: wrong type in ts \(timestamp"):
+        ingest_file(broker, clicks, tmp_path / "timed.parquet")
+    (tmp_path / "lines.jsonl").write_text('{"user": "u", "ts": 1}\n' * 3)
+    with pytest.raises(InputFileError, match=r"lines.jsonl: missing field amount"):
+        ingest_file(broker, clicks, tmp_path / "lines.jsonl")
+    assert all(broker.describe_topic(t).messages == 0 for t in clicks.topic_configs())
+
+
+def test_text_and_float_cells_are_cast_exactly_and_the_rest_become_dead_letters(
+    tmp_path: Path,
+) -> None:
+    rows = pa.table(
+        {
+            "user": pa.array([1, 2, 3, 4]),  # integers are text exactly
+            "ts": pa.array([1000.0, 2000.0, 3000.5, 4000.0]),  # 3000.5 is no integer
+            "amount": pa.array(["12.5", " 7 ", "1e3", "abc"]),
+        }
+    )
+    pq.write_table(rows, tmp_path / "mixed.parquet")
+    records, letters = ingested(tmp_path / "mixed.parquet")
+    values = [msgspec.json.decode(r.value or b"") for r in records]
+    assert values == [
+        {"user": "1", "ts": 1000, "amount": 12.5},
+        {"user": "2", "ts": 2000, "amount": 7.0},
+    ]
+    source = str(tmp_path / "mixed.parquet").encode()
+    assert [dict(r.headers) for r in letters] == [
+        {"reason": b"3000.5 is not an integer", "field": b"ts", "source": source + b"#row=3"},
+        {
+            "reason": b"'abc' is not a finite decimal number",
+            "field": b"amount",
+            "source": source + b"#row=4",
+        },
+    ]
+    assert msgspec.json.decode(letters[1].value or b"") == {"user": "4", "ts": 4000, "amount": None}
+
+
+def test_an_unreadable_file_is_one_error_naming_it(tmp_path: Path) -> None:
+    pq.write_table(table(), tmp_path / "good.parquet")
+    whole = (tmp_path / "good.parquet").read_bytes()
+    (tmp_path / "cut.parquet").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "noise.parquet").write_bytes(b"PAR1" + b"\x07" * 300)
+    for name in ("cut.parquet", "noise.parquet"):
+        with pytest.raises(InputFileError) as raised:
+            ingested(tmp_path / name)
+        message = str(raised.value)
+        assert message.startswith(f"{tmp_path / name}: cannot be read: ") and "\n" not in message
