@@ -113,11 +113,13 @@ def dead_letters_within(stats: WorkerStats, limit: float, streams: list[str]) ->
     share is over ``limit``."""
     if not stats.dead_letters:
         return True
-    share = stats.dead_letters / max(1, stats.events)
+    # Rows of the files given, else (a resumed replay that ingested nothing) the events.
+    total, what = (stats.input_rows, "input rows") if stats.input_rows else (stats.events, "events")
+    share = stats.dead_letters / max(1, total)
     topics = ", ".join(f"{name}.dead-letters" for name in streams)
     console.print(
-        f"[red]{stats.dead_letters:,} of {stats.events:,} input events ({share:.2%}) went to "
-        f"dead letters[/red] (streamsense consume {topics} shows why)"
+        f"[red]{stats.dead_letters:,} of {total:,} {what} ({share:.2%}) went to dead "
+        f"letters[/red] (streamsense consume {topics} shows why)"
     )
     if share > limit:
         console.print(f"[red]over the --max-dead-letters share of {limit:.2%}[/red]")

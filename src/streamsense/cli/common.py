@@ -58,7 +58,8 @@ def connect(broker: str | None, state_dir: Path) -> Broker:
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {escape(message)}")  # [kafka] is no markup
+    # One line however long (a path and a reason): soft_wrap leaves wrapping to the terminal.
+    err_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)  # [kafka]: no markup
     raise typer.Exit(code)
 
 

@@ -132,15 +132,17 @@ def replay_files(
     started = time.perf_counter()
     derive = application.derived_inputs
     at_ingest: dict[str, int] = {}
+    rows = 0
     for stream, path in files.values():  # every file, before anything is ingested
         check_file(path, file_format(path, fmt), fields_of(stream.schema))
     for name, (stream, path) in files.items():
         row_filter = window.row_filter(stream, path, fmt)
         read = _Read(stream.schema, fmt)
-        _ingest_with_progress(broker, stream, path, row_filter, read, at_ingest)
+        rows += _ingest_with_progress(broker, stream, path, row_filter, read, at_ingest)
         for extra, extra_path, extra_filter in derive(name, path, row_filter) if derive else []:
             _ingest_with_progress(broker, extra, extra_path, extra_filter, read, at_ingest)
     stats = _run_with_progress(worker)
+    stats.input_rows = rows
     for field_name, count in at_ingest.items():
         stats.events += count
         stats.dead_letters += count
@@ -176,7 +178,7 @@ def _ingest_with_progress(
     row_filter: RowFilter | None,
     read: _Read,
     dead_letters: dict[str, int],
-) -> None:
+) -> int:
     def count(field_name: str) -> None:
         dead_letters[field_name] = dead_letters.get(field_name, 0) + 1
 
@@ -187,7 +189,7 @@ def _ingest_with_progress(
         total = _count_rows(path, chosen, read.schema, row_filter)
     with Progress(console=console) as progress:
         task = progress.add_task(f"ingesting {path.name} → {stream.topic}", total=total)
-        ingest_file(
+        return ingest_file(
             broker,
             stream,
             path,
