@@ -108,3 +108,29 @@ def test_dead_letters_are_said_and_over_the_share_exit_1(
     assert lenient.exit_code == 0, lenient.output
     decided = topics(tmp_path / "lenient", "fraud.decisions")["fraud.decisions"]
     assert len(decided) == payments.num_rows - 2
+
+
+def test_consume_shows_why_each_dead_letter_is_one(payments: pa.Table, tmp_path: Path) -> None:
+    rows = payments.slice(0, 20).to_pylist()
+    lines = [msgspec.json.encode(row) for row in rows]
+    lines[3] = lines[3].replace(b'"TX_AMOUNT":', b'"TX_AMOUNT":"twelve","X":')
+    (tmp_path / "tx.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    state = tmp_path / "state"
+    replay(tmp_path / "tx.jsonl", state, "--max-dead-letters", "1")
+    consumed = runner.invoke(
+        cli, ["consume", "transactions.dead-letters", "--state-dir", str(state)]
+    )
+    assert consumed.exit_code == 0, consumed.output
+    [letter] = consumed.output.strip().splitlines()
+    partition, offset, key, value, *why = letter.split("\t")
+    assert (partition, offset, key, value.encode()) == (
+        "0",
+        "0",
+        str(rows[3]["CUSTOMER_ID"]),
+        lines[3],
+    )
+    assert why == [
+        "reason=Expected `float`, got `str` - at `$.TX_AMOUNT`",
+        "field=TX_AMOUNT",
+        "source=transactions/0/3",
+    ]

@@ -9,6 +9,7 @@ import typer
 from rich.progress import Progress
 
 from streamsense.brokers import TopicPartition
+from streamsense.brokers.base import Record
 from streamsense.cli.common import (
     DEFAULT_STATE_DIR,
     BrokerOption,
@@ -68,7 +69,9 @@ def consume(
     broker: BrokerOption = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
 ) -> None:
-    """Print a topic's records as `partition offset key value` lines (tail with --follow)."""
+    """Print a topic's records as `partition offset key value` lines (tail with --follow);
+    a dead letter's line goes on with its reason=, field= and source= (topic/partition/
+    offset, or file#row=N for a file row that could not be typed)."""
     source = connect(broker, state_dir)
     try:
         info = source.describe_topic(topic)
@@ -81,9 +84,7 @@ def consume(
             if not records and not follow:
                 break
             for record in records:
-                key = (record.key or b"").decode(errors="replace")
-                value = (record.value or b"").decode(errors="replace")
-                typer.echo(f"{record.partition}\t{record.offset}\t{key}\t{value}")
+                typer.echo(_line(record))
             shown += len(records)
             if group is not None and records:
                 consumer.commit()
@@ -94,3 +95,21 @@ def consume(
         pass
     finally:
         source.close()
+
+
+# What a dead letter says about itself (events.py, ingest.py): shown after its value.
+_WHY = ("reason", "field", "source", "truncated-from")
+
+
+def _line(record: Record) -> str:
+    """``partition offset key value``, and a dead letter's reason, field and source."""
+    key = (record.key or b"").decode(errors="replace")
+    value = (record.value or b"").decode(errors="replace")
+    line = f"{record.partition}\t{record.offset}\t{key}\t{value}"
+    headers = dict(record.headers)
+    if "reason" in headers:
+        why = (
+            f"{name}={headers[name].decode(errors='replace')}" for name in _WHY if name in headers
+        )
+        line += "\t" + "\t".join(why)
+    return line
