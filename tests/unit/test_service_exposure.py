@@ -1,16 +1,19 @@
-"""What the HTTP API shows and to whom: request metrics labelled from a fixed set of
-route templates (issue #21)."""
+"""What the HTTP API shows and to whom (issue #21): request metrics labelled from a fixed
+set of route templates; /metrics behind the key, public, off or on its own port; the docs
+off in production."""
 
 from __future__ import annotations
 
 import random
 import string
+import urllib.request
 
 from fastapi.testclient import TestClient
 
 from streamsense.brokers import MemoryBroker, TopicConfig
 from streamsense.serving import Serving
 from streamsense.serving.cascade import Cascade
+from streamsense.serving.exposure import Exposure, serve_metrics
 from streamsense.serving.models import FunctionModel
 from streamsense.serving.routes import OTHER, route_of
 from streamsense.serving.service import create_api
@@ -66,3 +69,44 @@ def test_thousands_of_random_paths_leave_the_metrics_page_bounded() -> None:
             http.get(random_path(rng), headers=AUTH if rng.random() < 0.2 else {})
         after = len(http.get("/metrics", headers=AUTH).content)
     assert after - before < 2048, (before, after)
+
+
+def test_metrics_need_the_api_key_by_default_and_can_be_public_or_off() -> None:
+    shown = {}
+    for exposure in (None, Exposure(metrics="public"), Exposure(metrics="off")):
+        with TestClient(create_api(serving(), exposure)) as http:
+            shown[exposure] = (
+                http.get("/metrics").status_code,
+                http.get("/metrics", headers=AUTH).status_code,
+            )
+            assert http.get("/healthz").status_code == 200  # probes need no key
+    assert shown == {
+        None: (401, 200),
+        Exposure(metrics="public"): (200, 200),
+        Exposure(metrics="off"): (404, 404),
+    }
+
+
+def test_production_mode_hides_the_docs_and_the_schema() -> None:
+    pages = ("/docs", "/redoc", "/openapi.json")
+    with TestClient(create_api(serving())) as http:
+        assert [http.get(page).status_code for page in pages] == [200, 200, 200]
+    with TestClient(create_api(serving(), Exposure.production())) as http:
+        assert [http.get(page).status_code for page in pages] == [404, 404, 404]
+        assert http.get("/metrics", headers=AUTH).status_code == 200
+
+
+def test_metrics_on_a_bind_address_of_their_own() -> None:
+    served = serving()
+    assert served.metrics_registry is not None
+    with TestClient(create_api(served, Exposure(metrics="off"))) as http:
+        http.post(
+            f"/v1/decide/{clicks.topic}", json={"user": "u", "ts": 1, "amount": 1.0}, headers=AUTH
+        )
+        side = serve_metrics(served.metrics_registry, "127.0.0.1", 0)
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{side.port}/metrics") as page:
+                text = page.read().decode()
+        finally:
+            side.close()
+    assert "streamsense_decide_seconds_count 1.0" in text

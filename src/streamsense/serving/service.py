@@ -6,11 +6,11 @@
     POST /v1/events/{stream}    one event or a list, published without a decision
     GET  /v1/features/{view}/{key}?at=ISO
     GET  /v1/models             POST /v1/models/{name}/aliases/{alias}  {"version": N}
-    GET  /healthz  /readyz  /metrics
+    GET  /healthz  /readyz  /metrics  /docs  /openapi.json   (who sees which: exposure.py)
 
 Bodies are parsed with msgspec straight from bytes (no pydantic on the hot path). Errors are
-4xx JSON naming the bad field. With an API key set, every /v1 call needs
-``Authorization: Bearer <key>``.
+4xx JSON naming the bad field. With an API key set, every /v1 call (and by default
+/metrics) needs ``Authorization: Bearer <key>``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from streamsense.brokers.base import Producer
 from streamsense.errors import RetryableError, StreamsenseError
 from streamsense.events import to_epoch_ms
 from streamsense.serving.decide import RequestError, decide_event, encode_reply, ingest_events
+from streamsense.serving.exposure import Exposure
 from streamsense.serving.routes import route_of
 from streamsense.serving.served import Serving
 
@@ -87,7 +88,10 @@ def _metrics_of(serving: Serving) -> _Metrics:
     return _METRICS[registry]
 
 
-def create_api(serving: Serving) -> FastAPI:
+def create_api(serving: Serving, exposure: Exposure | None = None) -> FastAPI:
+    """The HTTP API of ``serving``; ``exposure`` (default: ``Exposure()``) says who sees
+    /metrics and whether /docs and /openapi.json exist."""
+    shown = exposure or Exposure()
     metrics = _metrics_of(serving)
     producer = serving.broker.producer(linger_ms=2.0)
 
@@ -101,10 +105,16 @@ def create_api(serving: Serving) -> FastAPI:
         yield
         producer.close()  # publish what is still buffered
 
-    api = FastAPI(title=f"streamsense: {serving.name}", docs_url="/docs", lifespan=lifespan)
+    api = FastAPI(
+        title=f"streamsense: {serving.name}",
+        docs_url="/docs" if shown.docs else None,
+        redoc_url="/redoc" if shown.docs else None,
+        openapi_url="/openapi.json" if shown.docs else None,
+        lifespan=lifespan,
+    )
     api.state.serving, api.state.producer, api.state.metrics = serving, producer, metrics
 
-    api.add_middleware(_Guard, serving=serving, metrics=metrics, producer=producer)
+    api.add_middleware(_Guard, serving=serving, metrics=metrics, producer=producer, exposure=shown)
 
     @api.post("/v1/decide/{stream}")
     async def decide(stream: str, request: Request) -> Response:
@@ -142,9 +152,12 @@ def create_api(serving: Serving) -> FastAPI:
             return _error(503, f"not ready: {error}")
         return _ok({"status": "ready"})
 
-    @api.get("/metrics")
-    def prometheus() -> Response:
-        return Response(generate_latest(metrics.registry), media_type="text/plain; version=0.0.4")
+    if shown.metrics != "off":
+
+        @api.get("/metrics")
+        def prometheus() -> Response:
+            latest = generate_latest(metrics.registry)
+            return Response(latest, media_type="text/plain; version=0.0.4")
 
     return api
 
@@ -159,9 +172,16 @@ class _Guard:
     quarter of a served decision's CPU time (py-spy at 1,000 requests/s)."""
 
     def __init__(
-        self, app: ASGIApp, *, serving: Serving, metrics: _Metrics, producer: Producer
+        self,
+        app: ASGIApp,
+        *,
+        serving: Serving,
+        metrics: _Metrics,
+        producer: Producer,
+        exposure: Exposure,
     ) -> None:
         self.app, self.serving, self.metrics, self.producer = app, serving, metrics, producer
+        self.keyed_metrics = exposure.metrics == "key"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -171,7 +191,8 @@ class _Guard:
         route = route_of(path)
         headers = dict(scope["headers"])
         rejection = None
-        if path.startswith("/v1/") and not _authorised(self.serving, headers):
+        keyed = path.startswith("/v1/") or (self.keyed_metrics and path == "/metrics")
+        if keyed and not _authorised(self.serving, headers):
             rejection = _error(401, "missing or wrong API key (Authorization: Bearer <key>)")
         elif int(headers.get(b"content-length") or 0) > self.serving.max_body_bytes:
             rejection = _error(413, f"request body over {self.serving.max_body_bytes} bytes")
