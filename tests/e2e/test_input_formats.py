@@ -134,3 +134,34 @@ def test_consume_shows_why_each_dead_letter_is_one(payments: pa.Table, tmp_path:
         "field=TX_AMOUNT",
         "source=transactions/0/3",
     ]
+
+
+def test_produce_reads_csv_and_refuses_a_corrupt_file_in_one_line(
+    payments: pa.Table, tmp_path: Path
+) -> None:
+    pcsv.write_csv(payments, tmp_path / "tx.csv")
+    (tmp_path / "tx.parquet").write_bytes(b"PAR1 not really")
+    state = str(tmp_path / "state")
+    runner.invoke(cli, ["topics", "create", "payments", "--state-dir", state])
+    produced = runner.invoke(
+        cli,
+        [
+            "produce",
+            "payments",
+            str(tmp_path / "tx.csv"),
+            "--key",
+            "CUSTOMER_ID",
+            "--state-dir",
+            state,
+        ],
+    )
+    assert produced.exit_code == 0 and f"produced {payments.num_rows}" in produced.output
+    sent = topics(tmp_path / "state", "payments")["payments"]
+    first = payments.slice(0, 1).to_pylist()[0]
+    first["TX_DATETIME"] = first["TX_DATETIME"].isoformat()
+    assert len(sent) == payments.num_rows and sent[0] == (str(first["CUSTOMER_ID"]).encode(), first)
+    refused = runner.invoke(
+        cli, ["produce", "payments", str(tmp_path / "tx.parquet"), "--state-dir", state]
+    )
+    assert refused.exit_code == 2 and len(refused.output.strip().splitlines()) == 1
+    assert refused.output.startswith(f"error: {tmp_path / 'tx.parquet'}: cannot be read: ")

@@ -4,6 +4,7 @@ unreadable file is one InputFileError naming it."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import msgspec
@@ -13,10 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from streamsense.brokers import MemoryBroker
-from streamsense.brokers.base import Record
+from streamsense.brokers.base import OutRecord, Record, TopicConfig, Transaction
 from streamsense.errors import InputFileError
-from streamsense.runtime.ingest import ingest_file
-from streamsense.runtime.input_files import file_format
+from streamsense.runtime.conform import fields_of
+from streamsense.runtime.ingest import CURSOR_TOPIC, ingest_file
+from streamsense.runtime.input_files import check_file, file_format
 from streamsense.testing import drain_topic
 from tests.apps.counter import clicks, make_clicks
 
@@ -120,3 +122,27 @@ def test_an_unreadable_file_is_one_error_naming_it(tmp_path: Path) -> None:
             ingested(tmp_path / name)
         message = str(raised.value)
         assert message.startswith(f"{tmp_path / name}: cannot be read: ") and "\n" not in message
+
+
+def test_a_csv_whose_header_is_not_utf8_is_one_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "latin.csv").write_bytes(b"user,ts,am\xf6unt\nu,1,2\n")
+    with pytest.raises(InputFileError, match=r"latin.csv: cannot be read: 'utf-8' codec"):
+        check_file(tmp_path / "latin.csv", "csv", fields_of(clicks.schema))  # replay's check
+    with pytest.raises(InputFileError, match=r"latin.csv: cannot be read: 'utf-8' codec"):
+        ingested(tmp_path / "latin.csv")
+
+
+def test_an_ingest_begun_before_formats_were_chosen_resumes_where_it_was(
+    tmp_path: Path,
+) -> None:
+    """A cursor names its file as it did when every file not named .parquet was JSON
+    lines: a replay resumed across the upgrade must not produce its rows again."""
+    path = tmp_path / "clicks.jsonl"
+    path.write_bytes(b"\n".join(msgspec.json.encode(c) for c in make_clicks(30)) + b"\n")
+    stat = path.stat()
+    identity = f"{clicks.topic}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|None"
+    broker = MemoryBroker()
+    broker.create_topic(CURSOR_TOPIC, TopicConfig(1, compacted=True))
+    key = hashlib.sha1(identity.encode()).hexdigest().encode()
+    broker.commit_transaction(Transaction("old", records=[OutRecord(CURSOR_TOPIC, b"20", key, 0)]))
+    assert ingest_file(broker, clicks, path) == 10

@@ -155,7 +155,9 @@ def _cursor_key(
 ) -> bytes:
     stat = path.stat()
     identity = f"{stream.topic}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{row_filter!r}"
-    if fmt != "parquet" and path.suffix != ".parquet":  # as before formats were chosen
+    # Before formats were chosen a file was Parquet by its extension, else JSON lines: a
+    # cursor of those days still names the same file (a resumed ingest must find it).
+    if fmt != ("parquet" if path.suffix == ".parquet" else "jsonl"):
         identity += f"|{fmt}"
     return hashlib.sha1(identity.encode()).hexdigest().encode()
 

@@ -127,12 +127,12 @@ def check_file(path: Path, fmt: Format, fields: Sequence[FieldType]) -> None:
     if fmt == "jsonl":
         check_json_lines(path, fields)
         return
-    with _reading(path):
+    with _reading(path):  # column names are decoded on first use: invalid UTF-8 shows here
         if fmt == "parquet":
             schema = pq.ParquetFile(path).schema_arrow
         else:
             schema = _csv_reader(path, [f.column for f in fields]).schema
-    check_columns(path, schema, fields)
+        check_columns(path, schema, fields)
 
 
 def _csv_reader(
