@@ -21,11 +21,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import msgspec
 from fastapi import FastAPI, Request, Response
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from streamsense.brokers.base import Producer
@@ -33,6 +32,7 @@ from streamsense.errors import RetryableError, StreamsenseError
 from streamsense.events import to_epoch_ms
 from streamsense.serving.decide import RequestError, decide_event, encode_reply, ingest_events
 from streamsense.serving.exposure import Exposure
+from streamsense.serving.http_metrics import HttpMetrics, metrics_of
 from streamsense.serving.routes import route_of
 from streamsense.serving.served import Serving
 
@@ -49,50 +49,11 @@ def _ok(body: Any) -> Response:
     return Response(_json.encode(body), 200, media_type="application/json")
 
 
-class _Metrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
-        self.requests = Counter(
-            "streamsense_http_requests",
-            "HTTP requests",
-            ["route", "status"],
-            registry=self.registry,
-        )
-        self.decide_seconds = Histogram(
-            "streamsense_decide_seconds",
-            "In-process decide latency",
-            registry=self.registry,
-            buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05),
-        )
-        self.decisions = Counter(
-            "streamsense_decisions", "Decisions", ["action", "tier"], registry=self.registry
-        )
-        self.degraded = Counter(
-            "streamsense_degraded_decisions",
-            "Degraded decisions, by reason (a decision may count under several).",
-            ["reason"],
-            registry=self.registry,
-        )
-
-
-# One set per registry: a registry refuses a metric name twice (two APIs on one serving).
-_METRICS: WeakKeyDictionary[CollectorRegistry, _Metrics] = WeakKeyDictionary()
-
-
-def _metrics_of(serving: Serving) -> _Metrics:
-    registry = serving.metrics_registry
-    if registry is None:  # set by Serving.__post_init__; kept for type checkers
-        registry = CollectorRegistry()
-    if registry not in _METRICS:
-        _METRICS[registry] = _Metrics(registry)
-    return _METRICS[registry]
-
-
 def create_api(serving: Serving, exposure: Exposure | None = None) -> FastAPI:
     """The HTTP API of ``serving``; ``exposure`` (default: ``Exposure()``) says who sees
     /metrics and whether /docs and /openapi.json exist."""
     shown = exposure or Exposure()
-    metrics = _metrics_of(serving)
+    metrics = metrics_of(serving)
     producer = serving.broker.producer(linger_ms=2.0)
 
     @asynccontextmanager
@@ -176,7 +137,7 @@ class _Guard:
         app: ASGIApp,
         *,
         serving: Serving,
-        metrics: _Metrics,
+        metrics: HttpMetrics,
         producer: Producer,
         exposure: Exposure,
     ) -> None:
@@ -252,7 +213,7 @@ async def _body(request: Request, serving: Serving) -> bytes:
 
 
 def _decide(
-    serving: Serving, producer: Producer, metrics: _Metrics, stream_name: str, body: bytes
+    serving: Serving, producer: Producer, metrics: HttpMetrics, stream_name: str, body: bytes
 ) -> Response:
     try:
         record = decide_event(serving, producer, stream_name, body)
