@@ -5,6 +5,7 @@ unreadable file is one InputFileError naming it."""
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -16,7 +17,7 @@ import pytest
 from streamsense.brokers import MemoryBroker
 from streamsense.brokers.base import OutRecord, Record, TopicConfig, Transaction
 from streamsense.errors import InputFileError
-from streamsense.runtime.conform import fields_of
+from streamsense.runtime.conform import REJECT_REASON, FieldType, conform, fields_of
 from streamsense.runtime.ingest import CURSOR_TOPIC, ingest_file
 from streamsense.runtime.input_files import check_file, file_format
 from streamsense.testing import drain_topic
@@ -146,3 +147,27 @@ def test_an_ingest_begun_before_formats_were_chosen_resumes_where_it_was(
     key = hashlib.sha1(identity.encode()).hexdigest().encode()
     broker.commit_transaction(Transaction("old", records=[OutRecord(CURSOR_TOPIC, b"20", key, 0)]))
     assert ingest_file(broker, clicks, path) == 10
+
+
+def test_times_in_text_keep_their_instant_and_zone(tmp_path: Path) -> None:
+    """Naive times stay naive (UTC, as everywhere); times with an offset stay aware, in
+    UTC, like the same text decoded from a JSON line."""
+    naive = ["2018-04-01 08:07:09", "2018-04-01T08:07:09.5"]
+    aware = ["2018-04-01T08:07:09Z", "2018-04-01 10:07:09+02:00", "2018-04-01 08:07:09"]
+    bad = ["2018-04-01 08:07:09", "yesterday"]
+    columns = {"naive": naive, "aware": aware, "bad": bad}
+    fields = [FieldType(name, "datetime", True) for name in columns]
+    typed = {
+        name: conform(pa.record_batch({name: pa.array(values)}), fields)
+        for name, values in columns.items()
+    }
+    assert typed["naive"].column(0).to_pylist() == [
+        datetime(2018, 4, 1, 8, 7, 9),
+        datetime(2018, 4, 1, 8, 7, 9, 500_000),
+    ]
+    assert typed["aware"].column(0).to_pylist() == [datetime(2018, 4, 1, 8, 7, 9, tzinfo=UTC)] * 3
+    assert typed["bad"].column(0).to_pylist() == [datetime(2018, 4, 1, 8, 7, 9), None]
+    assert typed["bad"].column(REJECT_REASON).to_pylist() == [
+        None,
+        "'yesterday' is not an ISO 8601 time",
+    ]

@@ -136,10 +136,14 @@ def _cast(values: pa.Array, kind: Kind) -> tuple[pa.Array, list[tuple[int, str]]
     """The column as ``kind``, and the (row, reason) of each cell that cannot be."""
     if _already(values.type, kind):
         return values, []
-    try:  # the whole column at once; a safe cast refuses any loss (12.5 to an integer)
-        return pc.cast(values, _TARGET[kind], safe=True), []
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass  # some cell cannot be cast: find which, one by one
+    # The whole column at once; a safe cast refuses any loss (12.5 to an integer). Times
+    # with a zone offset stay aware (in UTC), as they would decoded from a JSON line.
+    targets = [_TARGET[kind]] + ([pa.timestamp("us", "UTC")] if kind == "datetime" else [])
+    for target in targets:
+        try:
+            return pc.cast(values, target, safe=True), []
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass  # some cell cannot be cast: find which, one by one
     parse = _PARSERS[kind]
     cast: list[Any] = []
     failures = []
@@ -149,6 +153,9 @@ def _cast(values: pa.Array, kind: Kind) -> tuple[pa.Array, list[tuple[int, str]]
         except ValueError as error:
             cast.append(None)
             failures.append((row, str(error)))
+    if kind == "datetime" and any(v is not None and v.tzinfo is not None for v in cast):
+        naive_as_utc = [v if v is None or v.tzinfo else v.replace(tzinfo=UTC) for v in cast]
+        return pa.array(naive_as_utc, targets[1]), failures
     return pa.array(cast, _TARGET[kind]), failures
 
 
@@ -201,8 +208,8 @@ def _to_datetime(value: object) -> datetime:
             when = datetime.fromisoformat(value.strip())
         except ValueError:
             pass
-        else:  # naive times are UTC, as everywhere in streamsense
-            return when if when.tzinfo is None else when.astimezone(UTC).replace(tzinfo=None)
+        else:
+            return when if when.tzinfo is None else when.astimezone(UTC)
     raise ValueError(f"{value!r} is not an ISO 8601 time")
 
 
