@@ -14,6 +14,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
+import streamsense as ss
 from streamsense.brokers import MemoryBroker
 from streamsense.brokers.base import OutRecord, Record, TopicConfig, Transaction
 from streamsense.errors import InputFileError
@@ -171,3 +172,23 @@ def test_times_in_text_keep_their_instant_and_zone(tmp_path: Path) -> None:
         None,
         "'yesterday' is not an ISO 8601 time",
     ]
+
+
+class Bonus(ss.Schema):
+    user: str
+    ts: int
+    bonus: float | None = None
+
+
+def test_a_row_that_cannot_be_typed_stays_a_dead_letter_on_a_stream_with_lanes(
+    tmp_path: Path,
+) -> None:
+    bonuses = ss.Stream("bonuses", Bonus, key="user", time="ts", priority=lambda b: True)
+    rows = pa.table({"user": ["a", "b"], "ts": [1, 2], "bonus": ["1.5", "lots"]})
+    pq.write_table(rows, tmp_path / "bonuses.parquet")
+    broker = MemoryBroker()
+    assert ingest_file(broker, bonuses, tmp_path / "bonuses.parquet") == 2
+    [lane] = drain_topic(broker, bonuses.priority_topic)
+    assert msgspec.json.decode(lane.value or b"") == {"user": "a", "ts": 1, "bonus": 1.5}
+    [letter] = drain_topic(broker, bonuses.dead_letter_topic)
+    assert dict(letter.headers)["field"] == b"bonus"

@@ -100,10 +100,17 @@ def ingest_file(
         if progress is not None:
             progress(len(chunk))
         if dead_letter is not None:
-            for record in chunk:
-                if record.topic == stream.dead_letter_topic:
-                    dead_letter(dict(record.headers).get("field", b"").decode() or "size")
+            _tell_dead_letters(stream, chunk, dead_letter)
     return produced
+
+
+def _tell_dead_letters(
+    stream: Stream[Any], records: list[OutRecord], tell: Callable[[str], None]
+) -> None:
+    """Tells the field of each dead letter among ``records`` ("size": too large a row)."""
+    for record in records:
+        if record.topic == stream.dead_letter_topic:
+            tell(dict(record.headers).get("field", b"").decode() or "size")
 
 
 def _dead_letter_for(stream: Stream[Any], path: Path) -> Reject:
@@ -133,6 +140,9 @@ def route_lanes(stream: Stream[Any], records: list[OutRecord]) -> list[OutRecord
     lane. Records that do not parse stay in the base topic (they become dead letters)."""
     routed = []
     for record in records:
+        if record.topic != stream.topic:  # a dead letter stays one
+            routed.append(record)
+            continue
         try:
             payload = stream.parse(record.value or b"")
         except InvalidEvent:
