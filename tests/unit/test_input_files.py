@@ -192,3 +192,13 @@ def test_a_row_that_cannot_be_typed_stays_a_dead_letter_on_a_stream_with_lanes(
     assert msgspec.json.decode(lane.value or b"") == {"user": "a", "ts": 1, "bonus": 1.5}
     [letter] = drain_topic(broker, bonuses.dead_letter_topic)
     assert dict(letter.headers)["field"] == b"bonus"
+
+
+def test_csv_with_semicolons_or_tabs_is_read_by_its_header(tmp_path: Path) -> None:
+    pq.write_table(table(), tmp_path / "clicks.parquet")
+    parquet, _ = ingested(tmp_path / "clicks.parquet")
+    text = (tmp_path / "clicks.parquet").with_suffix(".csv")
+    pcsv.write_csv(table(), text)
+    for mark, name in ((";", "semi.csv"), ("\t", "tabs.tsv")):
+        (tmp_path / name).write_text(text.read_text().replace(",", mark))
+        assert as_sent(ingested(tmp_path / name)[0]) == as_sent(parquet)

@@ -1,6 +1,7 @@
 """Input files: which format a file is in, and its rows as Arrow batches.
 
-Three formats: Parquet, CSV (a header line, then one row per line) and JSON lines. The
+Three formats: Parquet, CSV (a header line, then one row per line; commas, else the
+semicolons, tabs or bars the header line uses) and JSON lines. The
 format is the one asked for, else the file's extension says it, else its first bytes do
 (Parquet starts with ``PAR1``, a JSON line with ``{``, anything else is taken as CSV).
 
@@ -43,6 +44,7 @@ _EXTENSIONS: dict[str, Format] = {
     ".parquet": "parquet",
     ".pq": "parquet",
     ".csv": "csv",
+    ".tsv": "csv",
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
     ".json": "jsonl",
@@ -144,11 +146,22 @@ def _csv_reader(
     return pcsv.open_csv(
         path,
         read_options=pcsv.ReadOptions(block_size=block),
+        parse_options=pcsv.ParseOptions(delimiter=_delimiter(path)),
         convert_options=pcsv.ConvertOptions(
             column_types={name: pa.string() for name in text_columns},
             strings_can_be_null=True,
         ),
     )
+
+
+def _delimiter(path: Path) -> str:
+    """The delimiter the header line uses most: a comma, else a semicolon (spreadsheets
+    in locales whose decimal mark is a comma), a tab or a bar."""
+    with path.open("rb") as handle:
+        header = handle.readline()
+    counts = {mark: header.count(mark.encode()) for mark in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda mark: counts[mark])
+    return best if counts[best] > counts[","] else ","
 
 
 def check_json_lines(path: Path, fields: Sequence[FieldType]) -> None:
