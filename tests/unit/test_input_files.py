@@ -202,3 +202,18 @@ def test_csv_with_semicolons_or_tabs_is_read_by_its_header(tmp_path: Path) -> No
     for mark, name in ((";", "semi.csv"), ("\t", "tabs.tsv")):
         (tmp_path / name).write_text(text.read_text().replace(",", mark))
         assert as_sent(ingested(tmp_path / name)[0]) == as_sent(parquet)
+
+
+def test_a_csv_row_with_too_few_or_too_many_cells_is_a_dead_letter_of_its_own(
+    tmp_path: Path,
+) -> None:
+    lines = ["user,ts,amount", "a,1000,1.5", "b,2000", "c,3000,2.5", "d,4000,3.5,extra", "e,5000,4"]
+    (tmp_path / "ragged.csv").write_text("\n".join(lines) + "\n")
+    records, letters = ingested(tmp_path / "ragged.csv")
+    assert [msgspec.json.decode(r.value or b"")["user"] for r in records] == ["a", "c", "e"]
+    assert [letter.value for letter in letters] == [b"b,2000", b"d,4000,3.5,extra"]
+    reasons = [dict(letter.headers)["reason"] for letter in letters]
+    assert reasons == [
+        b"2 columns where the header has 3 (line 3)",
+        b"4 columns where the header has 3 (line 5)",
+    ]

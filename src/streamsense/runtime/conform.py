@@ -28,10 +28,19 @@ import pyarrow.compute as pc
 
 from streamsense.errors import InputFileError
 
-__all__ = ["REJECT_FIELD", "REJECT_REASON", "FieldType", "check_columns", "conform", "fields_of"]
+__all__ = [
+    "REJECT_FIELD",
+    "REJECT_REASON",
+    "REJECT_TEXT",
+    "FieldType",
+    "check_columns",
+    "conform",
+    "fields_of",
+]
 
 REJECT_FIELD = "__streamsense_reject_field"
 REJECT_REASON = "__streamsense_reject_reason"
+REJECT_TEXT = "__streamsense_reject_text"  # a row the parser could not split: its line
 
 Kind = Literal["int", "float", "bool", "str", "datetime", "other"]
 _KINDS: dict[Any, Kind] = {

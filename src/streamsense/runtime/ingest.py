@@ -30,7 +30,13 @@ from streamsense.brokers.base import (
 )
 from streamsense.errors import InvalidEvent
 from streamsense.events import Schema, Stream
-from streamsense.runtime.conform import REJECT_FIELD, REJECT_REASON, FieldType, fields_of
+from streamsense.runtime.conform import (
+    REJECT_FIELD,
+    REJECT_REASON,
+    REJECT_TEXT,
+    FieldType,
+    fields_of,
+)
 from streamsense.runtime.input_files import (
     Format,
     check_json_lines,
@@ -119,12 +125,14 @@ def _dead_letter_for(stream: Stream[Any], path: Path) -> Reject:
 
     def letter(row: dict[str, Any], key: bytes | None, number: int) -> OutRecord:
         reason, field = row.pop(REJECT_REASON), row.pop(REJECT_FIELD)
+        text = row.pop(REJECT_TEXT, None)
         headers: Headers = (
             ("reason", str(reason).encode()),
             ("field", str(field).encode()),
             ("source", f"{path}#row={number}".encode()),
         )
-        return OutRecord(stream.dead_letter_topic, _encode_json(row), key, 0, headers=headers)
+        value = _encode_json(row) if text is None else str(text).encode()
+        return OutRecord(stream.dead_letter_topic, value, key, 0, headers=headers)
 
     return letter
 
@@ -223,7 +231,8 @@ def _record(
     key = None if key_name is None or row.get(key_name) is None else str(row[key_name]).encode()
     if reject is not None and row.get(REJECT_FIELD) is not None:
         return reject(row, key, number)
-    row.pop(REJECT_FIELD, None), row.pop(REJECT_REASON, None)
+    for column in (REJECT_FIELD, REJECT_REASON, REJECT_TEXT):
+        row.pop(column, None)
     return OutRecord(topic, _encode_json(row), key)
 
 
@@ -231,7 +240,8 @@ def _without_rejects(batch: pa.RecordBatch) -> pa.RecordBatch:
     if REJECT_FIELD not in batch.schema.names:
         return batch
     kept = batch.filter(pc.is_null(batch.column(REJECT_FIELD)))
-    return kept.drop_columns([REJECT_FIELD, REJECT_REASON])
+    rejects = [c for c in (REJECT_FIELD, REJECT_REASON, REJECT_TEXT) if c in kept.schema.names]
+    return kept.drop_columns(rejects)
 
 
 def _jsonl_chunks(

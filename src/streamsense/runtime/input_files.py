@@ -21,11 +21,11 @@ from typing import Literal, get_args
 
 import msgspec
 import pyarrow as pa
-import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from streamsense.errors import InputFileError
-from streamsense.runtime.conform import FieldType, check_columns, conform
+from streamsense.runtime.conform import REJECT_FIELD, FieldType, check_columns, conform
+from streamsense.runtime.csv_input import csv_batches, csv_reader
 
 __all__ = [
     "FORMATS",
@@ -86,7 +86,7 @@ def columns_of(path: Path, fmt: Format | None = None) -> list[str]:
         if chosen == "parquet":
             return list(pq.ParquetFile(path).schema_arrow.names)
         if chosen == "csv":
-            return list(_csv_reader(path, ()).schema.names)
+            return list(csv_reader(path, ()).schema.names)
     names: dict[str, None] = {}
     for row in _json_sample(path):
         names.update(dict.fromkeys(row))
@@ -114,13 +114,17 @@ def typed_batches(
             source = pq.ParquetFile(path)
             schema = source.schema_arrow
             batches: Iterator[pa.RecordBatch] = source.iter_batches(batch_size=batch_rows)
+        elif fields is not None:  # ragged rows become rejected rows (dead letters)
+            schema, batches = csv_batches(path, fields, batch_rows)
         else:
-            reader = _csv_reader(path, [f.column for f in fields or ()], batch_rows)
+            reader = csv_reader(path, (), batch_rows)
             schema, batches = reader.schema, iter(reader)
-        if fields is not None:
-            check_columns(path, schema, fields)
+        if fields is None:
+            yield from batches
+            return
+        check_columns(path, schema, fields)
         for batch in batches:
-            yield batch if fields is None else conform(batch, fields)
+            yield batch if REJECT_FIELD in batch.schema.names else conform(batch, fields)
 
 
 def check_file(path: Path, fmt: Format, fields: Sequence[FieldType]) -> None:
@@ -133,35 +137,8 @@ def check_file(path: Path, fmt: Format, fields: Sequence[FieldType]) -> None:
         if fmt == "parquet":
             schema = pq.ParquetFile(path).schema_arrow
         else:
-            schema = _csv_reader(path, [f.column for f in fields]).schema
+            schema = csv_reader(path, [f.column for f in fields]).schema
         check_columns(path, schema, fields)
-
-
-def _csv_reader(
-    path: Path, text_columns: Sequence[str], batch_rows: int = 20_000
-) -> pcsv.CSVStreamingReader:
-    """The schema's columns are read as text and typed by conform(): Arrow's own
-    inference would guess per block, and a bad cell would fail the whole file."""
-    block = max(1 << 20, batch_rows * 128)
-    return pcsv.open_csv(
-        path,
-        read_options=pcsv.ReadOptions(block_size=block),
-        parse_options=pcsv.ParseOptions(delimiter=_delimiter(path)),
-        convert_options=pcsv.ConvertOptions(
-            column_types={name: pa.string() for name in text_columns},
-            strings_can_be_null=True,
-        ),
-    )
-
-
-def _delimiter(path: Path) -> str:
-    """The delimiter the header line uses most: a comma, else a semicolon (spreadsheets
-    in locales whose decimal mark is a comma), a tab or a bar."""
-    with path.open("rb") as handle:
-        header = handle.readline()
-    counts = {mark: header.count(mark.encode()) for mark in (",", ";", "\t", "|")}
-    best = max(counts, key=lambda mark: counts[mark])
-    return best if counts[best] > counts[","] else ","
 
 
 def check_json_lines(path: Path, fields: Sequence[FieldType]) -> None:
