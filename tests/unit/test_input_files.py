@@ -37,7 +37,7 @@ def ingested(path: Path, fmt: str | None = None) -> tuple[list[Record], list[Rec
 
 
 def as_sent(records: list[Record]) -> list[tuple[bytes | None, bytes | None]]:
-    return sorted((r.key, r.value) for r in records)
+    return sorted(((r.key, r.value) for r in records), key=lambda kv: (kv[0] or b"", kv[1]))
 
 
 def test_csv_parquet_and_json_lines_give_the_same_records(tmp_path: Path) -> None:
@@ -217,3 +217,25 @@ def test_a_csv_row_with_too_few_or_too_many_cells_is_a_dead_letter_of_its_own(
         b"2 columns where the header has 3 (line 3)",
         b"4 columns where the header has 3 (line 5)",
     ]
+
+
+def test_json_lines_with_numbers_as_text_are_cast_exactly_the_rest_go_in_unchanged(
+    tmp_path: Path,
+) -> None:
+    lines = [
+        b'{"user": "a", "ts": 1000, "amount": 1.5}',
+        b'{"user": 7, "ts": "2000", "amount": "12.5", "note": "kept"}',
+        b'{"user": "c", "ts": 3000, "amount": "a lot"}',
+        b"not json",
+    ]
+    (tmp_path / "text.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    records, _ = ingested(tmp_path / "text.jsonl")
+    assert as_sent(records) == sorted(
+        [
+            (b"a", lines[0]),
+            (b"7", b'{"user":"7","ts":2000,"amount":12.5,"note":"kept"}'),
+            (b"c", lines[2]),
+            (None, lines[3]),
+        ],
+        key=lambda kv: (kv[0] or b"", kv[1]),
+    )

@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from streamsense.errors import InputFileError
 
 __all__ = [
+    "PARSERS",
     "REJECT_FIELD",
     "REJECT_REASON",
     "REJECT_TEXT",
@@ -153,7 +154,7 @@ def _cast(values: pa.Array, kind: Kind) -> tuple[pa.Array, list[tuple[int, str]]
             return pc.cast(values, target, safe=True), []
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass  # some cell cannot be cast: find which, one by one
-    parse = _PARSERS[kind]
+    parse = PARSERS[kind]
     cast: list[Any] = []
     failures = []
     for row, value in enumerate(values.to_pylist()):
@@ -222,7 +223,7 @@ def _to_datetime(value: object) -> datetime:
     raise ValueError(f"{value!r} is not an ISO 8601 time")
 
 
-_PARSERS: dict[Kind, Callable[[Any], Any]] = {
+PARSERS: dict[Kind, Callable[[Any], Any]] = {
     "int": _to_int,
     "float": _to_float,
     "bool": _to_bool,

@@ -9,7 +9,7 @@ function sends its high-priority rows to the priority lane topic (``Stream.prior
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,16 +34,10 @@ from streamsense.runtime.conform import (
     REJECT_FIELD,
     REJECT_REASON,
     REJECT_TEXT,
-    FieldType,
     fields_of,
 )
-from streamsense.runtime.input_files import (
-    Format,
-    check_json_lines,
-    count_rows,
-    file_format,
-    typed_batches,
-)
+from streamsense.runtime.input_files import Format, count_rows, file_format, typed_batches
+from streamsense.runtime.json_lines import LineCaster, check_json_lines, json_line_chunks
 from streamsense.runtime.partition_read import read_partition
 
 __all__ = ["RowFilter", "Source", "count_rows", "file_chunks", "ingest_file", "read_cursor"]
@@ -80,7 +74,7 @@ def ingest_file(
     letters (``dead_letter`` is told each one's field); rows derived from another
     stream's file skip them, as that stream's ingest dead-letters them."""
     chosen = file_format(path, fmt)
-    source = Source(path, chosen, fields_of(file_schema or stream.schema))
+    source = Source(path, chosen, file_schema or stream.schema)
     reject = _dead_letter_for(stream, path) if file_schema in (None, stream.schema) else None
     broker.create_topic(CURSOR_TOPIC, TopicConfig(1, compacted=True), exist_ok=True)
     # The lane topic and the dead letters (rows too large for the broker) may not exist yet.
@@ -182,11 +176,11 @@ def _cursor_key(
 
 @dataclass(frozen=True)
 class Source:
-    """A file to read, its format, and the fields its columns must hold (as read: None)."""
+    """A file to read, its format, and the schema its rows must follow (as read: None)."""
 
     path: Path
     fmt: Format
-    fields: Sequence[FieldType] | None = None
+    schema: type[Schema] | None = None
 
 
 def file_chunks(
@@ -202,11 +196,14 @@ def file_chunks(
     (unkeyed when None), skipping the first ``skip`` rows. Rows that cannot be typed
     become ``reject``'s dead letters (are skipped without it)."""
     if source.fmt == "jsonl":
-        if source.fields is not None:
-            check_json_lines(source.path, source.fields)
-        yield from _jsonl_chunks(source.path, topic, key_name, chunk_rows, skip)
+        cast = None
+        if source.schema is not None:
+            check_json_lines(source.path, fields_of(source.schema))
+            cast = LineCaster(source.schema)
+        yield from json_line_chunks(source.path, topic, key_name, chunk_rows, skip, cast)
         return
-    batches = typed_batches(source.path, source.fmt, source.fields, chunk_rows)
+    fields = None if source.schema is None else fields_of(source.schema)
+    batches = typed_batches(source.path, source.fmt, fields, chunk_rows)
     seen = 0
     for batch in batches:
         if reject is None:
@@ -242,37 +239,3 @@ def _without_rejects(batch: pa.RecordBatch) -> pa.RecordBatch:
     kept = batch.filter(pc.is_null(batch.column(REJECT_FIELD)))
     rejects = [c for c in (REJECT_FIELD, REJECT_REASON, REJECT_TEXT) if c in kept.schema.names]
     return kept.drop_columns(rejects)
-
-
-def _jsonl_chunks(
-    path: Path, topic: str, key_name: str | None, chunk_rows: int, skip: int
-) -> Iterator[list[OutRecord]]:
-    """Lines go in as they are, valid or not: bad ones reach the dead-letter topic through
-    the pipeline, with their original bytes."""
-    chunk: list[OutRecord] = []
-    index = 0
-    with path.open("rb") as handle:
-        for line in handle:
-            line = line.strip()
-            if not line:
-                continue
-            index += 1
-            if index <= skip:
-                continue
-            key = None if key_name is None else _key_of_line(line, key_name)
-            chunk.append(OutRecord(topic, line, key))
-            if len(chunk) >= chunk_rows:
-                yield chunk
-                chunk = []
-    if chunk:
-        yield chunk
-
-
-def _key_of_line(line: bytes, key_name: str) -> bytes | None:
-    try:
-        value = msgspec.json.decode(line)
-    except msgspec.DecodeError:
-        return None
-    if isinstance(value, dict) and key_name in value:
-        return str(value[key_name]).encode()
-    return None

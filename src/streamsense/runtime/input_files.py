@@ -19,13 +19,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, get_args
 
-import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from streamsense.errors import InputFileError
 from streamsense.runtime.conform import REJECT_FIELD, FieldType, check_columns, conform
 from streamsense.runtime.csv_input import csv_batches, csv_reader
+from streamsense.runtime.json_lines import check_json_lines, json_sample
 
 __all__ = [
     "FORMATS",
@@ -49,7 +49,6 @@ _EXTENSIONS: dict[str, Format] = {
     ".ndjson": "jsonl",
     ".json": "jsonl",
 }
-_SAMPLE_LINES = 100  # JSON lines looked at to check a file's fields
 
 
 def file_format(path: Path, given: str | None = None) -> Format:
@@ -88,7 +87,9 @@ def columns_of(path: Path, fmt: Format | None = None) -> list[str]:
         if chosen == "csv":
             return list(csv_reader(path, ()).schema.names)
     names: dict[str, None] = {}
-    for row in _json_sample(path):
+    with _reading(path):
+        sample = json_sample(path)
+    for row in sample:
         names.update(dict.fromkeys(row))
     return list(names)
 
@@ -131,7 +132,8 @@ def check_file(path: Path, fmt: Format, fields: Sequence[FieldType]) -> None:
     """Raises InputFileError when ``path`` cannot be read as ``fmt`` or lacks a column
     (a field) the schema requires, or has one of a type that can never hold its field."""
     if fmt == "jsonl":
-        check_json_lines(path, fields)
+        with _reading(path):
+            check_json_lines(path, fields)
         return
     with _reading(path):  # column names are decoded on first use: invalid UTF-8 shows here
         if fmt == "parquet":
@@ -139,34 +141,3 @@ def check_file(path: Path, fmt: Format, fields: Sequence[FieldType]) -> None:
         else:
             schema = csv_reader(path, [f.column for f in fields]).schema
         check_columns(path, schema, fields)
-
-
-def check_json_lines(path: Path, fields: Sequence[FieldType]) -> None:
-    """Raises InputFileError when none of the first JSON lines is an object, or a required
-    field is in none of them: then every line would be a dead letter."""
-    sample = _json_sample(path)
-    if not sample:
-        with path.open("rb") as handle:
-            if any(line.strip() for line in handle):
-                raise InputFileError(f"{path}: no JSON object in its first lines (not JSON lines?)")
-        return
-    missing = [f.column for f in fields if f.required and all(f.column not in r for r in sample)]
-    if missing:
-        raise InputFileError(
-            f"{path}: missing field{'s' * (len(missing) > 1)} {', '.join(missing)}"
-        )
-
-
-def _json_sample(path: Path) -> list[dict[str, object]]:
-    rows = []
-    with _reading(path), path.open("rb") as handle:
-        for number, line in enumerate(handle):
-            if number >= _SAMPLE_LINES:
-                break
-            try:
-                value = msgspec.json.decode(line) if line.strip() else None
-            except msgspec.DecodeError:
-                continue
-            if isinstance(value, dict):
-                rows.append(value)
-    return rows
