@@ -8,9 +8,12 @@ import random
 import string
 import urllib.request
 
+import pytest
+import typer
 from fastapi.testclient import TestClient
 
 from streamsense.brokers import MemoryBroker, TopicConfig
+from streamsense.cli.apps import exposure_of
 from streamsense.serving import Serving
 from streamsense.serving.cascade import Cascade
 from streamsense.serving.exposure import Exposure, serve_metrics
@@ -110,3 +113,11 @@ def test_metrics_on_a_bind_address_of_their_own() -> None:
         finally:
             side.close()
     assert "streamsense_decide_seconds_count 1.0" in text
+
+
+def test_serve_options_choose_what_is_shown() -> None:
+    assert exposure_of(production=False, metrics="key", metrics_port=None) == Exposure()
+    assert exposure_of(True, "public", None) == Exposure(metrics="public", docs=False)
+    assert exposure_of(False, "public", 9100) == Exposure(metrics="off")  # on its own port
+    with pytest.raises(typer.Exit):
+        exposure_of(False, "everyone", None)

@@ -257,7 +257,7 @@ def serve(
 ) -> None:
     """Serve an app's decisions over HTTP (`POST /v1/decide/{stream}`, see the docs at /docs)
     and, with --grpc-port, gRPC. The API key comes from $STREAMSENSE_API_KEY."""
-    exposure = _exposure(production, metrics, metrics_port)
+    exposure = exposure_of(production, metrics, metrics_port)
     uvicorn = _required("uvicorn", "serving")
     _required("fastapi", "serving")
     from streamsense.serving.gc_tuning import freeze_after_startup
@@ -291,7 +291,7 @@ def serve(
         target.close()
 
 
-def _exposure(production: bool, metrics: str, metrics_port: int | None) -> Exposure:
+def exposure_of(production: bool, metrics: str, metrics_port: int | None) -> Exposure:
     """What ``serve`` shows besides /v1 (serving/exposure.py)."""
     from streamsense.serving.exposure import Exposure
 
