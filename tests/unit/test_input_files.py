@@ -239,3 +239,12 @@ def test_json_lines_with_numbers_as_text_are_cast_exactly_the_rest_go_in_unchang
         ],
         key=lambda kv: (kv[0] or b"", kv[1]),
     )
+
+
+def test_a_csv_cell_that_is_not_utf8_rejects_its_row_only(tmp_path: Path) -> None:
+    (tmp_path / "bytes.csv").write_bytes(b"user,ts,amount\na,1000,1.5\nb\xff,2000,2\nc,3000,3\n")
+    records, letters = ingested(tmp_path / "bytes.csv")
+    assert sorted(r.key or b"" for r in records) == [b"a", b"c"]
+    assert [dict(letter.headers)["reason"] for letter in letters] == [
+        b"b'b\\xff' is not UTF-8 text"
+    ]

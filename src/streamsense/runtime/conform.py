@@ -91,7 +91,7 @@ def fields_of(schema: type[msgspec.Struct]) -> list[FieldType]:
 
 def _holds(source: pa.DataType, kind: Kind) -> bool:
     """Whether a column of type ``source`` can hold the field, exactly, for some values."""
-    if pa.types.is_null(source) or pa.types.is_string(source) or pa.types.is_large_string(source):
+    if pa.types.is_null(source) or _textual(source):
         return True
     integer = pa.types.is_integer(source)
     holds: dict[Kind, bool] = {
@@ -142,8 +142,25 @@ def conform(batch: pa.RecordBatch, fields: Sequence[FieldType]) -> pa.RecordBatc
     return pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
 
 
+def _textual(source: pa.DataType) -> bool:
+    """Text, or bytes that should be (CSV cells are read as bytes: see csv_input.py)."""
+    return any(
+        check(source)
+        for check in (
+            pa.types.is_string,
+            pa.types.is_large_string,
+            pa.types.is_binary,
+            pa.types.is_large_binary,
+        )
+    )
+
+
 def _cast(values: pa.Array, kind: Kind) -> tuple[pa.Array, list[tuple[int, str]]]:
     """The column as ``kind``, and the (row, reason) of each cell that cannot be."""
+    if pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type):
+        text, not_text = _utf8(values)
+        typed, failures = _cast(text, kind)
+        return typed, sorted(not_text + failures)
     if _already(values.type, kind):
         return values, []
     # The whole column at once; a safe cast refuses any loss (12.5 to an integer). Times
@@ -167,6 +184,23 @@ def _cast(values: pa.Array, kind: Kind) -> tuple[pa.Array, list[tuple[int, str]]
         naive_as_utc = [v if v is None or v.tzinfo else v.replace(tzinfo=UTC) for v in cast]
         return pa.array(naive_as_utc, targets[1]), failures
     return pa.array(cast, _TARGET[kind]), failures
+
+
+def _utf8(values: pa.Array) -> tuple[pa.Array, list[tuple[int, str]]]:
+    """Bytes as text; a cell that is not UTF-8 becomes null, and its (row, reason)."""
+    try:
+        return pc.cast(values, pa.string()), []
+    except pa.ArrowInvalid:
+        pass
+    text: list[str | None] = []
+    failures = []
+    for row, value in enumerate(values.to_pylist()):
+        try:
+            text.append(None if value is None else value.decode("utf-8"))
+        except UnicodeDecodeError:
+            text.append(None)
+            failures.append((row, f"{value!r} is not UTF-8 text"))
+    return pa.array(text, pa.string()), failures
 
 
 def _already(source: pa.DataType, kind: Kind) -> bool:

@@ -1,5 +1,6 @@
 """Reading CSV files for ingest: the delimiter the header uses, the schema's columns as
-text (typed exactly by conform.py), and rows whose column count is not the header's.
+bytes (typed exactly by conform.py, UTF-8 included), and rows whose column count is not
+the header's.
 
 Arrow's CSV reader would fail the whole file on one ragged row, halfway through an ingest.
 Read for a stream, such a row becomes a rejected row of its own (all columns null, the
@@ -63,15 +64,16 @@ def csv_reader(
     batch_rows: int = 20_000,
     ragged: _Ragged | None = None,
 ) -> pcsv.CSVStreamingReader:
-    """The schema's columns are read as text and typed by conform(): Arrow's own
-    inference would guess per block, and a bad cell would fail the whole file."""
+    """The schema's columns are read as bytes and typed by conform(): Arrow's own
+    inference would guess per block, and a bad cell (even one that is not UTF-8) would
+    fail the whole file."""
     block = max(1 << 20, batch_rows * 128)
     return pcsv.open_csv(
         path,
         read_options=pcsv.ReadOptions(block_size=block, use_threads=False),
         parse_options=pcsv.ParseOptions(delimiter=_delimiter(path), invalid_row_handler=ragged),
         convert_options=pcsv.ConvertOptions(
-            column_types={name: pa.string() for name in text_columns},
+            column_types={name: pa.binary() for name in text_columns},
             strings_can_be_null=True,
         ),
     )
