@@ -126,6 +126,8 @@ def replay_files(
     them, such as delayed labels), then run the pipeline until it has processed
     everything. Both steps resume after a crash. Returns the worker's stats, rows that
     went to dead letters at ingest counted in, and the seconds it all took."""
+    for stream, path in files.values():  # every file, before anything is touched
+        check_file(path, file_format(path, fmt), fields_of(stream.schema))
     worker = Worker(application.app, broker, config or WorkerConfig())
     stop_on_signals(worker)
     worker.ensure_topics()
@@ -133,8 +135,6 @@ def replay_files(
     derive = application.derived_inputs
     at_ingest: dict[str, int] = {}
     rows = 0
-    for stream, path in files.values():  # every file, before anything is ingested
-        check_file(path, file_format(path, fmt), fields_of(stream.schema))
     for name, (stream, path) in files.items():
         row_filter = window.row_filter(stream, path, fmt)
         read = _Read(stream.schema, fmt)
@@ -143,12 +143,18 @@ def replay_files(
             _ingest_with_progress(broker, extra, extra_path, extra_filter, read, at_ingest)
     stats = _run_with_progress(worker)
     stats.input_rows = rows
+    _count_in(stats, at_ingest)
+    return stats, time.perf_counter() - started
+
+
+def _count_in(stats: WorkerStats, at_ingest: Mapping[str, int]) -> None:
+    """Rows that went to dead letters at ingest, by field, as events and dead letters of
+    the replay (the worker never saw them)."""
     for field_name, count in at_ingest.items():
         stats.events += count
         stats.dead_letters += count
         reasons = stats.dead_letter_reasons
         reasons[field_name] = reasons.get(field_name, 0) + count
-    return stats, time.perf_counter() - started
 
 
 def print_stats(stats: WorkerStats, elapsed: float | None = None) -> None:
