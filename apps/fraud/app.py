@@ -25,13 +25,13 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import typer
 
 import streamsense as ss
 from streamsense import features as F
 from streamsense.application import InputOption, Session, Training
 from streamsense.runtime.ingest import RowFilter
+from streamsense.runtime.input_files import columns_of, file_format
 from streamsense.serving import DECIDED_BY_API, Serving
 from streamsense.serving.decision import DecisionRecord
 from streamsense.serving.request_reply import ReplySink, request_id
@@ -179,9 +179,9 @@ def derived_inputs(
 ) -> list[tuple[ss.Stream[Any], Path, RowFilter | None]]:
     """Streams a replay feeds from an input file besides its own: each payment's label, when
     the file has them (the handbook's file and the simulator's do)."""
-    if name != "transactions" or path.suffix != ".parquet":
+    if name != "transactions" or file_format(path) == "jsonl":  # rows, not lines
         return []
-    if "TX_FRAUD" not in pq.ParquetFile(path).schema_arrow.names:
+    if "TX_FRAUD" not in columns_of(path):
         return []
     return [(labels, path, LabelRows(row_filter))]
 

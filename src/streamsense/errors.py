@@ -38,6 +38,11 @@ class MissingExtra(ConfigError):
     """An optional dependency is not installed; the message names the extra to install."""
 
 
+class InputFileError(ConfigError):
+    """An input file that cannot be read as asked (corrupt, wrong format, missing or
+    mistyped columns): the message names the file and what is wrong."""
+
+
 class TopicNotFound(ConfigError):
     """The named topic does not exist."""
 

@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,9 +19,11 @@ from streamsense.cli.common import (
     AppArgument,
     BatchOption,
     BrokerOption,
+    FormatOption,
     ModeOption,
     StateDirOption,
     VerboseOption,
+    chosen_format,
     connect,
     console,
     fail,
@@ -38,6 +40,10 @@ from streamsense.cli.session import (
 from streamsense.cli.time_range import TimeRange
 from streamsense.errors import MissingExtra
 from streamsense.extras import Extra, require
+from streamsense.runtime.worker import WorkerStats
+
+if TYPE_CHECKING:  # serving is imported when `serve` runs
+    from streamsense.serving.exposure import Exposure, MetricsAccess
 
 InputsOption = Annotated[
     list[str] | None, typer.Option("--input", help="STREAM=FILE (or FILE for the only stream).")
@@ -61,6 +67,15 @@ def replay(
     end: Annotated[
         str | None, typer.Option(help="Only rows whose event time is before this (ISO, UTC).")
     ] = None,
+    file_format: FormatOption = None,
+    max_dead_letters: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Exit 1 when more than this share of the input went to dead letters.",
+        ),
+    ] = 0.01,
     mode: ModeOption = "microbatch",
     batch_size: BatchOption = 1000,
     broker: BrokerOption = None,
@@ -83,12 +98,36 @@ def replay(
         streams = session.application.input_streams()
         chosen = {name: (streams[name], path) for name, path in files.items()}
         config = worker_config(mode, batch_size)
-        stats, elapsed = replay_files(session.application, session.broker, chosen, window, config)
+        fmt = None if file_format is None else chosen_format(Path(), file_format)
+        stats, elapsed = replay_files(
+            session.application, session.broker, chosen, window, config, fmt
+        )
         print_stats(stats, elapsed)
         _summarise(session, files)
         for name, (write, path) in exports.items():
             rows = write(session.broker, path, window.start_ms, window.end_ms)
             console.print(f"exported {rows:,} rows of {name} → {path}")
+    if not dead_letters_within(stats, max_dead_letters, sorted(files)):
+        raise typer.Exit(1)
+
+
+def dead_letters_within(stats: WorkerStats, limit: float, streams: list[str]) -> bool:
+    """Says in red how much of the input went to dead letters (if any); False when that
+    share is over ``limit``."""
+    if not stats.dead_letters:
+        return True
+    # Rows of the files given, else (a resumed replay that ingested nothing) the events.
+    total, what = (stats.input_rows, "input rows") if stats.input_rows else (stats.events, "events")
+    share = stats.dead_letters / max(1, total)
+    topics = ", ".join(f"{name}.dead-letters" for name in streams)
+    console.print(
+        f"[red]{stats.dead_letters:,} of {total:,} {what} ({share:.2%}) went to dead "
+        f"letters[/red] (streamsense consume {topics} shows why)"
+    )
+    if share > limit:
+        console.print(f"[red]over the --max-dead-letters share of {limit:.2%}[/red]")
+        return False
+    return True
 
 
 def _summarise(session: CliSession, files: Mapping[str, Path]) -> None:
@@ -195,12 +234,30 @@ def serve(
         int | None,
         typer.Option(min=1, max=65535, help="Also serve gRPC (streamsense.v1.Decisions)."),
     ] = None,
+    production: Annotated[
+        bool, typer.Option("--production", help="No /docs, /redoc or /openapi.json.")
+    ] = False,
+    metrics: Annotated[
+        str,
+        typer.Option(
+            help="Who sees /metrics on the API port: key (needs the API key, if one is "
+            "set), public or off."
+        ),
+    ] = "key",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Serve /metrics on this port instead (no key asked)."),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Interface the --metrics-port listens on.")
+    ] = "127.0.0.1",
     broker: BrokerOption = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
     verbose: VerboseOption = False,
 ) -> None:
     """Serve an app's decisions over HTTP (`POST /v1/decide/{stream}`, see the docs at /docs)
     and, with --grpc-port, gRPC. The API key comes from $STREAMSENSE_API_KEY."""
+    exposure = exposure_of(production, metrics, metrics_port)
     uvicorn = _required("uvicorn", "serving")
     _required("fastapi", "serving")
     from streamsense.serving.gc_tuning import freeze_after_startup
@@ -216,7 +273,12 @@ def serve(
     serving = application.serving(target, state_dir)
     serving.api_key = serving.api_key or os.environ.get("STREAMSENSE_API_KEY")
     console.print(f"serving {application.name} on http://{host}:{port} (broker {target.url})")
-    api = freeze_after_startup(create_api(serving))  # no full GCs over the startup heap
+    if metrics_port is not None and serving.metrics_registry is not None:
+        from streamsense.serving.exposure import serve_metrics
+
+        side = serve_metrics(serving.metrics_registry, metrics_host, metrics_port)
+        console.print(f"serving /metrics on http://{side.host}:{side.port}/metrics")
+    api = freeze_after_startup(create_api(serving, exposure))  # no full GCs over start-up
     if grpc_port is not None:
         _required("grpc", "serving")
         from streamsense.serving.grpc_service import with_grpc
@@ -227,6 +289,17 @@ def serve(
         uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
     finally:
         target.close()
+
+
+def exposure_of(production: bool, metrics: str, metrics_port: int | None) -> Exposure:
+    """What ``serve`` shows besides /v1 (serving/exposure.py)."""
+    from streamsense.serving.exposure import Exposure
+
+    choices: dict[str, MetricsAccess] = {"key": "key", "public": "public", "off": "off"}
+    if metrics not in choices:
+        fail(f"--metrics must be key, public or off, not {metrics!r}")
+    access = "off" if metrics_port is not None else choices[metrics]  # own bind address
+    return Exposure.production(access) if production else Exposure(metrics=access)
 
 
 def _required(module: str, extra: Extra) -> ModuleType:

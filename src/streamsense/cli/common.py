@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from streamsense.brokers import Broker, open_broker
 from streamsense.errors import StreamsenseError
+from streamsense.runtime.input_files import Format, file_format
 
 console = Console()
 err_console = Console(stderr=True)
@@ -36,6 +37,13 @@ AppArgument = Annotated[
 ModeOption = Annotated[str, typer.Option("--mode", help="realtime or microbatch.")]
 BatchOption = Annotated[int, typer.Option("--batch-size", min=1, help="Events per microbatch.")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v")]
+FormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help="Input format: parquet, csv or jsonl. Default: by extension, else by content.",
+    ),
+]
 
 
 def broker_url(broker: str | None, state_dir: Path) -> str:
@@ -50,8 +58,17 @@ def connect(broker: str | None, state_dir: Path) -> Broker:
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {escape(message)}")  # [kafka] is no markup
+    # One line however long (a path and a reason): soft_wrap leaves wrapping to the terminal.
+    err_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)  # [kafka]: no markup
     raise typer.Exit(code)
+
+
+def chosen_format(path: Path, given: str | None) -> Format:
+    """The format to read ``path`` in (``--format``, else guessed), or a one-line exit."""
+    try:
+        return file_format(path, given)
+    except StreamsenseError as error:
+        fail(str(error))
 
 
 def setup_logging(verbose: bool) -> None:

@@ -9,37 +9,42 @@ import typer
 from rich.progress import Progress
 
 from streamsense.brokers import TopicPartition
+from streamsense.brokers.base import Record
 from streamsense.cli.common import (
     DEFAULT_STATE_DIR,
     BrokerOption,
+    FormatOption,
     StateDirOption,
+    chosen_format,
     connect,
     console,
     fail,
 )
 from streamsense.errors import StreamsenseError
-from streamsense.runtime.ingest import count_rows, file_chunks
+from streamsense.runtime.ingest import Source, count_rows, file_chunks
 
 
 def produce(
     topic: str,
     file: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help="JSON lines or Parquet.")
+        Path, typer.Argument(exists=True, dir_okay=False, help="Parquet, CSV or JSON lines.")
     ],
     key: Annotated[
         str | None, typer.Option(help="Field whose value keys (partitions) each row.")
     ] = None,
+    file_format: FormatOption = None,
     broker: BrokerOption = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
 ) -> None:
-    """Produce every row of FILE into TOPIC, in file order."""
+    """Produce every row of FILE into TOPIC, in file order, as JSON."""
     target = connect(broker, state_dir)
-    total = count_rows(file)
     try:
+        source = Source(file, chosen_format(file, file_format))
+        total = count_rows(file, source.fmt)
         producer = target.producer(batch_size=20_000)
         with Progress(console=console, transient=False) as progress:
             task = progress.add_task(f"producing to {topic}", total=total)
-            for chunk in file_chunks(file, topic, key):
+            for chunk in file_chunks(source, topic, key):
                 for record in chunk:
                     producer.send(topic, record.value, record.key)
                 progress.advance(task, len(chunk))
@@ -64,7 +69,9 @@ def consume(
     broker: BrokerOption = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
 ) -> None:
-    """Print a topic's records as `partition offset key value` lines (tail with --follow)."""
+    """Print a topic's records as `partition offset key value` lines (tail with --follow);
+    a dead letter's line goes on with its reason=, field= and source= (topic/partition/
+    offset, or file#row=N for a file row that could not be typed)."""
     source = connect(broker, state_dir)
     try:
         info = source.describe_topic(topic)
@@ -77,9 +84,7 @@ def consume(
             if not records and not follow:
                 break
             for record in records:
-                key = (record.key or b"").decode(errors="replace")
-                value = (record.value or b"").decode(errors="replace")
-                typer.echo(f"{record.partition}\t{record.offset}\t{key}\t{value}")
+                typer.echo(_line(record))
             shown += len(records)
             if group is not None and records:
                 consumer.commit()
@@ -90,3 +95,21 @@ def consume(
         pass
     finally:
         source.close()
+
+
+# What a dead letter says about itself (events.py, ingest.py): shown after its value.
+_WHY = ("reason", "field", "source", "truncated-from")
+
+
+def _line(record: Record) -> str:
+    """``partition offset key value``, and a dead letter's reason, field and source."""
+    key = (record.key or b"").decode(errors="replace")
+    value = (record.value or b"").decode(errors="replace")
+    line = f"{record.partition}\t{record.offset}\t{key}\t{value}"
+    headers = dict(record.headers)
+    if "reason" in headers:
+        why = (
+            f"{name}={headers[name].decode(errors='replace')}" for name in _WHY if name in headers
+        )
+        line += "\t" + "\t".join(why)
+    return line

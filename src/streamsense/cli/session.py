@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 from rich.console import Console
 from rich.progress import Progress
 
@@ -21,9 +20,17 @@ from streamsense.application import Application, Replayed
 from streamsense.brokers import Broker
 from streamsense.cli.common import connect, console, fail
 from streamsense.cli.time_range import TimeRange
-from streamsense.errors import StreamsenseError
-from streamsense.events import Stream
-from streamsense.runtime.ingest import RowFilter, count_rows, ingest_file
+from streamsense.errors import InputFileError, StreamsenseError
+from streamsense.events import Schema, Stream
+from streamsense.runtime.conform import fields_of
+from streamsense.runtime.ingest import RowFilter, ingest_file
+from streamsense.runtime.input_files import (
+    Format,
+    check_file,
+    count_rows,
+    file_format,
+    typed_batches,
+)
 from streamsense.runtime.loader import load_app
 from streamsense.runtime.worker import Mode, Worker, WorkerConfig, WorkerStats
 
@@ -78,6 +85,8 @@ def open_session(
     target = connect(broker, state_dir)
     try:
         yield CliSession(application, target, state_dir)
+    except InputFileError as error:  # the user's file: nothing of it was ingested
+        fail(str(error))
     except StreamsenseError as error:
         fail(str(error), code=1)
     finally:
@@ -111,23 +120,41 @@ def replay_files(
     files: Mapping[str, tuple[Stream[Any], Path]],
     window: TimeRange,
     config: WorkerConfig | None = None,
+    fmt: Format | None = None,
 ) -> tuple[WorkerStats, float]:
     """Ingest the rows of ``files`` in ``window`` (and the streams the app derives from
     them, such as delayed labels), then run the pipeline until it has processed
-    everything. Both steps resume after a crash. Returns the worker's stats and the
-    seconds it all took."""
+    everything. Both steps resume after a crash. Returns the worker's stats, rows that
+    went to dead letters at ingest counted in, and the seconds it all took."""
+    for stream, path in files.values():  # every file, before anything is touched
+        check_file(path, file_format(path, fmt), fields_of(stream.schema))
     worker = Worker(application.app, broker, config or WorkerConfig())
     stop_on_signals(worker)
     worker.ensure_topics()
     started = time.perf_counter()
     derive = application.derived_inputs
+    at_ingest: dict[str, int] = {}
+    rows = 0
     for name, (stream, path) in files.items():
-        row_filter = window.row_filter(stream, path)
-        _ingest_with_progress(broker, stream, path, row_filter)
+        row_filter = window.row_filter(stream, path, fmt)
+        read = _Read(stream.schema, fmt)
+        rows += _ingest_with_progress(broker, stream, path, row_filter, read, at_ingest)
         for extra, extra_path, extra_filter in derive(name, path, row_filter) if derive else []:
-            _ingest_with_progress(broker, extra, extra_path, extra_filter)
+            _ingest_with_progress(broker, extra, extra_path, extra_filter, read, at_ingest)
     stats = _run_with_progress(worker)
+    stats.input_rows = rows
+    _count_in(stats, at_ingest)
     return stats, time.perf_counter() - started
+
+
+def _count_in(stats: WorkerStats, at_ingest: Mapping[str, int]) -> None:
+    """Rows that went to dead letters at ingest, by field, as events and dead letters of
+    the replay (the worker never saw them)."""
+    for field_name, count in at_ingest.items():
+        stats.events += count
+        stats.dead_letters += count
+        reasons = stats.dead_letter_reasons
+        reasons[field_name] = reasons.get(field_name, 0) + count
 
 
 def print_stats(stats: WorkerStats, elapsed: float | None = None) -> None:
@@ -141,23 +168,48 @@ def print_stats(stats: WorkerStats, elapsed: float | None = None) -> None:
         console.print(f"dead letters by field/reason: {reasons}")
 
 
+@dataclass(frozen=True)
+class _Read:
+    """How a replay reads its input files: the schema of the stream they were given for
+    (derived streams read the same file) and the format asked for (None: guessed)."""
+
+    schema: type[Schema]
+    fmt: Format | None
+
+
 def _ingest_with_progress(
-    broker: Broker, stream: Stream[Any], path: Path, row_filter: RowFilter | None = None
-) -> None:
-    total = count_rows(path) if row_filter is None else _count_rows(path, row_filter)
+    broker: Broker,
+    stream: Stream[Any],
+    path: Path,
+    row_filter: RowFilter | None,
+    read: _Read,
+    dead_letters: dict[str, int],
+) -> int:
+    def count(field_name: str) -> None:
+        dead_letters[field_name] = dead_letters.get(field_name, 0) + 1
+
+    chosen = file_format(path, read.fmt)
+    if row_filter is None:
+        total = count_rows(path, chosen)
+    else:
+        total = _count_rows(path, chosen, read.schema, row_filter)
     with Progress(console=console) as progress:
         task = progress.add_task(f"ingesting {path.name} → {stream.topic}", total=total)
-        ingest_file(
+        return ingest_file(
             broker,
             stream,
             path,
             row_filter=row_filter,
             progress=lambda n: progress.advance(task, n),
+            fmt=chosen,
+            file_schema=read.schema,
+            dead_letter=count,
         )
 
 
-def _count_rows(path: Path, row_filter: RowFilter) -> int:
-    return sum(row_filter(b).num_rows for b in pq.ParquetFile(path).iter_batches(100_000))
+def _count_rows(path: Path, fmt: Format, schema: type[Schema], row_filter: RowFilter) -> int:
+    batches = typed_batches(path, fmt, fields_of(schema), 100_000)
+    return sum(row_filter(b).num_rows for b in batches)
 
 
 def _run_with_progress(worker: Worker) -> WorkerStats:

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from streamsense.cli.common import fail
 from streamsense.events import Stream, to_epoch_ms
 from streamsense.runtime.ingest import RowFilter
+from streamsense.runtime.input_files import Format, file_format
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,13 @@ class TimeRange:
             fail(f"--start {start} is not before --end {end}")
         return chosen
 
-    def row_filter(self, stream: Stream[Any], path: Path) -> RowFilter | None:
+    def row_filter(
+        self, stream: Stream[Any], path: Path, fmt: Format | None = None
+    ) -> RowFilter | None:
         if self.start_ms is None and self.end_ms is None:
             return None
-        if path.suffix != ".parquet":
-            fail(f"--start/--end need a Parquet file, not {path}")
+        if file_format(path, fmt) == "jsonl":
+            fail(f"--start/--end need a Parquet or CSV file, not {path}")
         return RowsInTime(stream.encoded_name(stream.time), self.start_ms, self.end_ms)
 
 

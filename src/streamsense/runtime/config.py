@@ -62,3 +62,4 @@ class WorkerStats:
     shed_changes: int = 0
     order_waits: int = 0  # times a repartition target's order waited its bound out
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+    input_rows: int = 0  # rows a replay read from its input files (the dead letters' share)

@@ -6,11 +6,11 @@
     POST /v1/events/{stream}    one event or a list, published without a decision
     GET  /v1/features/{view}/{key}?at=ISO
     GET  /v1/models             POST /v1/models/{name}/aliases/{alias}  {"version": N}
-    GET  /healthz  /readyz  /metrics
+    GET  /healthz  /readyz  /metrics  /docs  /openapi.json   (who sees which: exposure.py)
 
 Bodies are parsed with msgspec straight from bytes (no pydantic on the hot path). Errors are
-4xx JSON naming the bad field. With an API key set, every /v1 call needs
-``Authorization: Bearer <key>``.
+4xx JSON naming the bad field. With an API key set, every /v1 call (and by default
+/metrics) needs ``Authorization: Bearer <key>``.
 """
 
 from __future__ import annotations
@@ -21,17 +21,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import msgspec
 from fastapi import FastAPI, Request, Response
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from streamsense.brokers.base import Producer
 from streamsense.errors import RetryableError, StreamsenseError
 from streamsense.events import to_epoch_ms
 from streamsense.serving.decide import RequestError, decide_event, encode_reply, ingest_events
+from streamsense.serving.exposure import Exposure
+from streamsense.serving.http_metrics import HttpMetrics, metrics_of
+from streamsense.serving.routes import route_of
 from streamsense.serving.served import Serving
 
 _json = msgspec.json.Encoder()
@@ -47,47 +49,11 @@ def _ok(body: Any) -> Response:
     return Response(_json.encode(body), 200, media_type="application/json")
 
 
-class _Metrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
-        self.requests = Counter(
-            "streamsense_http_requests",
-            "HTTP requests",
-            ["route", "status"],
-            registry=self.registry,
-        )
-        self.decide_seconds = Histogram(
-            "streamsense_decide_seconds",
-            "In-process decide latency",
-            registry=self.registry,
-            buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05),
-        )
-        self.decisions = Counter(
-            "streamsense_decisions", "Decisions", ["action", "tier"], registry=self.registry
-        )
-        self.degraded = Counter(
-            "streamsense_degraded_decisions",
-            "Degraded decisions, by reason (a decision may count under several).",
-            ["reason"],
-            registry=self.registry,
-        )
-
-
-# One set per registry: a registry refuses a metric name twice (two APIs on one serving).
-_METRICS: WeakKeyDictionary[CollectorRegistry, _Metrics] = WeakKeyDictionary()
-
-
-def _metrics_of(serving: Serving) -> _Metrics:
-    registry = serving.metrics_registry
-    if registry is None:  # set by Serving.__post_init__; kept for type checkers
-        registry = CollectorRegistry()
-    if registry not in _METRICS:
-        _METRICS[registry] = _Metrics(registry)
-    return _METRICS[registry]
-
-
-def create_api(serving: Serving) -> FastAPI:
-    metrics = _metrics_of(serving)
+def create_api(serving: Serving, exposure: Exposure | None = None) -> FastAPI:
+    """The HTTP API of ``serving``; ``exposure`` (default: ``Exposure()``) says who sees
+    /metrics and whether /docs and /openapi.json exist."""
+    shown = exposure or Exposure()
+    metrics = metrics_of(serving)
     producer = serving.broker.producer(linger_ms=2.0)
 
     @asynccontextmanager
@@ -100,10 +66,16 @@ def create_api(serving: Serving) -> FastAPI:
         yield
         producer.close()  # publish what is still buffered
 
-    api = FastAPI(title=f"streamsense: {serving.name}", docs_url="/docs", lifespan=lifespan)
+    api = FastAPI(
+        title=f"streamsense: {serving.name}",
+        docs_url="/docs" if shown.docs else None,
+        redoc_url="/redoc" if shown.docs else None,
+        openapi_url="/openapi.json" if shown.docs else None,
+        lifespan=lifespan,
+    )
     api.state.serving, api.state.producer, api.state.metrics = serving, producer, metrics
 
-    api.add_middleware(_Guard, serving=serving, metrics=metrics, producer=producer)
+    api.add_middleware(_Guard, serving=serving, metrics=metrics, producer=producer, exposure=shown)
 
     @api.post("/v1/decide/{stream}")
     async def decide(stream: str, request: Request) -> Response:
@@ -141,9 +113,12 @@ def create_api(serving: Serving) -> FastAPI:
             return _error(503, f"not ready: {error}")
         return _ok({"status": "ready"})
 
-    @api.get("/metrics")
-    def prometheus() -> Response:
-        return Response(generate_latest(metrics.registry), media_type="text/plain; version=0.0.4")
+    if shown.metrics != "off":
+
+        @api.get("/metrics")
+        def prometheus() -> Response:
+            latest = generate_latest(metrics.registry)
+            return Response(latest, media_type="text/plain; version=0.0.4")
 
     return api
 
@@ -158,19 +133,27 @@ class _Guard:
     quarter of a served decision's CPU time (py-spy at 1,000 requests/s)."""
 
     def __init__(
-        self, app: ASGIApp, *, serving: Serving, metrics: _Metrics, producer: Producer
+        self,
+        app: ASGIApp,
+        *,
+        serving: Serving,
+        metrics: HttpMetrics,
+        producer: Producer,
+        exposure: Exposure,
     ) -> None:
         self.app, self.serving, self.metrics, self.producer = app, serving, metrics, producer
+        self.keyed_metrics = exposure.metrics == "key"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        route = path.split("/")[2] if path.startswith("/v1/") else path
+        route = route_of(path)
         headers = dict(scope["headers"])
         rejection = None
-        if path.startswith("/v1/") and not _authorised(self.serving, headers):
+        keyed = path.startswith("/v1/") or (self.keyed_metrics and path == "/metrics")
+        if keyed and not _authorised(self.serving, headers):
             rejection = _error(401, "missing or wrong API key (Authorization: Bearer <key>)")
         elif int(headers.get(b"content-length") or 0) > self.serving.max_body_bytes:
             rejection = _error(413, f"request body over {self.serving.max_body_bytes} bytes")
@@ -230,7 +213,7 @@ async def _body(request: Request, serving: Serving) -> bytes:
 
 
 def _decide(
-    serving: Serving, producer: Producer, metrics: _Metrics, stream_name: str, body: bytes
+    serving: Serving, producer: Producer, metrics: HttpMetrics, stream_name: str, body: bytes
 ) -> Response:
     try:
         record = decide_event(serving, producer, stream_name, body)
