@@ -1,0 +1,197 @@
+"""The detectors as compiled online kernels: a batch of readings of many series in one
+pass, each series' state in its row of ``rows`` and ``tables`` (layout.py).
+
+Every score uses only the series' readings up to the one scored: a reading is scored
+first, then learned from. Three detectors share the pass:
+
+- ``gaussian``: the windowed Gaussian baseline, |z| against an exponentially weighted
+  mean and variance, as a two-sided tail probability.
+- ``context``: novelty of the current quantised value after the last 1..ORDERS quantised
+  values (CAD OSE's context-based prediction of quantised values), with values
+  quantised in the series' own range learned online, novelty counts decaying with time,
+  and values past the seen extremes counted as novel outright.
+- ``likelihood`` (the default): HTM's anomaly likelihood over the raw scores of both (how
+  unusual the recent average raw score is against its own long-run distribution), on a
+  log scale, with an alert expiry after a high score (Skyline's) so one event is one
+  detection.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+from .layout import (
+    BIN0,
+    BINS,
+    DECAY,
+    G_MEAN,
+    G_VAR,
+    GAUSS_ALPHA,
+    HI,
+    HIGH,
+    L_MEAN,
+    L_VAR,
+    LAST_ALERT,
+    LAST_HIGH,
+    LO,
+    LONG_ALPHA,
+    MARGIN,
+    ORDERS,
+    SHORT,
+    SHORT0,
+    SHORT_POS,
+    SHORT_SUM,
+    SUPPRESS,
+    TABLE,
+    WARMUP,
+    N,
+)
+
+GAUSSIAN, CONTEXT, LIKELIHOOD = 0, 1, 2
+DETECTORS = {"gaussian": GAUSSIAN, "context": CONTEXT, "likelihood": LIKELIHOOD}
+_LOG_FLOOR = math.log(1e-10)
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+
+@numba.njit(cache=True, nogil=True)
+def _gaussian(row: F64, value: float) -> float:
+    """Two-sided tail probability of the value under the series' recent Gaussian."""
+    mean, var = row[G_MEAN], row[G_VAR]
+    score = 0.0
+    if row[N] >= WARMUP and var > 0.0:
+        score = math.erf(abs(value - mean) / math.sqrt(2.0 * var))
+    elif row[N] >= WARMUP and value != mean:
+        score = 1.0
+    delta = value - mean
+    row[G_MEAN] = mean + GAUSS_ALPHA * delta if row[N] > 0 else value
+    row[G_VAR] = (1.0 - GAUSS_ALPHA) * (var + GAUSS_ALPHA * delta * delta) if row[N] > 0 else 0.0
+    return score
+
+
+@numba.njit(cache=True, nogil=True)
+def _quantise(row: F64, value: float) -> int:
+    span = row[HI] - row[LO]
+    if span <= 0.0:
+        return 0
+    b = int((value - row[LO]) / span * BINS)
+    return min(max(b, 0), BINS - 1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _context(row: F64, table: F64, value: float) -> float:
+    """Share of the contexts (last 1..ORDERS bins → this bin) not seen recently; 1 for a
+    value past the seen extremes."""
+    n = row[N]
+    if n == 0:
+        row[LO] = value
+        row[HI] = value
+    span = row[HI] - row[LO]
+    outside = value > row[HI] + MARGIN * span or value < row[LO] - MARGIN * span
+    current = _quantise(row, value)
+    novel = 0.0
+    h = current + 1
+    for order in range(ORDERS):
+        previous = int(row[BIN0 + order])
+        h = (h * 1000003 + previous + 7) & 0x7FFFFFFF
+        slot = (h ^ (order * 0x9E3779B1)) % TABLE
+        seen = table[slot] * DECAY ** (n - table[TABLE + slot])
+        if seen < 0.5:
+            novel += 1.0
+        table[slot] = seen + 1.0
+        table[TABLE + slot] = n
+    for order in range(ORDERS - 1, 0, -1):
+        row[BIN0 + order] = row[BIN0 + order - 1]
+    row[LO] = min(row[LO], value)
+    row[HI] = max(row[HI], value)
+    row[BIN0] = _quantise(row, value)  # re-quantised in the range that includes it
+    if n < WARMUP:
+        return 0.0
+    if outside:
+        return 1.0
+    return novel / ORDERS
+
+
+@numba.njit(cache=True, nogil=True)
+def _likelihood(row: F64, raw: float) -> float:
+    """How unusual the short average of raw scores is against its long-run distribution,
+    on HTM's log scale (0.5 ≈ a one-in-100,000 average)."""
+    pos = int(row[SHORT_POS])
+    row[SHORT_SUM] += raw - row[SHORT0 + pos]
+    row[SHORT0 + pos] = raw
+    row[SHORT_POS] = (pos + 1) % SHORT
+    short = row[SHORT_SUM] / SHORT
+    mean, var = row[L_MEAN], row[L_VAR]
+    std = math.sqrt(max(var, 1e-6))
+    tail = 0.5 * math.erfc((short - mean) / (std * math.sqrt(2.0)))  # P(X >= short)
+    delta = short - mean
+    row[L_MEAN] = mean + LONG_ALPHA * delta
+    row[L_VAR] = (1.0 - LONG_ALPHA) * (var + LONG_ALPHA * delta * delta)
+    if row[N] < WARMUP:
+        return 0.0
+    return min(math.log(max(tail, 1e-10)) / _LOG_FLOOR, 1.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _expire(row: F64, score: float) -> float:
+    """After a high score the next SUPPRESS readings are damped: one event, one alert."""
+    since = row[N] - row[LAST_HIGH]
+    if row[LAST_HIGH] > 0 and since < SUPPRESS:
+        score *= since / SUPPRESS
+    if score >= HIGH:
+        row[LAST_HIGH] = row[N]
+    return score
+
+
+@numba.njit(cache=True, nogil=True)
+def score_batch(detector: int, index: I64, values: F64, rows: F64, tables: F64, out: F64) -> None:
+    """Scores ``values`` (series ``index[i]`` each) in order into ``out``, learning as it
+    goes; every detector's state advances whichever one is reported."""
+    for i in range(values.shape[0]):
+        out[i] = _score_one(detector, rows[index[i]], tables[index[i]], values[i])
+
+
+@numba.njit(cache=True, nogil=True)
+def score_and_alert(
+    detector: int,
+    index: I64,
+    values: F64,
+    times: I64,
+    rows: F64,
+    tables: F64,
+    threshold: float,
+    cooldown_ms: int,
+    out: F64,
+    alerts: npt.NDArray[np.bool_],
+) -> None:
+    """``score_batch``, and which readings raise an alert: a score at or above
+    ``threshold`` at least ``cooldown_ms`` after the series' last alert (de-duplication
+    per series, on event time so replays decide the same)."""
+    for i in range(values.shape[0]):
+        row = rows[index[i]]
+        score = _score_one(detector, row, tables[index[i]], values[i])
+        out[i] = score
+        due = row[LAST_ALERT] == 0.0 or times[i] - row[LAST_ALERT] >= cooldown_ms
+        alerts[i] = score >= threshold and due
+        if alerts[i]:
+            row[LAST_ALERT] = times[i]
+
+
+@numba.njit(cache=True, nogil=True)
+def _score_one(detector: int, row: F64, table: F64, value: float) -> float:
+    """One reading of one series: every detector learns it, ``detector`` is reported."""
+    gauss = _gaussian(row, value)
+    novelty = _context(row, table, value)
+    raw = max(novelty, gauss**8)  # only the Gaussian's far tails add to the novelty
+    likely = _likelihood(row, raw)
+    row[N] += 1.0
+    if detector == GAUSSIAN:
+        return gauss
+    if detector == CONTEXT:
+        return novelty
+    return _expire(row, likely)
