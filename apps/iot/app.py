@@ -21,13 +21,13 @@ from streamsense.application import InputOption
 from streamsense.serving.sinks import TopicActionSink
 
 from .alerts import AlertSink
-from .detector_stage import ALERT_THRESHOLD, DetectorStage
+from .detector_stage import ALERT_THRESHOLD, DEFAULT_DETECTOR, DetectorStage
 from .nab_input import export_detections, nab_readings
 from .readings import ALERTS_TOPIC, READINGS, SCORES_TOPIC
 from .summary import summary
 
 
-def build_app(detector: str = "likelihood", name: str = "iot") -> ss.App:
+def build_app(detector: str = DEFAULT_DETECTOR, name: str = "iot") -> ss.App:
     """The pipeline with the given detector (the default one for the commands)."""
     pipeline = ss.App(name)
     pipeline.flow(READINGS).batch(DetectorStage("detect", detector)).sink(

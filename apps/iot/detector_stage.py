@@ -18,7 +18,7 @@ from .kernels import DETECTORS, score_and_alert
 from .readings import Reading, Scored
 from .series_state import SeriesState
 
-DEFAULT_DETECTOR = "likelihood"
+DEFAULT_DETECTOR = "rarity"
 ALERT_THRESHOLD = 0.5  # the likelihood's log scale: a one-in-100,000 recent average
 COOLDOWN_MS = 3_600_000  # one alert per series per hour at most
 

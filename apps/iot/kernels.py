@@ -25,8 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .layout import (
-    BIN0,
-    BINS,
+    BIN_COUNTS,
     DECAY,
     G_MEAN,
     G_VAR,
@@ -41,6 +40,9 @@ from .layout import (
     LONG_ALPHA,
     MARGIN,
     ORDERS,
+    RARITY,
+    RES0,
+    RES_WIDTH,
     SHORT,
     SHORT0,
     SHORT_POS,
@@ -51,73 +53,109 @@ from .layout import (
     N,
 )
 
-GAUSSIAN, CONTEXT, LIKELIHOOD = 0, 1, 2
-DETECTORS = {"gaussian": GAUSSIAN, "context": CONTEXT, "likelihood": LIKELIHOOD}
+GAUSSIAN, CONTEXT, LIKELIHOOD, RARITY_DETECTOR = 0, 1, 2, 3
+DETECTORS = {
+    "gaussian": GAUSSIAN,
+    "context": CONTEXT,
+    "likelihood": LIKELIHOOD,
+    "rarity": RARITY_DETECTOR,
+}
 _LOG_FLOOR = math.log(1e-10)
+_LOG_TINY = math.log(1e-300)
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(nogil=True)
 def _gaussian(row: F64, value: float) -> float:
-    """Two-sided tail probability of the value under the series' recent Gaussian."""
+    """How improbable the value is under the series' recent Gaussian: the two-sided tail
+    probability on a log scale (1 at the smallest a float holds), so far tails stay apart."""
     mean, var = row[G_MEAN], row[G_VAR]
     score = 0.0
     if row[N] >= WARMUP and var > 0.0:
-        score = math.erf(abs(value - mean) / math.sqrt(2.0 * var))
+        tail = math.erfc(abs(value - mean) / math.sqrt(2.0 * var))
+        score = min(math.log(max(tail, 1e-300)) / _LOG_TINY, 1.0)
     elif row[N] >= WARMUP and value != mean:
         score = 1.0
+    alpha = max(GAUSS_ALPHA, 1.0 / (row[N] + 1.0))  # a plain average until the window fills
     delta = value - mean
-    row[G_MEAN] = mean + GAUSS_ALPHA * delta if row[N] > 0 else value
-    row[G_VAR] = (1.0 - GAUSS_ALPHA) * (var + GAUSS_ALPHA * delta * delta) if row[N] > 0 else 0.0
+    row[G_MEAN] = mean + alpha * delta
+    row[G_VAR] = (1.0 - alpha) * (var + alpha * delta * delta)
     return score
 
 
-@numba.njit(cache=True, nogil=True)
-def _quantise(row: F64, value: float) -> int:
+@numba.njit(nogil=True)
+def _quantise(row: F64, value: float, bins: int) -> int:
     span = row[HI] - row[LO]
     if span <= 0.0:
         return 0
-    b = int((value - row[LO]) / span * BINS)
-    return min(max(b, 0), BINS - 1)
+    b = int((value - row[LO]) / span * bins)
+    return min(max(b, 0), bins - 1)
 
 
-@numba.njit(cache=True, nogil=True)
-def _context(row: F64, table: F64, value: float) -> float:
-    """Share of the contexts (last 1..ORDERS bins → this bin) not seen recently; 1 for a
-    value past the seen extremes."""
+@numba.njit(nogil=True)
+def _context(row: F64, table: F64, value: float) -> tuple[float, float]:
+    """The share of the value's contexts not seen recently (1 past the seen extremes),
+    and its rarity score: per resolution, a wholly novel context scores by how long the
+    resolution went without one (the first in a long while is an anomaly, the tenth in a
+    row the series' new normal), averaged over the resolutions."""
     n = row[N]
     if n == 0:
         row[LO] = value
         row[HI] = value
     span = row[HI] - row[LO]
     outside = value > row[HI] + MARGIN * span or value < row[LO] - MARGIN * span
-    current = _quantise(row, value)
     novel = 0.0
-    h = current + 1
+    rare = 0.0
+    for r in range(len(BIN_COUNTS)):
+        base = RES0 + r * RES_WIDTH
+        count = _novelty(row, table, base, r, _quantise(row, value, BIN_COUNTS[r]))
+        novel += count
+        if count == ORDERS or outside:
+            gap = n - row[base + 2] if row[base + 2] > 0 else RARITY
+            row[base + 2] = n
+            rare += min(1.0, gap / RARITY)
+    row[LO] = min(row[LO], value)
+    row[HI] = max(row[HI], value)
+    if n < WARMUP:
+        return 0.0, 0.0
+    if outside:
+        novel = ORDERS * len(BIN_COUNTS)
+    return novel / (ORDERS * len(BIN_COUNTS)), rare / len(BIN_COUNTS)
+
+
+@numba.njit(nogil=True)
+def _novelty(row: F64, table: F64, base: int, r: int, current: int) -> int:
+    """How many of the contexts of bin ``current`` at resolution ``r`` (its fields from
+    ``base``) are new, learning them. A context is the bin, how long (log2 readings) the
+    series has stayed in it, and the 1..ORDERS distinct bins before: shapes independent of
+    their speed, and a series stuck (or flat) longer than it ever was is new."""
+    n = row[N]
+    history = base + 3
+    if n > 0 and current == int(row[base]):
+        row[base + 1] += 1.0
+    else:
+        if n > 0:
+            for order in range(ORDERS - 1, 0, -1):
+                row[history + order] = row[history + order - 1]
+            row[history] = row[base]
+        row[base] = current
+        row[base + 1] = 1.0
+    h = current + 1 + r * 7919 + 131 * min(int(math.log2(row[base + 1])), 15)
+    novel = 0
     for order in range(ORDERS):
-        previous = int(row[BIN0 + order])
-        h = (h * 1000003 + previous + 7) & 0x7FFFFFFF
+        h = (h * 1000003 + int(row[history + order]) + 7) & 0x7FFFFFFF
         slot = (h ^ (order * 0x9E3779B1)) % TABLE
         seen = table[slot] * DECAY ** (n - table[TABLE + slot])
         if seen < 0.5:
-            novel += 1.0
+            novel += 1
         table[slot] = seen + 1.0
         table[TABLE + slot] = n
-    for order in range(ORDERS - 1, 0, -1):
-        row[BIN0 + order] = row[BIN0 + order - 1]
-    row[LO] = min(row[LO], value)
-    row[HI] = max(row[HI], value)
-    row[BIN0] = _quantise(row, value)  # re-quantised in the range that includes it
-    if n < WARMUP:
-        return 0.0
-    if outside:
-        return 1.0
-    return novel / ORDERS
+    return novel
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(nogil=True)
 def _likelihood(row: F64, raw: float) -> float:
     """How unusual the short average of raw scores is against its long-run distribution,
     on HTM's log scale (0.5 ≈ a one-in-100,000 average)."""
@@ -129,15 +167,16 @@ def _likelihood(row: F64, raw: float) -> float:
     mean, var = row[L_MEAN], row[L_VAR]
     std = math.sqrt(max(var, 1e-6))
     tail = 0.5 * math.erfc((short - mean) / (std * math.sqrt(2.0)))  # P(X >= short)
+    alpha = max(LONG_ALPHA, 1.0 / (row[N] + 1.0))
     delta = short - mean
-    row[L_MEAN] = mean + LONG_ALPHA * delta
-    row[L_VAR] = (1.0 - LONG_ALPHA) * (var + LONG_ALPHA * delta * delta)
+    row[L_MEAN] = mean + alpha * delta
+    row[L_VAR] = (1.0 - alpha) * (var + alpha * delta * delta)
     if row[N] < WARMUP:
         return 0.0
     return min(math.log(max(tail, 1e-10)) / _LOG_FLOOR, 1.0)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(nogil=True)
 def _expire(row: F64, score: float) -> float:
     """After a high score the next SUPPRESS readings are damped: one event, one alert."""
     since = row[N] - row[LAST_HIGH]
@@ -148,7 +187,7 @@ def _expire(row: F64, score: float) -> float:
     return score
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(nogil=True)
 def score_batch(detector: int, index: I64, values: F64, rows: F64, tables: F64, out: F64) -> None:
     """Scores ``values`` (series ``index[i]`` each) in order into ``out``, learning as it
     goes; every detector's state advances whichever one is reported."""
@@ -156,7 +195,7 @@ def score_batch(detector: int, index: I64, values: F64, rows: F64, tables: F64, 
         out[i] = _score_one(detector, rows[index[i]], tables[index[i]], values[i])
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(nogil=True)
 def score_and_alert(
     detector: int,
     index: I64,
@@ -182,16 +221,18 @@ def score_and_alert(
             row[LAST_ALERT] = times[i]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(nogil=True)
 def _score_one(detector: int, row: F64, table: F64, value: float) -> float:
     """One reading of one series: every detector learns it, ``detector`` is reported."""
     gauss = _gaussian(row, value)
-    novelty = _context(row, table, value)
-    raw = max(novelty, gauss**8)  # only the Gaussian's far tails add to the novelty
+    novelty, rare = _context(row, table, value)
+    raw = max(novelty, gauss)  # novel contexts, or a value far in the Gaussian's tails
     likely = _likelihood(row, raw)
     row[N] += 1.0
     if detector == GAUSSIAN:
         return gauss
     if detector == CONTEXT:
         return novelty
-    return _expire(row, likely)
+    if detector == LIKELIHOOD:
+        return _expire(row, likely)
+    return rare

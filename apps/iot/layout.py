@@ -12,7 +12,8 @@ from typing import Final
 
 # Global options, frozen before any look at the labels (BENCHMARKS.md keeps the log of
 # which were tuned on the 18 NAB files).
-BINS: Final = 24  # quantisation of a value inside the series' own range
+# An ensemble of quantisations of a value inside the series' own range (bins each).
+BIN_COUNTS: Final = (16,)
 ORDERS: Final = 3  # contexts: the last 1..ORDERS quantised values before the current one
 TABLE: Final = 2048  # context slots per series (hashed)
 DECAY: Final = 0.9995  # per reading: a context seen long ago is novel again
@@ -23,9 +24,13 @@ WARMUP: Final = 64  # readings before a detector may score above 0
 MARGIN: Final = 0.02  # a value this far (in ranges) past the seen extremes is new
 SUPPRESS: Final = 128  # readings a high score dampens the next ones for (alert expiry)
 HIGH: Final = 0.5  # what counts as a high score for the expiry
+RARITY: Final = 1000  # a novel event scores min(1, readings since the last one / RARITY)
 
 # Row fields.
 N, LO, HI, G_MEAN, G_VAR, L_MEAN, L_VAR, SHORT_SUM, SHORT_POS, LAST_HIGH, LAST_ALERT = range(11)
-BIN0: Final = 11  # ORDERS previous bins (most recent first)
-SHORT0: Final = BIN0 + ORDERS  # ring of the SHORT last raw scores
+# Per resolution: the current bin, how many readings it has lasted, when the last novel
+# context came, and the ORDERS distinct bins before the current one (most recent first).
+RES0: Final = 11
+RES_WIDTH: Final = 3 + ORDERS
+SHORT0: Final = RES0 + RES_WIDTH * len(BIN_COUNTS)  # ring of the SHORT last raw scores
 ROW: Final = SHORT0 + SHORT

@@ -113,12 +113,10 @@ def _raw(
     detected = scores >= threshold
     detected[: probationary_rows(len(scores))] = False
     total = float(value[detected & (window < 0)].sum())
-    hit = detected & (window >= 0)
-    found: set[int] = set()
-    for i in np.flatnonzero(hit):  # rows in order: the first per window counts
-        if int(window[i]) not in found:
-            found.add(int(window[i]))
-            total += float(value[i])
+    hit = np.flatnonzero(detected & (window >= 0))
+    # Rows come in order: np.unique's first index per window is its earliest detection.
+    found, first = np.unique(window[hit], return_index=True)
+    total += float(value[hit[first]].sum())
     return total - profile.fn * (windows - len(found))
 
 
