@@ -59,7 +59,8 @@ def test_the_stage_scores_the_same_whatever_the_batches(xs: list[float], sizes: 
         Reading(f"s{i % 3}", 1_600_000_000_000 + 60_000 * i, x, i) for i, x in enumerate(xs)
     ]
     one = DetectorStage().process_batch(0, events(readings), readings)[0]
-    stage, cut, split = DetectorStage(), 0, []
+    stage, cut = DetectorStage(), 0
+    split: list[Any] = []
     while cut < len(readings):
         size = sizes[len(split) % len(sizes)]
         batch = readings[cut : cut + size]

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -51,7 +52,7 @@ def write_readings(path: Path) -> int:
         }
     ).sort_by("timestamp")
     pq.write_table(table, path)
-    return table.num_rows
+    return int(table.num_rows)
 
 
 def start_worker(state_dir: Path) -> subprocess.Popen[bytes]:
@@ -68,6 +69,10 @@ def committed(db: Path) -> int:
         return sum(v or 0 for v in broker.committed(app.group, tps).values())
     finally:
         broker.close()
+
+
+def reached(db: Path, target: float) -> bool:
+    return committed(db) >= target
 
 
 def wait_until(condition: Callable[[], bool], worker: subprocess.Popen[bytes]) -> None:
@@ -101,7 +106,7 @@ def test_sigkill_loses_no_state_and_duplicates_no_score(tmp_path: Path) -> None:
     rng = random.Random(15)
     for target in sorted(rng.uniform(0.1, 0.9) * total for _ in range(3)):
         worker = start_worker(tmp_path)
-        wait_until(lambda t=target: committed(db) >= t, worker)
+        wait_until(partial(reached, db, target), worker)
         time.sleep(rng.uniform(0.0, 0.05))
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=30)
