@@ -53,3 +53,20 @@ class AlertSink:
         for sink in self.actions:
             records.extend(sink.write(flagged, alerts))
         return records
+
+
+@dataclass
+class MachinesOnly:
+    """Passes on to ``sink`` only the scored readings that name a machine (NAB series
+    name none, so they never reach the multi-sensor flow)."""
+
+    sink: Sink
+
+    def topic_configs(self, partitions: int) -> dict[str, TopicConfig]:
+        return self.sink.topic_configs(partitions)
+
+    def write(self, events: Sequence[Event[Any]], values: Sequence[Any]) -> list[OutRecord]:
+        chosen = [(e, v) for e, v in zip(events, values, strict=True) if v.machine]
+        if not chosen:
+            return []
+        return self.sink.write([e for e, _ in chosen], [v for _, v in chosen])

@@ -1,8 +1,10 @@
 """IoT anomaly detection (issue #15): sensor readings scored live, alerts acted on.
 
     readings ─→ detect ─→ iot.scores            every reading with its anomaly score
-    (keyed by   (kernels:  └→ alerts ─→ iot.alerts   score ≥ threshold, one per series per
-     series)     likelihood)                         cooldown, through the action sinks
+    (keyed by   (kernels:  ├→ alerts ─→ iot.alerts   score ≥ threshold, one per series per
+     series)     rarity)   │                         cooldown, through the action sinks
+                           └→ machine-readings ─→ machines ─→ iot.machine-scores
+                              (re-keyed by machine)  (multi-sensor)  └→ alerts ─→ iot.alerts
 
 Each series (one sensor of one machine, or one NAB file) is a key of ``readings``; the
 detector stage keeps every series' state in compiled per-series arrays, written to the
@@ -20,19 +22,32 @@ import streamsense as ss
 from streamsense.application import InputOption
 from streamsense.serving.sinks import TopicActionSink
 
-from .alerts import AlertSink
+from .alerts import AlertSink, MachinesOnly
 from .detector_stage import ALERT_THRESHOLD, DEFAULT_DETECTOR, DetectorStage
+from .machine_stage import MACHINE_THRESHOLD, MachineStage
 from .nab_input import export_detections, nab_readings
-from .readings import ALERTS_TOPIC, READINGS, SCORES_TOPIC
+from .readings import (
+    ALERTS_TOPIC,
+    MACHINE_READINGS,
+    MACHINE_SCORES_TOPIC,
+    READINGS,
+    SCORES_TOPIC,
+)
 from .summary import summary
 
 
 def build_app(detector: str = DEFAULT_DETECTOR, name: str = "iot") -> ss.App:
-    """The pipeline with the given detector (the default one for the commands)."""
+    """The pipeline with the given single-series detector (the default one for the
+    commands), and the multi-sensor detector on the readings that name a machine."""
     pipeline = ss.App(name)
+    alerts = AlertSink([TopicActionSink(ALERTS_TOPIC)], threshold=ALERT_THRESHOLD)
     pipeline.flow(READINGS).batch(DetectorStage("detect", detector)).sink(
         ss.TopicSink(SCORES_TOPIC)
-    ).sink(AlertSink([TopicActionSink(ALERTS_TOPIC)], threshold=ALERT_THRESHOLD))
+    ).sink(alerts).sink(MachinesOnly(ss.Repartition(MACHINE_READINGS)))
+    machine_alerts = AlertSink([TopicActionSink(ALERTS_TOPIC)], threshold=MACHINE_THRESHOLD)
+    pipeline.flow(MACHINE_READINGS).batch(MachineStage()).sink(
+        ss.TopicSink(MACHINE_SCORES_TOPIC)
+    ).sink(machine_alerts)
     return pipeline
 
 

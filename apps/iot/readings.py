@@ -44,5 +44,16 @@ class Alert(ss.Schema):
 
 
 READINGS = ss.Stream("readings", Reading, key="series", time="timestamp", partitions=4)
+# The scored readings that name a machine, re-keyed by machine (a repartition, taken in
+# event-time order): all sensors of a machine meet in one keyed state.
+MACHINE_READINGS = ss.Stream(
+    "machine-readings",
+    Scored,
+    key="machine",
+    time="timestamp",
+    partitions=4,
+    upstream_partitions=4,
+)
 SCORES_TOPIC = "iot.scores"
+MACHINE_SCORES_TOPIC = "iot.machine-scores"
 ALERTS_TOPIC = "iot.alerts"

@@ -1,6 +1,7 @@
-"""The detectors' state for the series of one partition: a row and a context table per
-series (layout.py) in arrays that grow by doubling, the series' names, and which series
-changed since the state was last written (only those go to the changelog)."""
+"""A detector's state for the keys of one partition: a row and a table per key (for the
+single-series detectors, layout.py; for machines, a row and the names of their sensors) in
+arrays that grow by doubling, the keys' names, and which keys changed since the state was
+last written (only those go to the changelog)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ class Meta(msgspec.Struct, frozen=True, array_like=True):
 
 
 class Entry(msgspec.Struct, frozen=True, array_like=True):
-    readings: int  # the partition's reading count when this series last changed
+    readings: int  # the partition's reading count when this key last changed
     row: bytes
     table: bytes
+    labels: list[str] = []  # a machine's sensors, in slot order
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -29,11 +31,12 @@ _decode_entry = msgspec.msgpack.Decoder(Entry).decode
 
 
 class SeriesState:
-    def __init__(self, capacity: int = 16) -> None:
+    def __init__(self, row: int = ROW, table: int = 2 * TABLE, capacity: int = 16) -> None:
         self.index: dict[str, int] = {}
         self.names: list[str] = []
-        self.rows = np.zeros((capacity, ROW))
-        self.tables = np.zeros((capacity, 2 * TABLE))
+        self.labels: list[dict[str, int]] = []
+        self.rows = np.zeros((capacity, row))
+        self.tables = np.zeros((capacity, table))
         self.changed_at = np.zeros(capacity, dtype=np.int64)  # reading count, 0: unchanged
         self.readings = 0
 
@@ -54,7 +57,13 @@ class SeriesState:
             self._grow()
         self.index[key] = slot
         self.names.append(key)
+        self.labels.append({})
         return slot
+
+    def label(self, slot: int, name: str) -> int:
+        """The slot of ``name`` (a sensor) within key ``slot``, added when new."""
+        labels = self.labels[slot]
+        return labels.setdefault(name, len(labels))
 
     def _grow(self) -> None:
         size = 2 * len(self.rows)
@@ -77,6 +86,7 @@ class SeriesState:
                         int(self.changed_at[s]),
                         self.rows[s].tobytes(),
                         self.tables[s].tobytes(),
+                        list(self.labels[s]),
                     )
                 ),
             )
@@ -86,12 +96,18 @@ class SeriesState:
         return _encode(Meta(self.readings)), entries
 
     @classmethod
-    def restored(cls, meta: bytes, entries: Iterable[tuple[bytes, bytes]]) -> SeriesState:
+    def restored(
+        cls,
+        meta: bytes,
+        entries: Iterable[tuple[bytes, bytes]],
+        row: int = ROW,
+        table: int = 2 * TABLE,
+    ) -> SeriesState:
         """The state as of ``meta``. An entry written after its meta (a write cut short
         on a broker that cannot write both atomically) is as of a later reading than the
         replay that follows starts from: its series is left out and relearned, rather than
         learning the same readings twice."""
-        state = cls()
+        state = cls(row, table)
         state.readings = _decode_meta(meta).readings
         for key, body in entries:
             entry = _decode_entry(body)
@@ -100,4 +116,5 @@ class SeriesState:
             slot = state._add(key.decode())
             state.rows[slot] = np.frombuffer(entry.row, dtype=np.float64)
             state.tables[slot] = np.frombuffer(entry.table, dtype=np.float64)
+            state.labels[slot] = {name: i for i, name in enumerate(entry.labels)}
         return state
