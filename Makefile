@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit bench kafka-start kafka-stop clean
+.PHONY: install demo demo-iot test lint typecheck unit bench kafka-start kafka-stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/streamsense demo apps/fraud
+
+# The IoT app (issue #15): a simulated fleet through the pipeline, and a NAB score table.
+demo-iot: $(STAMP)
+	$(VENV)/bin/streamsense demo apps/iot --state-dir .demo-iot
 
 # Everything: lint, strict typing, unit, contract, integration (real Kafka) and e2e tests.
 test: $(STAMP) lint typecheck

@@ -22,6 +22,7 @@ import streamsense as ss
 from streamsense.application import InputOption
 from streamsense.serving.sinks import TopicActionSink
 
+from . import demo
 from .alerts import AlertSink, MachinesOnly
 from .detector_stage import ALERT_THRESHOLD, DEFAULT_DETECTOR, DetectorStage
 from .machine_stage import MACHINE_THRESHOLD, MachineStage
@@ -72,6 +73,8 @@ application = ss.Application(
     ],
     exports={"detections": export_detections},
     summary=summary,
+    demo=demo.run,
+    demo_options=demo.OPTIONS,
 )
 
 __all__ = ["READINGS", "app", "application", "build_app"]

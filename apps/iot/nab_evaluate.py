@@ -46,11 +46,17 @@ def scores_by_series(scored: list[Scored]) -> dict[str, npt.NDArray[np.float64]]
 
 
 def evaluate(
-    labels: Mapping[str, LabelledSeries], scores: Mapping[str, npt.NDArray[np.float64]]
+    labels: Mapping[str, LabelledSeries],
+    scores: Mapping[str, npt.NDArray[np.float64]],
+    candidates: int = 2000,
 ) -> dict[str, CorpusScore]:
-    """The normalised score per profile; every labelled series must have been scored."""
+    """The normalised score per profile; every labelled series must have been scored.
+    ``candidates``: how many thresholds to try besides a grid (fewer: faster, coarser)."""
     missing = sorted(set(labels) - set(scores))
     if missing:
         raise ValueError(f"no scores for {missing}")
     corpus = {name: (labels[name], scores[name]) for name in labels}
-    return {name: score_corpus(corpus, profile) for name, profile in PROFILES.items()}
+    return {
+        name: score_corpus(corpus, profile, candidates=candidates)
+        for name, profile in PROFILES.items()
+    }

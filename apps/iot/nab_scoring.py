@@ -133,15 +133,17 @@ def score_corpus(
     corpus: Mapping[str, tuple[LabelledSeries, npt.NDArray[np.float64]]],
     profile: Profile,
     thresholds: Sequence[float] | None = None,
+    candidates: int = 2000,
 ) -> CorpusScore:
-    """The normalised score at the best single threshold for the whole corpus."""
+    """The normalised score at the best single threshold for the whole corpus (among
+    ``thresholds``, default: a grid plus up to ``candidates`` of the distinct high scores)."""
     prepared = []
     for series, scores in corpus.values():
         value, window = series.row_values(profile)
         prepared.append((value, window, len(series.windows), scores))
-    candidates = thresholds if thresholds is not None else _candidates(corpus)
+    tried = thresholds if thresholds is not None else _candidates(corpus, candidates)
     best_raw, best_threshold = -math.inf, 1.0
-    for threshold in candidates:
+    for threshold in tried:
         raw = sum(_raw(v, w, n, s, threshold, profile) for v, w, n, s in prepared)
         if raw > best_raw:
             best_raw, best_threshold = raw, threshold
@@ -163,13 +165,13 @@ def _perfect_scores(series: LabelledSeries) -> npt.NDArray[np.float64]:
 
 
 def _candidates(
-    corpus: Mapping[str, tuple[LabelledSeries, npt.NDArray[np.float64]]],
+    corpus: Mapping[str, tuple[LabelledSeries, npt.NDArray[np.float64]]], most: int
 ) -> list[float]:
-    """Thresholds worth trying: a fine grid, the distinct high scores (at most 2,000 of
+    """Thresholds worth trying: a grid, the distinct high scores (at most ``most`` of
     them), and one above everything (detect nothing)."""
     scores = np.concatenate([s for _, s in corpus.values()])
     high = np.unique(scores[scores >= 0.3])
-    if len(high) > 2000:
-        high = np.quantile(high, np.linspace(0.0, 1.0, 2000))
-    grid = np.linspace(0.0, 1.0, 401)
+    if len(high) > most:
+        high = np.quantile(high, np.linspace(0.0, 1.0, most))
+    grid = np.linspace(0.0, 1.0, min(401, most + 1))
     return sorted({*grid.tolist(), *high.tolist(), float(scores.max(initial=1.0)) + 1e-9})

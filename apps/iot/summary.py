@@ -1,4 +1,5 @@
-"""Printed after a replay: readings scored, alerts per series."""
+"""Printed after a replay: readings scored, and the alerts per machine (or series) by
+detector."""
 
 from __future__ import annotations
 
@@ -6,19 +7,34 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
+import msgspec
 from rich.console import Console
 
 from streamsense.brokers import Broker
+from streamsense.testing import drain_topic
 
 from .nab_input import read_scores
+from .readings import ALERTS_TOPIC, Alert
 
 
 def summary(broker: Broker, console: Console, inputs: Mapping[str, Path]) -> None:
     scores = read_scores(broker)
-    alerts = Counter(s.machine or s.series for s in scores if s.alert)
     series = {s.series for s in scores}
-    console.print(
-        f"scored {len(scores):,} readings of {len(series)} series; {sum(alerts.values())} alerts"
-    )
-    for name, count in sorted(alerts.items()):
-        console.print(f"  {name}: {count} alert{'s' if count != 1 else ''}")
+    decode = msgspec.json.Decoder(Alert).decode
+    alerts = [decode(r.value or b"") for r in drain_topic(broker, ALERTS_TOPIC)]
+    console.print(f"scored {len(scores):,} readings of {len(series)} series; {len(alerts)} alerts")
+    by_owner = Counter((a.machine or a.series, a.detector) for a in alerts)
+    first = {}
+    for a in sorted(alerts, key=lambda a: a.timestamp):
+        first.setdefault((a.machine or a.series, a.detector), a)
+    for (owner, detector), count in sorted(by_owner.items()):
+        when = first[(owner, detector)]
+        console.print(
+            f"  {owner}: {count} × {detector} (first at {_iso(when.timestamp)}: {when.reason})"
+        )
+
+
+def _iso(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
