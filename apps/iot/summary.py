@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -24,7 +25,7 @@ def summary(broker: Broker, console: Console, inputs: Mapping[str, Path]) -> Non
     alerts = [decode(r.value or b"") for r in drain_topic(broker, ALERTS_TOPIC)]
     console.print(f"scored {len(scores):,} readings of {len(series)} series; {len(alerts)} alerts")
     by_owner = Counter((a.machine or a.series, a.detector) for a in alerts)
-    first = {}
+    first: dict[tuple[str, str], Alert] = {}
     for a in sorted(alerts, key=lambda a: a.timestamp):
         first.setdefault((a.machine or a.series, a.detector), a)
     for (owner, detector), count in sorted(by_owner.items()):
@@ -35,6 +36,4 @@ def summary(broker: Broker, console: Console, inputs: Mapping[str, Path]) -> Non
 
 
 def _iso(ms: int) -> str:
-    from datetime import UTC, datetime
-
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
