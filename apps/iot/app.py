@@ -19,12 +19,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamsense as ss
+from streamsense import features as F
 from streamsense.application import InputOption
+from streamsense.serving import Serving
 from streamsense.serving.sinks import TopicActionSink
 
 from . import demo
+from . import serving as serving_setup
 from .alerts import AlertSink, MachinesOnly
 from .detector_stage import ALERT_THRESHOLD, DEFAULT_DETECTOR, DetectorStage
+from .features import feature_stage
 from .machine_stage import MACHINE_THRESHOLD, MachineStage
 from .nab_input import export_detections, nab_readings
 from .readings import (
@@ -37,14 +41,18 @@ from .readings import (
 from .summary import summary
 
 
-def build_app(detector: str = DEFAULT_DETECTOR, name: str = "iot") -> ss.App:
+def build_app(
+    detector: str = DEFAULT_DETECTOR, name: str = "iot", features: F.FeatureStage | None = None
+) -> ss.App:
     """The pipeline with the given single-series detector (the default one for the
-    commands), and the multi-sensor detector on the readings that name a machine."""
+    commands), the series' rolling features, and the multi-sensor detector on the readings
+    that name a machine."""
     pipeline = ss.App(name)
     alerts = AlertSink([TopicActionSink(ALERTS_TOPIC)], threshold=ALERT_THRESHOLD)
-    pipeline.flow(READINGS).batch(DetectorStage("detect", detector)).sink(
-        ss.TopicSink(SCORES_TOPIC)
-    ).sink(alerts).sink(MachinesOnly(ss.Repartition(MACHINE_READINGS)))
+    flow = pipeline.flow(READINGS).batch(features or feature_stage())
+    flow.batch(DetectorStage("detect", detector)).sink(ss.TopicSink(SCORES_TOPIC)).sink(
+        alerts
+    ).sink(MachinesOnly(ss.Repartition(MACHINE_READINGS)))
     machine_alerts = AlertSink([TopicActionSink(ALERTS_TOPIC)], threshold=MACHINE_THRESHOLD)
     pipeline.flow(MACHINE_READINGS).batch(MachineStage()).sink(
         ss.TopicSink(MACHINE_SCORES_TOPIC)
@@ -52,7 +60,18 @@ def build_app(detector: str = DEFAULT_DETECTOR, name: str = "iot") -> ss.App:
     return pipeline
 
 
-app = build_app()
+FEATURE_STAGE = feature_stage()
+app = build_app(features=FEATURE_STAGE)
+
+
+def configure(state_dir: Path) -> None:
+    """The pipeline keeps the series' rolling features in the state dir's online store,
+    where the API reads them."""
+    FEATURE_STAGE.attach_online(serving_setup.online_store(state_dir))
+
+
+def serving(broker: ss.Broker, state_dir: Path) -> Serving:
+    return serving_setup.build_serving(broker, state_dir)
 
 
 def _nab_files(root: Path) -> dict[str, Path]:
@@ -71,10 +90,12 @@ application = ss.Application(
             files=_nab_files,
         ),
     ],
+    configure=configure,
     exports={"detections": export_detections},
+    serving=serving,
     summary=summary,
     demo=demo.run,
     demo_options=demo.OPTIONS,
 )
 
-__all__ = ["READINGS", "app", "application", "build_app"]
+__all__ = ["FEATURE_STAGE", "READINGS", "app", "application", "build_app"]

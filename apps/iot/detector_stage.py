@@ -13,6 +13,7 @@ import numpy as np
 from streamsense.brokers.base import OutRecord, TopicConfig
 from streamsense.errors import ConfigError
 from streamsense.events import Event
+from streamsense.features import Enriched
 
 from .kernels import DETECTORS, score_and_alert
 from .readings import Reading, Scored
@@ -47,7 +48,8 @@ class DetectorStage:
         self, partition: int, events: list[Event[Any]], values: list[Any]
     ) -> tuple[list[Any], list[OutRecord]]:
         state = self.partitions.setdefault(partition, SeriesState())
-        readings: list[Reading] = values
+        # After the feature stage each value is the reading with its features.
+        readings: list[Reading] = [v.payload if isinstance(v, Enriched) else v for v in values]
         slots = state.indices([r.series for r in readings])
         scores, alerts = self.score(state, slots, readings)
         state.mark(slots, state.readings + len(readings))
