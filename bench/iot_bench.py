@@ -5,8 +5,9 @@ reading at a time, as in realtime mode).
     taskset -c 0 python bench/iot_bench.py
 
 End to end: the NAB corpus (113,913 readings of 18 series) ingested into a fresh embedded
-broker (not timed), then the worker reads, decodes and validates every reading, scores it
-and commits the scores (one record each) and alerts with its offsets (timed).
+broker (not timed), then the worker reads, decodes and validates every reading, computes
+its rolling features (the feature engine; also measured without), scores it and commits
+the scores (one record each) and alerts with its offsets (timed).
 """
 
 from __future__ import annotations
@@ -37,12 +38,13 @@ from streamsense.events import Event  # noqa: E402
 NAB = ROOT.parent / "shared" / "datasets" / "nab"
 
 
-def end_to_end(readings: Path, runs: int = 3) -> list[float]:
+def end_to_end(readings: Path, with_features: bool, runs: int = 3) -> list[float]:
     rates = []
     for i in range(runs):
         with tempfile.TemporaryDirectory() as tmp:
             broker = EmbeddedBroker(Path(tmp) / "broker.db")
-            run = run_pipeline(build_app(name=f"bench-{i}"), broker, readings)
+            app = build_app(name=f"bench-{i}", with_features=with_features)
+            run = run_pipeline(app, broker, readings)
             broker.close()
         rates.append(run.events / run.seconds)
     return rates
@@ -77,8 +79,11 @@ def main() -> None:
     readings = nab_readings(NAB)["readings"]
     table = pq.read_table(readings)
     kernel_only(table.slice(0, 1000))  # compile
-    rates = end_to_end(readings)
-    print("end to end, readings/s:", ", ".join(f"{r:,.0f}" for r in rates))
+    for with_features in (True, False):
+        rates = end_to_end(readings, with_features)
+        what = "with" if with_features else "without"
+        print(f"end to end {what} the rolling features, readings/s:", end=" ")
+        print(", ".join(f"{r:,.0f}" for r in rates))
     print(f"detector kernel alone: {kernel_only(table):,.0f} readings/s")
     taken = latencies(table) * 1e3
     p50, p99, p999 = np.percentile(taken, [50, 99, 99.9])

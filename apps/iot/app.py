@@ -42,14 +42,21 @@ from .summary import summary
 
 
 def build_app(
-    detector: str = DEFAULT_DETECTOR, name: str = "iot", features: F.FeatureStage | None = None
+    detector: str = DEFAULT_DETECTOR,
+    name: str = "iot",
+    features: F.FeatureStage | None = None,
+    *,
+    with_features: bool = True,
 ) -> ss.App:
     """The pipeline with the given single-series detector (the default one for the
-    commands), the series' rolling features, and the multi-sensor detector on the readings
-    that name a machine."""
+    commands), the series' rolling features (``features``, a fresh stage by default; none
+    with ``with_features=False``: the detectors do not need them, only the API does), and
+    the multi-sensor detector on the readings that name a machine."""
     pipeline = ss.App(name)
     alerts = AlertSink([TopicActionSink(ALERTS_TOPIC)], threshold=ALERT_THRESHOLD)
-    flow = pipeline.flow(READINGS).batch(features or feature_stage())
+    flow = pipeline.flow(READINGS)
+    if with_features:
+        flow.batch(features or feature_stage())
     flow.batch(DetectorStage("detect", detector)).sink(ss.TopicSink(SCORES_TOPIC)).sink(
         alerts
     ).sink(MachinesOnly(ss.Repartition(MACHINE_READINGS)))
