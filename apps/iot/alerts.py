@@ -13,6 +13,7 @@ from typing import Any
 from streamsense.brokers.base import OutRecord, TopicConfig
 from streamsense.events import Event
 from streamsense.runtime.app import Sink
+from streamsense.runtime.repartition import CLOCK_HEADER, Repartition
 
 from .readings import Alert, Scored
 
@@ -25,7 +26,7 @@ def alert_of(scored: Scored, threshold: float) -> Alert:
         timestamp=scored.timestamp,
         score=scored.score,
         detector=scored.detector,
-        features={"value": scored.value, "score": scored.score},
+        features={"value": scored.value, **scored.features},
         reason=f"{scored.detector} score {scored.score:.3f} ≥ {threshold} on {where}",
     )
 
@@ -57,16 +58,28 @@ class AlertSink:
 
 @dataclass
 class MachinesOnly:
-    """Passes on to ``sink`` only the scored readings that name a machine (NAB series
-    name none, so they never reach the multi-sensor flow)."""
+    """The repartition by machine, for the scored readings that name a machine (NAB series
+    name none, so they never reach the multi-sensor flow). An upstream partition whose
+    batch had no such reading still sends its clock markers, so the event-time merge
+    downstream never waits on it (runtime/repartition.py)."""
 
-    sink: Sink
+    repartition: Repartition
 
     def topic_configs(self, partitions: int) -> dict[str, TopicConfig]:
-        return self.sink.topic_configs(partitions)
+        return self.repartition.topic_configs(partitions)
 
     def write(self, events: Sequence[Event[Any]], values: Sequence[Any]) -> list[OutRecord]:
         chosen = [(e, v) for e, v in zip(events, values, strict=True) if v.machine]
-        if not chosen:
-            return []
-        return self.sink.write([e for e, _ in chosen], [v for _, v in chosen])
+        records = self.repartition.write([e for e, _ in chosen], [v for _, v in chosen])
+        reached: dict[int, int] = {}
+        for event in events:
+            reached[event.partition] = max(event.event_time, reached.get(event.partition, 0))
+        for upstream in sorted(set(reached) - {e.partition for e, _ in chosen}):
+            records.extend(self._markers(upstream, reached[upstream]))
+        return records
+
+    def _markers(self, upstream: int, clock: int) -> list[OutRecord]:
+        target = self.repartition.target
+        headers = ((CLOCK_HEADER, str(clock).encode()),)
+        topic = target.lane_topics[upstream]
+        return [OutRecord(topic, None, None, q, headers=headers) for q in range(target.partitions)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from streamsense.brokers.base import OutRecord, TopicConfig
@@ -58,6 +59,10 @@ class DetectorStage:
             Scored(r.series, r.timestamp, r.value, r.seq, s, name, r.machine, r.sensor, a)
             for r, s, a in zip(readings, scores.tolist(), alerts.tolist(), strict=True)
         ]
+        for i in np.flatnonzero(alerts):  # alerts are rare: only they carry the features
+            if isinstance(values[i], Enriched):
+                features = {k: float(v) for k, v in values[i].features.items()}
+                out[i] = msgspec.structs.replace(out[i], features=features)
         return out, []
 
     def score(

@@ -116,6 +116,10 @@ def _context(row: F64, table: F64, value: float) -> tuple[float, float]:
             gap = n - row[base + 2] if row[base + 2] > 0 else RARITY
             row[base + 2] = n
             rare += min(1.0, gap / RARITY)
+    # A value far past the seen extremes (by half the range or more) is an anomaly however
+    # often the series has been novel lately.
+    if n >= WARMUP and span > 0.0 and max(value - row[HI], row[LO] - value) >= 0.5 * span:
+        rare = float(len(BIN_COUNTS))
     row[LO] = min(row[LO], value)
     row[HI] = max(row[HI], value)
     if n < WARMUP:

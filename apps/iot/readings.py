@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 import streamsense as ss
 
 
@@ -17,7 +19,10 @@ class Reading(ss.Schema):
     sensor: str = ""
 
 
-class Scored(ss.Schema):
+class Scored(ss.Schema, omit_defaults=True):
+    """A reading with its score; one that raises an alert also carries the series' rolling
+    features at that reading (when the pipeline computes them), for the alert's record."""
+
     series: str
     timestamp: int
     value: float
@@ -27,6 +32,7 @@ class Scored(ss.Schema):
     machine: str = ""
     sensor: str = ""
     alert: bool = False
+    features: dict[str, float] = msgspec.field(default_factory=dict)
 
 
 class Alert(ss.Schema):

@@ -22,7 +22,7 @@ class Entry(msgspec.Struct, frozen=True, array_like=True):
     readings: int  # the partition's reading count when this key last changed
     row: bytes
     table: bytes
-    labels: list[str] = []  # a machine's sensors, in slot order
+    labels: list[str] = msgspec.field(default_factory=list)  # a machine's sensors, in order
 
 
 _encode = msgspec.msgpack.Encoder().encode

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+import streamsense as ss
 from streamsense.testing import MemoryBroker, drain_topic
 
 from ..app import build_app
@@ -46,7 +47,8 @@ def test_single_sensor_detectors_miss_the_precursors_the_combination_catches(
 ) -> None:
     path, precursors = fleet
     broker = MemoryBroker()
-    run_pipeline(build_app(detector), broker, path)
+    # Event-time order across the upstream partitions, however slow a loaded machine is.
+    run_pipeline(build_app(detector), broker, path, ss.WorkerConfig(order_wait_ms=600_000))
     failing = {p.machine for p in precursors}
     single = scored(broker, SCORES_TOPIC)
     machine = scored(broker, MACHINE_SCORES_TOPIC)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -16,7 +17,7 @@ from streamsense.testing import MemoryBroker, drain_topic
 from ..app import build_app
 from ..features import feature_stage
 from ..pipeline_run import run_pipeline
-from ..readings import READINGS
+from ..readings import ALERTS_TOPIC, READINGS, Alert
 from ..serving import build_serving, online_store
 
 START = 1_790_000_000_000
@@ -27,6 +28,7 @@ def test_the_api_scores_a_reading_against_its_series_at_request_time(tmp_path: P
     rng = np.random.default_rng(3)
     n = 2000
     values = 20.0 + np.sin(np.arange(n) / 50.0) + rng.normal(0, 0.2, n)
+    values[1500] = 35.0  # one spike: the pipeline alerts on it
     readings = tmp_path / "readings.parquet"
     times = START + np.arange(n) * MINUTE
     pq.write_table(
@@ -56,3 +58,9 @@ def test_the_api_scores_a_reading_against_its_series_at_request_time(tmp_path: P
     assert missing.status_code == 422 and "timestamp" in missing.text
     published = drain_topic(broker, READINGS.topic)
     assert len(published) == n + 2  # the API publishes what it scored, for the pipeline
+    alerts = [
+        msgspec.json.decode(r.value or b"", type=Alert) for r in drain_topic(broker, ALERTS_TOPIC)
+    ]
+    spike = next(a for a in alerts if a.timestamp == times[1500])
+    assert spike.detector == "rarity" and spike.features["value"] == 35.0
+    assert spike.features["max_1d"] == 35.0 and "std_6h" in spike.features  # the engine's
