@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo demo-iot test lint typecheck unit bench kafka-start kafka-stop clean
+.PHONY: install demo test lint typecheck unit bench kafka-start kafka-stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +17,6 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/streamsense demo apps/fraud
 
-# The IoT app (issue #15): a simulated fleet through the pipeline, and a NAB score table.
-demo-iot: $(STAMP)
-	$(VENV)/bin/streamsense demo apps/iot --state-dir .demo-iot
-
 # Everything: lint, strict typing, unit, contract, integration (real Kafka) and e2e tests.
 test: $(STAMP) lint typecheck
 	$(PY) -m pytest
@@ -28,6 +24,11 @@ test: $(STAMP) lint typecheck
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests apps bench
 	$(VENV)/bin/ruff format --check src tests apps bench
+
+# The IoT app (issue #15): a simulated fleet through the pipeline, and a NAB score table.
+.PHONY: demo-iot
+demo-iot: $(STAMP)
+	$(VENV)/bin/streamsense demo apps/iot --state-dir .demo-iot
 
 # The files of pyproject's [tool.mypy]: the package and the apps, each app checked against
 # the application contract.
