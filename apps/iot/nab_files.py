@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,9 @@ import pyarrow.csv as pa_csv
 from streamsense.errors import ConfigError
 
 from .nab_scoring import LabelledSeries
+
+_EPOCH = datetime(1970, 1, 1)
+_MS = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True)
@@ -49,11 +52,8 @@ def _epoch_ms(text: str) -> int:
 
 
 def _naive_ms(moment: datetime) -> int:
-    epoch = datetime(1970, 1, 1)
-    return (moment.replace(tzinfo=None) - epoch) // _MS
-
-
-_MS = datetime(1970, 1, 1, 0, 0, 0, 1000) - datetime(1970, 1, 1)
+    """NAB's times carry no zone: taken as UTC, in whole milliseconds."""
+    return (moment.replace(tzinfo=None) - _EPOCH) // _MS
 
 
 def read_windows(root: Path, series: str, times_ms: npt.NDArray[np.int64]) -> LabelledSeries:
