@@ -43,6 +43,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests apps bench
 	$(VENV)/bin/ruff format --check src tests apps bench
 
+# The IoT app (issue #15): a simulated fleet through the pipeline, and a NAB score table.
+.PHONY: demo-iot
+demo-iot: $(STAMP)
+	$(VENV)/bin/streamsense demo apps/iot --state-dir .demo-iot
+
 # The files of pyproject's [tool.mypy]: the package and the apps, each app checked against
 # the application contract.
 typecheck: $(STAMP)

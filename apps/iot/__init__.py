@@ -1,0 +1,1 @@
+"""IoT anomaly detection: sensor readings scored live by online detectors (issue #15)."""
