@@ -1,0 +1,32 @@
+"""Model monitoring, generic for every app: reference profiles of a model's inputs and scores,
+drift over tumbling event-time windows, change detection on error streams, alert rules."""
+
+from streamsense.monitoring.alerts import (
+    Alert,
+    AlertEvaluator,
+    AlertRule,
+    Observation,
+    observations,
+)
+from streamsense.monitoring.detectors import Change, PageHinkley, change_observation
+from streamsense.monitoring.drift import DriftWindows, WindowResult
+from streamsense.monitoring.profile import ColumnProfile, ReferenceProfile, build_profile
+from streamsense.monitoring.reference import load_reference, save_reference
+
+__all__ = [
+    "Alert",
+    "AlertEvaluator",
+    "AlertRule",
+    "Change",
+    "ColumnProfile",
+    "DriftWindows",
+    "Observation",
+    "PageHinkley",
+    "ReferenceProfile",
+    "WindowResult",
+    "build_profile",
+    "change_observation",
+    "load_reference",
+    "observations",
+    "save_reference",
+]
