@@ -1,8 +1,8 @@
 """Drift over tumbling event-time windows, computed incrementally with bounded memory.
 
 Each open window keeps, per column, a (seasonal slot x bin) count matrix over the
-reference's bins, the missing count, and the smallest and largest value seen: O(slots x
-bins) numbers, whatever the window's size. Windows are [k*size, (k+1)*size) in event time
+reference's bins, a sum of the values per bin, and the missing count: O(slots x bins)
+numbers, whatever the window's size. Windows are [k*size, (k+1)*size) in event time
 (the engine's tumbling windows). A window closes when the watermark (highest event time
 seen minus ``allowed_lateness_ms``) passes its end; rows for a closed window are late:
 counted in ``late_rows``, not added. With seasonality, a window is compared with the
@@ -61,6 +61,7 @@ class _ColumnReference:
             enough = totals >= min_slot_rows
             self.by_slot[enough] = counts[enough] / totals[enough, None]
         self.edges = np.asarray(profile.numeric.edges if profile.numeric else [], np.float64)
+        self.means = np.asarray(profile.numeric.bin_means if profile.numeric else [], np.float64)
 
     def expected(self, slot_rows: npt.NDArray[np.int64]) -> stats.Floats:
         weights = stats.frequencies(slot_rows)
@@ -83,8 +84,7 @@ class _WindowCounts:
     def __init__(self, columns: Sequence[_ColumnReference], slots: int) -> None:
         self.cells = [np.zeros((slots, c.width), dtype=np.int64) for c in columns]
         self.missing = [0] * len(columns)
-        self.low = [np.inf] * len(columns)
-        self.high = [-np.inf] * len(columns)
+        self.sums = [np.zeros(c.width, dtype=np.float64) for c in columns]
 
 
 class DriftWindows:
@@ -150,10 +150,9 @@ class DriftWindows:
             )
             window.cells[i] += cells.reshape(window.cells[i].shape)
             window.missing[i] += int(rows.size - present.sum())
-            if reference.profile.numeric is not None and index.size:
+            if reference.profile.numeric is not None:
                 numbers = np.asarray(values, dtype=np.float64)[present]
-                window.low[i] = min(window.low[i], float(numbers.min()))
-                window.high[i] = max(window.high[i], float(numbers.max()))
+                window.sums[i] += np.bincount(index, weights=numbers, minlength=reference.width)
 
     def _close(self, closes: Callable[[int], bool]) -> list[WindowResult]:
         results: list[WindowResult] = []
@@ -203,10 +202,9 @@ def _statistics(
         chi2, p_value = stats.chi_square(expected, counts)
         values.update(chi_square=chi2, chi_square_p=p_value)
         return values
-    low = min(numeric.minimum, window.low[i])
-    high = max(numeric.maximum, window.high[i])
+    means = stats.bin_means(window.sums[i], counts, reference.edges)
     values["ks"] = stats.ks_binned(expected, observed)
     values["wasserstein"] = stats.wasserstein_binned(
-        expected, observed, reference.edges, low, high, numeric.std
+        expected, reference.means, observed, means, numeric.std
     )
     return values

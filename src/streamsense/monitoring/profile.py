@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streamsense.errors import ConfigError
+from streamsense.monitoring import stats
 from streamsense.monitoring.seasons import Seasonality, slot_count, slots_of
 
 Role = Literal["feature", "score"]
@@ -32,6 +33,7 @@ class NumericProfile(msgspec.Struct, frozen=True, kw_only=True):
     edges: list[float]
     counts: list[int]
     slot_counts: list[list[int]]  # per seasonal slot, same bins; empty without seasonality
+    bin_means: list[float]  # mean value per bin (Wasserstein places each bin's mass there)
     minimum: float
     maximum: float
     mean: float
@@ -147,9 +149,12 @@ def _numeric(
     edges = quantile_edges(kept, bins)
     index = bin_index(kept, edges)
     width = edges.size + 1
+    counts = np.bincount(index, minlength=width)
+    sums = np.bincount(index, weights=kept, minlength=width)
     profile = NumericProfile(
         edges=edges.tolist(),
-        counts=np.bincount(index, minlength=width).tolist(),
+        counts=counts.tolist(),
+        bin_means=stats.bin_means(sums, counts, edges).tolist(),
         slot_counts=_per_slot(index, slots[present], seasonality, width),
         minimum=float(kept.min()),
         maximum=float(kept.max()),
