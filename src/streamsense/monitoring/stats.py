@@ -24,6 +24,7 @@ All work from bin counts, so a window keeps O(bins) numbers per column, whatever
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -73,7 +74,7 @@ def wasserstein_binned(
     return area / scale if scale > 0 else area
 
 
-def bin_means(sums: Floats, counts: npt.NDArray[np.int64], edges: Floats) -> Floats:
+def bin_means(sums: Floats, counts: npt.NDArray[np.signedinteger[Any]], edges: Floats) -> Floats:
     """Mean value per bin; an empty bin (weight 0, so any point will do) gets an edge."""
     fallback = np.concatenate((edges[:1], edges))
     safe = np.where(counts > 0, counts, 1)
