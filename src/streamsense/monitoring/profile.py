@@ -150,7 +150,7 @@ def _numeric(
     index = bin_index(kept, edges)
     width = edges.size + 1
     counts = np.bincount(index, minlength=width)
-    sums = np.bincount(index, weights=kept, minlength=width)
+    sums = np.bincount(index, weights=kept, minlength=width).astype(np.float64)
     profile = NumericProfile(
         edges=edges.tolist(),
         counts=counts.tolist(),
