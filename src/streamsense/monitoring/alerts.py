@@ -102,7 +102,10 @@ class AlertEvaluator:
 
     def _due(self, rule: AlertRule, seen: Observation) -> bool:
         last = self._last_alert_ms.get((seen.kind, seen.subject))
-        return last is None or seen.window_end_ms - last >= rule.cooldown_ms
+        # Never twice for one window end, whatever the cooldown.
+        if last is None:
+            return True
+        return seen.window_end_ms > last and seen.window_end_ms - last >= rule.cooldown_ms
 
 
 def observations(results: Iterable[WindowResult]) -> list[Observation]:
