@@ -4,8 +4,6 @@ terminals is caught in the first window after it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from streamsense.monitoring import (
@@ -17,45 +15,14 @@ from streamsense.monitoring import (
     build_profile,
     observations,
 )
-from streamsense.monitoring.seasons import DAY_MS, HOUR_MS, Seasonality
+from streamsense.monitoring.seasons import DAY_MS, Seasonality
+from streamsense.monitoring.synthetic import MONDAY_MS, WEEK_MS, SyntheticStream, weekly_stream
 
-MONDAY = 1_767_571_200_000  # 2026-01-05T00:00:00Z, a Monday
-WEEK_MS = 7 * DAY_MS
-
-
-@dataclass
-class Stream:
-    times: np.ndarray
-    columns: dict[str, np.ndarray]
-
-    def between(self, start: int, end: int) -> Stream:
-        keep = (self.times >= start) & (self.times < end)
-        return Stream(self.times[keep], {k: v[keep] for k, v in self.columns.items()})
+MONDAY = MONDAY_MS
 
 
-def weekly_stream(weeks: int, seed: int, shift_from: int | None = None) -> Stream:
-    """Busier, dearer weekends; evenings favour the web; a tenth of amounts missing-free.
-    From ``shift_from`` on, amounts at terminals 0, 5, 10, ... are 2.5 times higher."""
-    rng = np.random.default_rng(seed)
-    hours = np.arange(weeks * 7 * 24)
-    hour_of_day = hours % 24
-    weekend = (hours // 24) % 7 >= 5
-    rate = 40.0 * (0.4 + np.sin(np.pi * hour_of_day / 24.0) ** 2) * np.where(weekend, 1.6, 1.0)
-    per_hour = rng.poisson(rate)
-    times = np.repeat(MONDAY + hours * HOUR_MS, per_hour) + rng.integers(0, HOUR_MS, per_hour.sum())
-    row_hour = np.repeat(hour_of_day, per_hour)
-    row_weekend = np.repeat(weekend, per_hour)
-    log_mean = 3.0 + 0.7 * row_weekend + 0.4 * np.sin(2 * np.pi * row_hour / 24.0)
-    amount = rng.lognormal(log_mean, 0.5)
-    terminal = rng.integers(0, 100, times.size)
-    if shift_from is not None:
-        amount = np.where((times >= shift_from) & (terminal % 5 == 0), amount * 2.5, amount)
-    web_share = np.where(row_hour >= 18, 0.7, 0.3)
-    channel = np.where(rng.random(times.size) < web_share, "web", "shop")
-    score = 1.0 / (1.0 + np.exp(-(np.log(amount) - 3.6)))
-    order = np.argsort(times, kind="stable")
-    columns = {"amount": amount, "channel": channel, "score": score}
-    return Stream(times[order], {k: v[order] for k, v in columns.items()})
+def without_terminal(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: v for k, v in columns.items() if k != "terminal"}
 
 
 RULES = [
@@ -64,10 +31,10 @@ RULES = [
 ]
 
 
-def reference_of(stream: Stream, seasonality: Seasonality) -> ReferenceProfile:
+def reference_of(stream: SyntheticStream, seasonality: Seasonality) -> ReferenceProfile:
     reference = stream.between(MONDAY, MONDAY + 4 * WEEK_MS)
     return build_profile(
-        reference.columns,
+        without_terminal(reference.columns),
         reference.times,
         scores=["score"],
         categorical=["channel"],
@@ -75,14 +42,15 @@ def reference_of(stream: Stream, seasonality: Seasonality) -> ReferenceProfile:
     )
 
 
-def replay(profile: ReferenceProfile, stream: Stream, batch: int = 5_000) -> list[Alert]:
+def replay(profile: ReferenceProfile, stream: SyntheticStream, batch: int = 5_000) -> list[Alert]:
     windows = DriftWindows(profile, DAY_MS)
     evaluator = AlertEvaluator(RULES)
     live = stream.between(MONDAY + 4 * WEEK_MS, MONDAY + 7 * WEEK_MS)
     alerts: list[Alert] = []
     for start in range(0, live.times.size, batch):
         part = slice(start, start + batch)
-        results = windows.update({k: v[part] for k, v in live.columns.items()}, live.times[part])
+        columns = without_terminal(live.columns)
+        results = windows.update({k: v[part] for k, v in columns.items()}, live.times[part])
         alerts += evaluator.evaluate(observations(results))
     alerts += evaluator.evaluate(observations(windows.flush()))
     return alerts
