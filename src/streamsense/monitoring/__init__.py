@@ -12,6 +12,7 @@ from streamsense.monitoring.detectors import Change, PageHinkley, change_observa
 from streamsense.monitoring.drift import DriftWindows, WindowResult
 from streamsense.monitoring.profile import ColumnProfile, ReferenceProfile, build_profile
 from streamsense.monitoring.reference import load_reference, save_reference
+from streamsense.monitoring.sink import MonitorSink, decision_row
 
 __all__ = [
     "Alert",
@@ -20,12 +21,14 @@ __all__ = [
     "Change",
     "ColumnProfile",
     "DriftWindows",
+    "MonitorSink",
     "Observation",
     "PageHinkley",
     "ReferenceProfile",
     "WindowResult",
     "build_profile",
     "change_observation",
+    "decision_row",
     "load_reference",
     "observations",
     "save_reference",

@@ -28,11 +28,6 @@ class SyntheticStream:
         keep = (self.times >= start_ms) & (self.times < end_ms)
         return SyntheticStream(self.times[keep], {k: v[keep] for k, v in self.columns.items()})
 
-    def rows(self) -> list[dict[str, object]]:
-        names = list(self.columns)
-        values = [self.columns[n].tolist() for n in names]
-        return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
-
 
 def weekly_stream(
     weeks: int,
