@@ -124,3 +124,18 @@ def test_decision_records_are_read_as_features_and_score() -> None:
     )
     assert decision_row(record) == {"amount": 3.0, "score": 0.7}
     assert decision_row({"amount": 1.0}) == {"amount": 1.0}
+
+
+def test_missing_or_non_numeric_values_count_as_missing() -> None:
+    profile = build_profile({"amount": [1.0, 2.0, 3.0, 4.0]}, [0, 1, 2, 3], bins=2)
+    rule = AlertRule(kind="feature_drift", statistic="missing_rate", threshold=0.4)
+    sink = MonitorSink(profile, [rule], topic="alerts", window_ms=DAY_MS)
+    values: list[dict[str, object]] = [{"amount": 1.0}, {"amount": None}, {"amount": "x"}, {}]
+    events = [
+        ss.Event(key="k", event_time=i, payload=v, topic="t", partition=0, offset=i, ingest_time=0)
+        for i, v in enumerate(values)
+    ]
+    assert sink.write(events, values) == []
+    assert sink.write(events, values) == []  # written again: not counted twice
+    (alert,) = sink.close_windows()
+    assert (alert.statistic, alert.value, alert.rows) == ("missing_rate", 0.75, 1)

@@ -195,15 +195,21 @@ def _categorical(
 
 def category_labels(raw: Sequence[object] | npt.NDArray[np.generic]) -> npt.NDArray[np.str_]:
     """Categories as strings; None and NaN become "" (missing)."""
+    if isinstance(raw, np.ndarray) and raw.dtype.kind == "U":
+        return raw.astype(np.str_, copy=False)  # already strings: none is None or NaN
     labels = ["" if v is None or (isinstance(v, float) and v != v) else str(v) for v in list(raw)]
     return np.asarray(labels, dtype=np.str_)
 
 
 def category_index(labels: npt.NDArray[np.str_], categories: Sequence[str]) -> npt.NDArray[np.intp]:
-    """Position of each label among ``categories``; unknown ones go to the last (OTHER)."""
+    """Position of each label among ``categories``; unknown ones go to the last (OTHER).
+    Looks up each distinct label once, not each row."""
+    distinct, inverse = np.unique(labels, return_inverse=True)
     positions = {c: i for i, c in enumerate(categories)}
     other = len(categories) - 1
-    return np.fromiter((positions.get(str(v), other) for v in labels), np.intp, labels.size)
+    lookup = np.fromiter((positions.get(str(v), other) for v in distinct), np.intp, distinct.size)
+    index: npt.NDArray[np.intp] = lookup[inverse.reshape(-1)]
+    return index
 
 
 def _per_slot(

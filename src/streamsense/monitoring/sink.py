@@ -27,6 +27,7 @@ from typing import Any
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 
 from streamsense.brokers.base import OutRecord, TopicConfig
 from streamsense.events import Event
@@ -41,7 +42,10 @@ KEPT_ALERTS = 1_024  # per partition, for batches written again
 
 def decision_row(value: Any) -> Mapping[str, object]:
     """A decision record's features and score; any other JSON object as it is."""
-    data = msgspec.to_builtins(value)
+    if isinstance(value, msgspec.Struct):
+        data = msgspec.structs.asdict(value)  # shallow: cheaper than to_builtins
+    else:
+        data = msgspec.to_builtins(value)
     if not isinstance(data, dict):
         return {}
     features = data.get("features")
@@ -73,27 +77,27 @@ class MonitorSink:
         return {self.topic: TopicConfig(1)}
 
     def write(self, events: Sequence[Event[Any]], values: Sequence[Any]) -> list[OutRecord]:
-        records = self._written_before(events)
-        fresh = [
-            (e, v)
-            for e, v in zip(events, values, strict=True)
-            if e.offset > self._counted.get(e.partition, -1)
-        ]
-        if not fresh:
+        """One partition's batch, in offset order (the worker's contract for sinks)."""
+        if not events:
+            return []
+        partition = events[0].partition
+        counted = self._counted.get(partition, -1)
+        records = self._written_before(partition, events[0].offset, counted)
+        first_new = 0
+        while first_new < len(events) and events[first_new].offset <= counted:
+            first_new += 1
+        if first_new == len(events):
             return records
-        for event, _ in fresh:
-            self._counted[event.partition] = max(
-                self._counted.get(event.partition, -1), event.offset
-            )
-        times = np.fromiter((e.event_time for e, _ in fresh), np.int64, len(fresh))
-        columns = self._columns([self.row_of(v) for _, v in fresh])
+        events, values = events[first_new:], values[first_new:]
+        last = events[-1]
+        self._counted[partition] = last.offset
+        times = np.fromiter((e.event_time for e in events), np.int64, len(events))
+        columns = self._columns([self.row_of(v) for v in values])
         alerts = self.evaluator.evaluate(observations(self.windows.update(columns, times)))
-        last = fresh[-1][0]
+        raised = self._raised.setdefault(partition, deque(maxlen=KEPT_ALERTS))
         for alert in alerts:
             record = self._record(alert, last)
-            self._raised.setdefault(last.partition, deque(maxlen=KEPT_ALERTS)).append(
-                (last.offset, record)
-            )
+            raised.append((last.offset, record))
             records.append(record)
         return records
 
@@ -101,25 +105,16 @@ class MonitorSink:
         """Close the open windows (the end of a replay) and return what they raise."""
         return self.evaluator.evaluate(observations(self.windows.flush()))
 
-    def _written_before(self, events: Sequence[Event[Any]]) -> list[OutRecord]:
-        """Alert records raised with events of this batch that were counted already."""
-        again: list[OutRecord] = []
-        for partition in {e.partition for e in events}:
-            offsets = [e.offset for e in events if e.partition == partition]
-            low, high = min(offsets), max(offsets)
-            raised = self._raised.get(partition, ())
-            again += [record for offset, record in raised if low <= offset <= high]
-        return again
+    def _written_before(self, partition: int, first: int, counted: int) -> list[OutRecord]:
+        """Alert records raised with events from ``first`` on that were counted already."""
+        raised = self._raised.get(partition, ())
+        return [record for offset, record in raised if first <= offset <= counted]
 
     def _columns(self, rows: Sequence[Mapping[str, object]]) -> dict[str, Column]:
         columns: dict[str, Column] = {}
         for name, numeric in self._numeric.items():
-            if numeric:
-                columns[name] = np.fromiter(
-                    (_number(row.get(name)) for row in rows), np.float64, len(rows)
-                )
-            else:
-                columns[name] = [row.get(name) for row in rows]
+            values = [row.get(name) for row in rows]
+            columns[name] = _numbers(values) if numeric else values
         return columns
 
     def _record(self, alert: Alert, event: Event[Any]) -> OutRecord:
@@ -129,6 +124,14 @@ class MonitorSink:
             f"{alert.kind}/{alert.subject}".encode(),
             headers=source_headers(event),
         )
+
+
+def _numbers(values: list[object]) -> npt.NDArray[np.float64]:
+    """As floats, None as NaN (missing); anything that is not a number is missing too."""
+    try:
+        return np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return np.fromiter((_number(v) for v in values), np.float64, len(values))
 
 
 def _number(value: object) -> float:
