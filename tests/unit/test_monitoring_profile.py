@@ -71,9 +71,13 @@ def test_seasonal_profiles_count_per_weekday_hour_slot() -> None:
 
 
 def test_pyarrow_columns_are_accepted() -> None:
-    table = pa.table({"x": [1.0, 2.0, None, 4.0]})
-    profile = build_profile({"x": table["x"].to_numpy(zero_copy_only=False)}, [1, 2, 3, 4], bins=2)
+    table = pa.table({"x": [1.0, 2.0, None, 4.0], "kind": ["a", None, "b", "a"]})
+    columns = {name: table[name] for name in table.column_names}
+    profile = build_profile(columns, [1, 2, 3, 4], bins=2, categorical=["kind"])
     assert profile.column("x").missing == 1
+    kind = profile.column("kind")
+    assert kind.missing == 1 and kind.categorical is not None
+    assert kind.categorical.categories == ["a", "b", OTHER]
 
 
 def test_a_profile_survives_json() -> None:

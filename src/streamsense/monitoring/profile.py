@@ -11,7 +11,7 @@ Profiles are msgspec structs: JSON to store beside a model version in the regist
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 import numpy as np
@@ -83,7 +83,7 @@ class ReferenceProfile(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def build_profile(
-    columns: Mapping[str, Sequence[object] | npt.NDArray[np.generic]],
+    columns: Mapping[str, Any],
     event_time_ms: npt.NDArray[np.int64] | Sequence[int],
     *,
     scores: Sequence[str] = (),
@@ -93,7 +93,7 @@ def build_profile(
     seasonality: Seasonality = "none",
 ) -> ReferenceProfile:
     """Profile every column of a column table (numpy arrays, lists or pyarrow arrays via
-    ``np.asarray``). Columns named in ``scores`` get the role ``score``; those named in
+    ``to_numpy``, nulls missing). Columns named in ``scores`` get the role ``score``; those named in
     ``categorical`` are profiled by category, the rest as numbers (NaN = missing)."""
     if bins < 2:
         raise ConfigError(f"a profile needs at least 2 bins, got {bins}")
@@ -102,7 +102,8 @@ def build_profile(
         raise ConfigError("cannot profile an empty reference")
     slots = slots_of(times, seasonality)
     profiles = []
-    for name, values in columns.items():
+    for name, raw in columns.items():
+        values = as_column(raw)
         if len(values) != times.size:
             raise ConfigError(f"column {name!r} has {len(values)} rows, event times {times.size}")
         role: Role = "score" if name in scores else "feature"
@@ -117,6 +118,15 @@ def build_profile(
         seasonality=seasonality,
         columns=profiles,
     )
+
+
+def as_column(raw: Any) -> Sequence[object] | npt.NDArray[np.generic]:
+    """A pyarrow array or chunked array as numpy (nulls become NaN or None); others as given."""
+    to_numpy = getattr(raw, "to_numpy", None)
+    if to_numpy is not None and not isinstance(raw, np.ndarray):
+        column: npt.NDArray[np.generic] = to_numpy(zero_copy_only=False)
+        return column
+    return raw  # type: ignore[no-any-return]
 
 
 def quantile_edges(values: npt.NDArray[np.float64], bins: int) -> npt.NDArray[np.float64]:
