@@ -92,7 +92,7 @@ class MonitorSink:
         last = events[-1]
         self._counted[partition] = last.offset
         times = np.fromiter((e.event_time for e in events), np.int64, len(events))
-        columns = self._columns([self.row_of(v) for v in values])
+        columns = self._columns(values)
         alerts = self.evaluator.evaluate(observations(self.windows.update(columns, times)))
         raised = self._raised.setdefault(partition, deque(maxlen=KEPT_ALERTS))
         for alert in alerts:
@@ -110,12 +110,26 @@ class MonitorSink:
         raised = self._raised.get(partition, ())
         return [record for offset, record in raised if first <= offset <= counted]
 
-    def _columns(self, rows: Sequence[Mapping[str, object]]) -> dict[str, Column]:
+    def _columns(self, values: Sequence[Any]) -> dict[str, Column]:
+        field = self._field_reader(values)
         columns: dict[str, Column] = {}
         for name, numeric in self._numeric.items():
-            values = [row.get(name) for row in rows]
-            columns[name] = _numbers(values) if numeric else values
+            column = field(name)
+            columns[name] = _numbers(column) if numeric else column
         return columns
+
+    def _field_reader(self, values: Sequence[Any]) -> Callable[[str], list[object]]:
+        """Reads a column from the batch. Plain structs (not decision records) are read by
+        attribute, skipping a dict per row: most of the sink's own cost otherwise."""
+        first = values[0]
+        if (
+            self.row_of is decision_row
+            and isinstance(first, msgspec.Struct)
+            and not hasattr(first, "features")
+        ):
+            return lambda name: [getattr(v, name, None) for v in values]
+        rows = [self.row_of(v) for v in values]
+        return lambda name: [row.get(name) for row in rows]
 
     def _record(self, alert: Alert, event: Event[Any]) -> OutRecord:
         return OutRecord(
