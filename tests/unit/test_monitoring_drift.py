@@ -5,6 +5,7 @@ terminals is caught in the first window after it."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from streamsense.monitoring import (
     Alert,
@@ -78,3 +79,32 @@ def test_an_amount_shift_is_caught_in_the_first_window_after_it() -> None:
     assert first.kind == "feature_drift"
     assert first.detected_at == "2026-02-12T00:00:00Z"
     assert all(a.detected_at_ms > shift_day for a in alerts)
+
+
+def test_windows_close_when_the_watermark_passes_their_end_and_late_rows_are_counted() -> None:
+    profile = build_profile({"x": np.arange(100.0)}, np.arange(100), bins=4)
+    windows = DriftWindows(profile, 1_000, allowed_lateness_ms=500)
+    assert windows.update({"x": [1.0, 2.0]}, [100, 900]) == []
+    assert windows.update({"x": [3.0]}, [1_400]) == []  # watermark 900: [0, 1000) still open
+    assert windows.update({"x": [50.0]}, [950]) == []  # on time, within the lateness
+    (closed,) = windows.update({"x": [4.0]}, [1_600])  # watermark 1100 closes [0, 1000)
+    assert (closed.window_start_ms, closed.window_end_ms, closed.rows) == (0, 1_000, 3)
+    assert windows.update({"x": [5.0]}, [999]) == [] and windows.late_rows == 1
+    (last,) = windows.flush()
+    assert (last.window_start_ms, last.rows) == (1_000, 2)
+    assert windows.flush() == []
+
+
+def test_a_window_like_the_reference_shows_no_drift_and_a_shifted_one_does() -> None:
+    rng = np.random.default_rng(4)
+    reference = rng.normal(10.0, 2.0, 20_000)
+    profile = build_profile({"x": reference}, np.zeros(reference.size, np.int64), bins=10)
+    windows = DriftWindows(profile, 10**9)
+    same = rng.normal(10.0, 2.0, 5_000)
+    shifted = same + 2.0  # one reference standard deviation
+    (alike,) = windows.update({"x": same}, np.zeros(same.size, np.int64)) + windows.flush()
+    (moved,) = windows.update({"x": shifted}, np.zeros(same.size, np.int64)) + windows.flush()
+    assert alike.statistics["psi"] < 0.01 and alike.statistics["wasserstein"] < 0.05
+    assert moved.statistics["psi"] > 0.5
+    assert moved.statistics["wasserstein"] == pytest.approx(1.0, abs=0.05)
+    assert moved.statistics["ks"] > 0.3
