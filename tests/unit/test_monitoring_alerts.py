@@ -14,6 +14,7 @@ from streamsense.monitoring import (
     WindowResult,
     change_observation,
     observations,
+    rules_from_config,
 )
 
 DAY = 86_400_000
@@ -156,3 +157,19 @@ def test_page_hinkley_changes_become_performance_alerts() -> None:
 def test_page_hinkley_refuses_a_non_positive_threshold() -> None:
     with pytest.raises(ConfigError):
         PageHinkley(threshold=0.0)
+
+
+def test_rules_come_from_configuration_data_and_bad_ones_are_named() -> None:
+    config = [
+        {"kind": "feature_drift", "statistic": "psi", "threshold": 0.2, "severity": "critical"},
+        {"kind": "performance", "subject": "errors", "statistic": "page_hinkley", "threshold": 25},
+    ]
+    rules = rules_from_config(config)
+    assert rules[0] == AlertRule(
+        kind="feature_drift", statistic="psi", threshold=0.2, severity="critical"
+    )
+    assert rules[1].subject == "errors" and rules[1].cooldown_ms == 0
+    with pytest.raises(ConfigError, match="severity"):
+        rules_from_config([{"kind": "x", "statistic": "psi", "threshold": 1, "severity": "loud"}])
+    with pytest.raises(ConfigError, match="windw_ms"):
+        rules_from_config([{"kind": "x", "statistic": "psi", "threshold": 1, "windw_ms": 5}])

@@ -7,6 +7,7 @@ from streamsense.monitoring.alerts import (
     AlertRule,
     Observation,
     observations,
+    rules_from_config,
 )
 from streamsense.monitoring.detectors import Change, PageHinkley, change_observation
 from streamsense.monitoring.drift import DriftWindows, WindowResult
@@ -31,5 +32,6 @@ __all__ = [
     "decision_row",
     "load_reference",
     "observations",
+    "rules_from_config",
     "save_reference",
 ]

@@ -34,7 +34,7 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True):
     rows: int
 
 
-class AlertRule(msgspec.Struct, frozen=True, kw_only=True):
+class AlertRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Fires when ``statistic`` is above (or below) ``threshold`` on a window of
     ``window_ms`` with at least ``min_rows`` rows. ``subject`` "*" matches every subject of
     the kind; ``window_ms`` 0 matches any window size."""
@@ -106,6 +106,15 @@ class AlertEvaluator:
         if last is None:
             return True
         return seen.window_end_ms > last and seen.window_end_ms - last >= rule.cooldown_ms
+
+
+def rules_from_config(items: object) -> list[AlertRule]:
+    """Rules from configuration data (a list of mappings, e.g. parsed from streamsense.yaml):
+    unknown keys, wrong types and unknown severities are refused, naming the field."""
+    try:
+        return msgspec.convert(items, list[AlertRule], strict=True)
+    except msgspec.ValidationError as error:
+        raise ConfigError(f"alert rules: {error}") from None
 
 
 def observations(results: Iterable[WindowResult]) -> list[Observation]:
