@@ -108,3 +108,18 @@ def test_a_window_like_the_reference_shows_no_drift_and_a_shifted_one_does() -> 
     assert moved.statistics["psi"] > 0.5
     assert moved.statistics["wasserstein"] == pytest.approx(1.0, abs=0.05)
     assert moved.statistics["ks"] > 0.3
+
+
+def test_a_thin_reference_slot_falls_back_to_the_whole_reference() -> None:
+    hour = 3_600_000
+    # Monday 00h: 100 rows of low values; Monday 01h: 5 rows of high values only.
+    times = np.concatenate([np.full(100, MONDAY), np.full(5, MONDAY + hour)])
+    values = np.concatenate([np.linspace(0, 1, 100), np.full(5, 10.0)])
+    profile = build_profile({"x": values}, times, bins=4, seasonality="weekday_hour")
+    thin = DriftWindows(profile, hour, min_slot_rows=30)
+    trusting = DriftWindows(profile, hour, min_slot_rows=1)
+    window = {"x": np.linspace(0, 1, 50)}  # looks like the reference as a whole
+    at_one = np.full(50, MONDAY + WEEK_MS + hour)
+    (fallback,) = thin.update(window, at_one) + thin.flush()
+    (slot_only,) = trusting.update(window, at_one) + trusting.flush()
+    assert fallback.statistics["psi"] < 0.2 < slot_only.statistics["psi"]
