@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,7 @@ from streamsense.monitoring import (
     Observation,
     PageHinkley,
     WindowResult,
+    alerts_jsonl,
     change_observation,
     observations,
     rules_from_config,
@@ -59,6 +62,15 @@ def test_a_rule_fires_above_its_threshold_with_enough_rows() -> None:
     assert (alert.value, alert.threshold, alert.severity) == (0.3, 0.2, "critical")
     assert alert.detected_at == "2026-01-08T00:00:00Z"
     assert alert.detected_at_ms == START + 3 * DAY
+    line = json.loads(alerts_jsonl(alerts))
+    assert {k: line[k] for k in ("kind", "subject", "detected_at", "statistic", "threshold")} == {
+        "kind": "feature_drift",
+        "subject": "amount",
+        "detected_at": "2026-01-08T00:00:00Z",
+        "statistic": "psi",
+        "threshold": 0.2,
+    }
+    assert line["value"] == 0.3
 
 
 def test_alerts_are_deduplicated_per_kind_and_subject_within_the_cooldown() -> None:

@@ -3,6 +3,7 @@ beside a model version in the registry."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,13 @@ import pyarrow as pa
 import pytest
 
 from streamsense.errors import ConfigError
-from streamsense.monitoring import ReferenceProfile, build_profile, load_reference, save_reference
+from streamsense.monitoring import (
+    ReferenceProfile,
+    build_profile,
+    load_reference,
+    profile_table,
+    save_reference,
+)
 from streamsense.monitoring.profile import OTHER, bin_index
 from streamsense.serving.registry import ModelRegistry
 from streamsense.testing import ManualClock
@@ -125,3 +132,17 @@ def test_attachments_do_not_touch_the_artifact_and_refuse_paths(tmp_path: Path) 
         registry.attach("scorer", 2, "../escape", b"x")
     with pytest.raises(ConfigError, match="no version"):
         registry.attach("scorer", 9, "notes.txt", b"x")
+
+
+def test_a_table_with_a_timestamp_column_is_profiled_whole() -> None:
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    table = pa.table(
+        {
+            "ts": pa.array([start + timedelta(hours=h) for h in range(48)], pa.timestamp("us")),
+            "amount": [float(h) for h in range(48)],
+        }
+    )
+    profile = profile_table(table, "ts", bins=4, seasonality="weekday_hour")
+    assert [c.name for c in profile.columns] == ["amount"]
+    assert profile.start_ms == int(start.timestamp() * 1000)
+    assert profile.end_ms == profile.start_ms + 47 * 3_600_000

@@ -6,12 +6,18 @@ from streamsense.monitoring.alerts import (
     AlertEvaluator,
     AlertRule,
     Observation,
+    alerts_jsonl,
     observations,
     rules_from_config,
 )
 from streamsense.monitoring.detectors import Change, PageHinkley, change_observation
 from streamsense.monitoring.drift import DriftWindows, WindowResult
-from streamsense.monitoring.profile import ColumnProfile, ReferenceProfile, build_profile
+from streamsense.monitoring.profile import (
+    ColumnProfile,
+    ReferenceProfile,
+    build_profile,
+    profile_table,
+)
 from streamsense.monitoring.reference import load_reference, save_reference
 from streamsense.monitoring.sink import MonitorSink, decision_row
 
@@ -27,11 +33,13 @@ __all__ = [
     "PageHinkley",
     "ReferenceProfile",
     "WindowResult",
+    "alerts_jsonl",
     "build_profile",
     "change_observation",
     "decision_row",
     "load_reference",
     "observations",
+    "profile_table",
     "rules_from_config",
     "save_reference",
 ]

@@ -139,6 +139,11 @@ def observations(results: Iterable[WindowResult]) -> list[Observation]:
     return seen
 
 
+def alerts_jsonl(alerts: Iterable[Alert]) -> bytes:
+    """One JSON object a line: what an ``--export-alerts`` file holds."""
+    return b"".join(msgspec.json.encode(alert) + b"\n" for alert in alerts)
+
+
 def iso_time(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000.0, tz=UTC).isoformat().replace("+00:00", "Z")
 

@@ -120,6 +120,20 @@ def build_profile(
     )
 
 
+def profile_table(
+    table: Any,
+    time_column: str,
+    **options: Any,
+) -> ReferenceProfile:
+    """``build_profile`` over a pyarrow Table (a training set, a replay's export): every column
+    but ``time_column`` (epoch milliseconds, or a timestamp column) is profiled."""
+    times = table[time_column]
+    if str(times.type).startswith("timestamp"):
+        times = times.cast("timestamp[ms]").cast("int64")
+    columns = {name: table[name] for name in table.column_names if name != time_column}
+    return build_profile(columns, np.asarray(as_column(times), dtype=np.int64), **options)
+
+
 def as_column(raw: Any) -> Sequence[object] | npt.NDArray[np.generic]:
     """A pyarrow array or chunked array as numpy (nulls become NaN or None); others as given."""
     to_numpy = getattr(raw, "to_numpy", None)
