@@ -55,6 +55,9 @@ def decision_row(value: Any) -> Mapping[str, object]:
 
 
 class MonitorSink:
+    """A flow's sink that raises drift alerts against ``profile`` over tumbling windows of
+    ``window_ms`` in event time, written as JSON to ``topic`` (see the module's docstring)."""
+
     def __init__(
         self,
         profile: ReferenceProfile,
