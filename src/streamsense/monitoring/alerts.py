@@ -17,6 +17,7 @@ from typing import Literal
 import msgspec
 
 from streamsense.errors import ConfigError
+from streamsense.features.windows import to_ms
 from streamsense.monitoring.drift import WindowResult
 
 Severity = Literal["info", "warning", "critical"]
@@ -110,11 +111,27 @@ class AlertEvaluator:
 
 def rules_from_config(items: object) -> list[AlertRule]:
     """Rules from configuration data (a list of mappings, e.g. parsed from streamsense.yaml):
-    unknown keys, wrong types and unknown severities are refused, naming the field."""
+    unknown keys, wrong types and unknown severities are refused, naming the field.
+    ``window`` and ``cooldown`` may be given as durations ("1d", "6h")."""
+    if isinstance(items, list):
+        items = [_durations(item) if isinstance(item, dict) else item for item in items]
     try:
         return msgspec.convert(items, list[AlertRule], strict=True)
     except msgspec.ValidationError as error:
         raise ConfigError(f"alert rules: {error}") from None
+
+
+def _durations(item: dict[str, object]) -> dict[str, object]:
+    converted = dict(item)
+    for key in ("window", "cooldown"):
+        if key in converted:
+            value = converted.pop(key)
+            if not isinstance(value, int | str):
+                raise ConfigError(
+                    f"alert rules: {key} must be a duration such as 1d, got {value!r}"
+                )
+            converted[f"{key}_ms"] = to_ms(value)
+    return converted
 
 
 def observations(results: Iterable[WindowResult]) -> list[Observation]:

@@ -128,7 +128,7 @@ def profile_table(
     """``build_profile`` over a pyarrow Table (a training set, a replay's export): every column
     but ``time_column`` (epoch milliseconds, or a timestamp column) is profiled."""
     times = table[time_column]
-    if str(times.type).startswith("timestamp"):
+    if str(times.type).startswith("timestamp"):  # pyarrow stays an optional import here
         times = times.cast("timestamp[ms]").cast("int64")
     columns = {name: table[name] for name in table.column_names if name != time_column}
     return build_profile(columns, np.asarray(as_column(times), dtype=np.int64), **options)
