@@ -7,7 +7,8 @@ numbers, whatever the window's size. Windows are [k*size, (k+1)*size) in event t
 seen minus ``allowed_lateness_ms``) passes its end; rows for a closed window are late:
 counted in ``late_rows``, not added. With seasonality, a window is compared with the
 reference's frequencies mixed in the proportions of the window's own slots, so a window
-of Saturday nights is held against the reference's Saturday nights.
+of Saturday nights is held against the reference's Saturday nights. (Wasserstein places
+the reference's bin masses at the whole reference's bin means: sums per slot are not kept.)
 """
 
 from __future__ import annotations
