@@ -8,8 +8,9 @@ All work from bin counts, so a window keeps O(bins) numbers per column, whatever
 - Jensen-Shannon distance: the square root of the JS divergence in bits, in [0, 1].
 - KS: max |F_window - F_reference| over the bin edges. The true two-sample statistic lies
   between this value and this value plus the largest bin mass of either side (within a bin
-  both CDFs are monotone, so neither can move by more than its bin's mass there): with 20
-  quantile bins, at most about 0.05 + the window's largest bin share above it.
+  both CDFs are monotone, so neither can move by more than its bin's mass there). With 20
+  quantile bins each reference bin holds about 5 %, so the error is at most 0.05 or the
+  window's largest bin share, whichever is larger.
 - Wasserstein-1, normalised: each side is summarised by its bin masses placed at its bin
   means (a window keeps a sum per bin), W1 between those two discrete distributions is
   exact, and it is divided by the reference's standard deviation, so the value reads "the
