@@ -150,7 +150,32 @@ def broker_tables(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-TABLES = {"kafka_bench": kafka_tables, "broker_bench": broker_tables}
+def monitoring_tables(record: dict[str, Any]) -> str:
+    """BENCHMARKS.md's tables for one monitoring_bench invocation."""
+    rows = record["rows"]
+    lines = ["| drift windows over | CPU µs/row |", "|---|---:|"]
+    for peer in sorted({r["peer"] for r in rows if r["kind"] == "windows"}):
+        runs = [r["us_per_row"] for r in rows if r["kind"] == "windows" and r["peer"] == peer]
+        lines.append(f"| {peer} | {spread(runs, '.2f')} |")
+    lines += ["", "| flow | events/s |", "|---|---:|"]
+    flows = [r for r in rows if r["kind"] == "flow"]
+    for peer in ("flow", "flow+monitor"):
+        rates = [r["events_per_s"] for r in flows if r["peer"] == peer]
+        lines.append(f"| {peer} | {spread(rates)} |")
+    costs = []
+    for index in sorted({r["round"] for r in flows}):
+        pair = {r["peer"]: r["events_per_s"] for r in flows if r["round"] == index}
+        costs.append(100 * (1 - pair["flow+monitor"] / pair["flow"]))
+    listed = ", ".join(f"{c:.1f} %" for c in costs)
+    lines += ["", f"- throughput monitoring costs, per round: {listed}"]
+    return "\n".join(lines)
+
+
+TABLES = {
+    "kafka_bench": kafka_tables,
+    "broker_bench": broker_tables,
+    "monitoring_bench": monitoring_tables,
+}
 BLOCK = re.compile(r"(<!-- results: (\w+) -->\n)(.*?)(<!-- /results -->)", re.DOTALL)
 
 

@@ -64,6 +64,7 @@ BENCHES = [
     Bench("serving_calls", "serving_calls_bench.py", [], ["--calls", "500"]),
     Bench("backfill", "backfill_bench.py", [], ["--limit", "20000"], one_core=True),
     Bench("lanes", "lanes_bench.py", [], ["--backlog", "5000", "--rate", "50"]),
+    Bench("monitoring", "monitoring_bench.py", [], ["--weeks", "1", "--rounds", "1"]),
     Bench(
         "state_restore",
         "state_restore_bench.py",

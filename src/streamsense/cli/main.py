@@ -7,6 +7,7 @@ import typer
 from streamsense.cli import apps, io, model_server, run, status, store
 from streamsense.cli.app_command import DemoCommand, ReplayCommand
 from streamsense.cli.app_groups import WithAppCommands
+from streamsense.cli.monitor import monitor_app
 from streamsense.cli.topics import topics_app
 
 cli = typer.Typer(
@@ -31,6 +32,7 @@ cli.command("verify")(store.verify_command)
 cli.add_typer(store.features_app, name="features")
 cli.command()(status.status)
 cli.command("model-server")(model_server.model_server)
+cli.add_typer(monitor_app, name="monitor")
 
 
 def main() -> None:

@@ -2,9 +2,12 @@
 
     root/<name>/<version>/model.<ext>    the artifact, byte for byte as registered
     root/<name>/<version>/metadata.json  features, training range, metrics, sha256, ...
+    root/<name>/<version>/attached/<file>  files kept beside a version (a monitoring reference
+                                         profile): ``attach`` / ``attachment``
     root/<name>/aliases.json             production → 3, shadow → 4, and each alias's history
 
-A version directory appears whole (built aside, then renamed into place) and never changes;
+A version directory appears whole (built aside, then renamed into place); its artifact and
+metadata never change. Attached files may be added or replaced later (temp file + os.replace);
 aliases.json is replaced atomically (temp file + os.replace) under a per-model file lock, so a
 reader sees the old aliases or the new ones, never half of a write. Loading re-hashes the bytes
 it loads, so a tampered or truncated artifact is refused rather than served.
@@ -218,6 +221,27 @@ class ModelRegistry:
             self._write_aliases(name, state)
             return state.aliases[alias]
 
+    def attach(self, name: str, version_or_alias: int | str, filename: str, data: bytes) -> Path:
+        """Keep ``data`` beside a version as ``filename`` (replacing an earlier one, atomically)
+        and return its path: what describes the model without being it, such as the reference
+        profile monitoring compares live data with."""
+        folder = self._version_dir(name, self.metadata(name, version_or_alias).version)
+        target = folder / "attached" / _attachment_name(filename)
+        target.parent.mkdir(exist_ok=True)
+        temporary = target.with_name(f".{target.name}.tmp")
+        _write_synced(temporary, data)
+        os.replace(temporary, target)
+        return target
+
+    def attachment(self, name: str, version_or_alias: int | str, filename: str) -> bytes:
+        folder = self._version_dir(name, self.metadata(name, version_or_alias).version)
+        try:
+            return (folder / "attached" / _attachment_name(filename)).read_bytes()
+        except FileNotFoundError:
+            raise ConfigError(
+                f"model {name} {version_or_alias}: nothing attached as {filename!r}"
+            ) from None
+
     def _version_dir(self, name: str, version: int) -> Path:
         return self.root / name / str(version)
 
@@ -281,6 +305,12 @@ def _sha256(data: bytes) -> str:
 def _check_name(name: str) -> None:
     if not _NAME.match(name):
         raise ConfigError(f"model name {name!r}: use letters, digits, _ . - (not a path)")
+
+
+def _attachment_name(filename: str) -> str:
+    if not _NAME.match(filename):
+        raise ConfigError(f"attachment name {filename!r}: use letters, digits, _ . - (not a path)")
+    return filename
 
 
 def _check_features(features: Sequence[str]) -> None:
