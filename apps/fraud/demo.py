@@ -58,7 +58,7 @@ def _train_and_score(
     application.training.train(session, files, protocol)
     evaluation = application.training.evaluate(session, files, protocol)
     application.summary(session.broker, session.console, files)
-    print_evaluation(session, cast(Evaluation, evaluation), handbook_data=False)
+    print_evaluation(session, cast(Evaluation, evaluation), handbook_run=False)
 
 
 def _positive(options: Mapping[str, OptionValue], name: str) -> int:
