@@ -83,7 +83,7 @@ TERMINAL_NAMES = [f"TERMINAL_ID_{k}_{w}DAY_WINDOW" for w in WINDOWS for k in ("N
 
 
 def decision(tx: dict[str, Any], f: dict[str, Any]) -> dict[str, Any]:
-    """apps/fraud/app.py `rules`, line for line (Quix; streamsense calls `rules` itself)."""
+    """apps/fraud/kafka_bench_rules.py, line for line (Quix; streamsense calls it itself)."""
     amount = tx["TX_AMOUNT"]
     usual = float(f["CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW"])
     if amount > 220:
@@ -110,8 +110,9 @@ def decision(tx: dict[str, Any], f: dict[str, Any]) -> dict[str, Any]:
 def create_app() -> Any:
     """This run's pipeline (names from $KAFKA_BENCH_NAME): `streamsense run` loads it."""
     sys.path.insert(0, str(ROOT))
-    from apps.fraud.app import Transaction, rules  # apps/fraud/app.py, unchanged
+    from apps.fraud.app import Transaction  # apps/fraud/app.py, unchanged
     from apps.fraud.features import LABEL_DELAY, WINDOWS_DAYS, _amount
+    from apps.fraud.kafka_bench_rules import kafka_bench_rules as rules  # the fixed workload
 
     import streamsense as ss
     from streamsense import features as F

@@ -9,8 +9,9 @@ Two streams: the payments, and their fraud labels as delayed feedback (one label
 7 days after it). The features are the handbook's 15 plus velocity, habits and the
 terminal's label history (features.py); the decisions are records of what was decided, by
 which tier, on which features, in how long. `streamsense fraud train` trains the models on
-the handbook's protocol and puts them in production; `streamsense fraud evaluate` scores the
-test week live and compares with the handbook's published results.
+the handbook's protocol (parameters from `streamsense fraud tune`) and puts them in
+production; `streamsense fraud evaluate` scores the test week live, with bootstrap intervals,
+beside the handbook's published results on the handbook's own run.
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ from .features import (
 from .fraud_exports import export_decisions_file, export_features_file
 from .fraud_metrics import HANDBOOK_RESULTS, Evaluation, Protocol
 from .fraud_summary import summary
-from .handbook_rules import Decision, rules
 
 DAY_MS = 86_400_000
 
@@ -251,10 +251,8 @@ application = ss.Application(
 __all__ = [
     "FEATURES",
     "HANDBOOK_RESULTS",
-    "Decision",
     "Protocol",
     "app",
     "application",
-    "rules",
     "transactions",
 ]

@@ -1,8 +1,10 @@
 """`streamsense demo apps/fraud`: simulated card payments through the fraud application.
 
-With 28 days or more it follows the handbook's protocol on the last three weeks: the rules
-decide alone until the test week, the models are trained on the week three weeks before the
-end with the labels known then, and the last week is decided by the cascade and scored."""
+With 28 days or more it follows the handbook's protocol on the last three weeks: until the
+test week no model is in production and, with no default rules, every payment is allowed;
+the models are trained on the week three weeks before the end with the labels known then,
+and the last week is decided by the cascade and scored (its summary of the whole replay
+therefore flags few frauds: only the test week is decided by models)."""
 
 from __future__ import annotations
 
@@ -58,7 +60,7 @@ def _train_and_score(
     application.training.train(session, files, protocol)
     evaluation = application.training.evaluate(session, files, protocol)
     application.summary(session.broker, session.console, files)
-    print_evaluation(session, cast(Evaluation, evaluation), handbook_data=False)
+    print_evaluation(session, cast(Evaluation, evaluation), handbook_run=False)
 
 
 def _positive(options: Mapping[str, OptionValue], name: str) -> int:

@@ -1,5 +1,7 @@
 """The handbook's evaluation protocol and metrics, on the decisions the pipeline made live.
 
+Each figure comes with a 95 % bootstrap interval over the test set's cards (bootstrap.py).
+
 Test set: the payments of the test week, leaving out the cards already known to be
 compromised — those with a fraud in the training week and, for each test day, those whose
 fraud label had arrived by that day's start (fraud up to the day minus 8, as the handbook's
@@ -12,6 +14,7 @@ are removed from later days; averaged over the days), as in the handbook's
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +24,9 @@ from streamsense.errors import StreamsenseError
 from .features import LABEL_DELAY_MS
 from .fraud_exports import decisions, labels
 from .serving import HEAVY, LIGHT, registry
+
+if TYPE_CHECKING:
+    from .bootstrap import Intervals
 
 DAY_MS = 86_400_000
 
@@ -62,6 +68,7 @@ class Scores:
     auc: float
     average_precision: float
     card_precision: float
+    intervals: Intervals | None = None  # bootstrap over cards (bootstrap.py)
 
 
 @dataclass
@@ -129,9 +136,23 @@ def card_precision_at_k(
     return float(np.mean(per_day)) if per_day else float("nan")
 
 
-def scores(name: str, day: np.ndarray, card: np.ndarray, y: np.ndarray, p: np.ndarray) -> Scores:
+def scores(
+    name: str,
+    day: np.ndarray,
+    card: np.ndarray,
+    y: np.ndarray,
+    p: np.ndarray,
+    draws: list[tuple[np.ndarray, np.ndarray]] | None = None,
+) -> Scores:
+    """The three metrics, with bootstrap intervals over ``draws`` (bootstrap.card_draws)."""
+    from .bootstrap import intervals
+
     return Scores(
-        name, auc_roc(y, p), average_precision(y, p), card_precision_at_k(day, card, y, p)
+        name,
+        auc_roc(y, p),
+        average_precision(y, p),
+        card_precision_at_k(day, card, y, p),
+        intervals(draws, day, y, p) if draws else None,
     )
 
 
@@ -141,6 +162,8 @@ def evaluate(
     """Score the test week's live decisions (and, for comparison, each production model
     alone on the same feature vectors)."""
     from pathlib import Path
+
+    from .bootstrap import card_draws
 
     decided = decisions(broker, names, protocol.test_start_ms, protocol.test_end_ms)
     known = labels(broker)
@@ -168,7 +191,8 @@ def evaluate(
         return evaluation
     day = (decided["event_time"][keep] - protocol.test_start_ms) // DAY_MS
     card, y, score = decided["CUSTOMER_ID"][keep], y[keep], decided["score"][keep]
-    evaluation.rows.append(scores("cascade, live", day, card, y, score))
+    draws = card_draws(card)  # the same resampled cards for every row
+    evaluation.rows.append(scores("cascade, live", day, card, y, score, draws))
     models = registry(Path(str(state_dir)))
     X = np.column_stack([decided[n][keep] for n in names]).astype(np.float32)
     for label, name in (("light", LIGHT), ("heavy", HEAVY)):
@@ -177,7 +201,7 @@ def evaluate(
         except StreamsenseError:
             continue
         p = model.predict_proba(X)
-        evaluation.rows.append(scores(f"{label} model alone", day, card, y, p))
+        evaluation.rows.append(scores(f"{label} model alone", day, card, y, p, draws))
     tiers, counts = np.unique(decided["tier"], return_counts=True)
     evaluation.by_tier = {str(t): int(c) for t, c in zip(tiers, counts, strict=True)}
     latency = decided["latency_ms"]

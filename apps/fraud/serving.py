@@ -1,12 +1,13 @@
 """The decision cascade and where the pipeline and `streamsense serve apps/fraud` find what
 they need: everything lives in the state dir (online.db, models/).
 
-rules → light model (every payment the rules let through) → heavy model (light scores in
-the heavy band). The models in production are ``fraud-light`` and ``fraud-heavy`` in
-``<state dir>/models`` (`streamsense fraud train` puts them there); without them the rules
-decide alone. With $STREAMSENSE_HEAVY_MODEL_URL set (or ``heavy_url``), the heavy tier is
-a `streamsense model-server` process at that URL instead, which can be restarted, or fail,
-apart from the API: its breaker opens and the light score decides until it is back.
+rules (none by default) → light model (every payment the rules let through) → heavy model
+(light scores in the heavy band, tuned: tuning.py). The models in production are
+``fraud-light`` and ``fraud-heavy`` in ``<state dir>/models`` (`streamsense fraud train`
+puts them there); without them every payment is allowed (tier ``rules``, no rule matched).
+With $STREAMSENSE_HEAVY_MODEL_URL set (or ``heavy_url``), the heavy tier is a `streamsense
+model-server` process at that URL instead, which can be restarted, or fail, apart from the
+API: its breaker opens and the light score decides until it is back.
 
 When the light model cannot score, the fallback chain decides: stricter rules first, then
 the customer's last score (trusted less as it ages), then allow, every such decision marked.
@@ -37,24 +38,26 @@ from streamsense.store import OnlineStore, open_online_store
 from streamsense.store.views import OnlineFeatures
 
 from .features import derived
+from .tuned_params import load_tuned
 
 LIGHT, HEAVY = "fraud-light", "fraud-heavy"
 HEAVY_URL_ENV = "STREAMSENSE_HEAVY_MODEL_URL"
 
-# Rules in front: only what is certain. (A rule that blocks on the terminal's 7-day risk,
-# tried first, is right about half the time on the handbook data: the models do better.)
-RULES = RuleSet.from_dicts(
-    [{"name": "amount_over_220", "when": "TX_AMOUNT > 220", "action": "block"}]
-)
+# No rules in front by default: the models decide every payment. The one rule that was
+# certain on the handbook data, amount over 220 → block, is its generator's own labelling
+# rule, which no bank knows (issue #23); a rule that blocks on the terminal's 7-day risk is
+# right about half the time there, and the models do better. Operators add their own.
+RULES = RuleSet.from_dicts([])
 
 # Fraud is rare (under 1 %): the light model is confident about most payments, and only the
-# ones it finds somewhat suspicious (about a third) go to the heavy model.
+# ones it finds somewhat suspicious go to the heavy model: the band is tuned on the weeks
+# before the training week (`streamsense fraud tune`, tuned.json).
 # A tier failing half of its last 50 calls, or answering half of them over 100 ms, is skipped
 # for 10 s, then probed.
 CONFIG = CascadeConfig(
     review_at=0.5,
     block_at=0.9,
-    heavy_band=(0.002, 1.01),
+    heavy_band=load_tuned().heavy_band,
     breaker=BreakerConfig(
         window_size=50,
         minimum_calls=20,

@@ -105,9 +105,10 @@ def test_replay_exports_one_row_per_payment_with_the_handbook_features(
     decisions = pq.read_table(tmp_path / "decisions.parquet")
     assert decisions.column_names == DECISION_COLUMNS
     assert decisions.column("TRANSACTION_ID").to_pylist() == ids
-    assert set(decisions.column("tier").to_pylist()) == {"rules"}  # no model in production
-    big = expected.column("TX_AMOUNT").to_numpy() > 220
-    assert np.array_equal(np.array(decisions.column("action").to_pylist()) == "block", big)
+    # No model in production and no default rules: every payment allowed, by no rule.
+    assert set(decisions.column("tier").to_pylist()) == {"rules"}
+    assert set(decisions.column("action").to_pylist()) == {"allow"}
+    assert set(decisions.column("model_version").to_pylist()) == {None}
 
 
 def _committed(db: Path) -> int:
@@ -172,10 +173,11 @@ def test_train_puts_the_cascade_in_production_and_evaluate_scores_the_test_week(
                    "--export-decisions", str(tmp_path / "test.parquet"))  # fmt: skip
     assert "processed" in decided
     tiers = set(pq.read_table(tmp_path / "test.parquet").column("tier").to_pylist())
-    assert {"light", "heavy"} <= tiers
+    assert tiers == {"heavy"}  # tuned.json's band sends every light score on to it
     evaluated = said("fraud", "evaluate", "--transactions", str(payments), *protocol,
                      "--export-decisions", str(tmp_path / "evaluated.parquet"))  # fmt: skip
-    assert "handbook XGBoost (tuned) │ 0.869 │ 0.687 │ 0.303" in evaluated
+    assert "handbook" not in evaluated  # its published figures are about its data only
+    assert "95 % bootstrap intervals over cards" in evaluated
     found = re.search(
         r"cascade, live: AUC ROC ([\d.]+), average precision ([\d.]+), "
         r"Card Precision@100 ([\d.]+)",
@@ -183,7 +185,7 @@ def test_train_puts_the_cascade_in_production_and_evaluate_scores_the_test_week(
     )
     assert found is not None, evaluated
     # The simulator and the training are seeded: the same figures on every run.
-    assert found.groups() == ("0.651", "0.363", "0.023")
+    assert found.groups() == ("0.647", "0.360", "0.023")
     # evaluate ran the same protocol from scratch: the same test-week decisions. Latency and
     # the degraded flag it drives (a tier over its budget on a busy machine) depend on timing.
     timed = ["latency_ms", "degraded"]
@@ -193,8 +195,8 @@ def test_train_puts_the_cascade_in_production_and_evaluate_scores_the_test_week(
     auc, ap = scores_against_labels(payments, again)
     # Full precision, with room for the platform's float noise only (model scores are
     # float32 through ONNX or LightGBM; AUC and AP depend on their order).
-    assert auc == pytest.approx(0.8515173098506432, rel=1e-6)
-    assert ap == pytest.approx(0.6934913739294764, rel=1e-6)
+    assert auc == pytest.approx(0.8496201329534663, rel=1e-6)
+    assert ap == pytest.approx(0.6753536858658551, rel=1e-6)
 
 
 def scores_against_labels(payments: Path, decisions: pa.Table) -> tuple[float, float]:

@@ -15,13 +15,23 @@ from streamsense.brokers import EmbeddedBroker
 from streamsense.runtime.loader import load_app
 from streamsense.runtime.worker import Worker, WorkerConfig
 from streamsense.serving.request_reply import RequestReply
+from streamsense.serving.rules import RuleSet
 
 APP = str(Path(__file__).resolve().parents[2] / "apps" / "fraud")
+# The app has no default rules (and no models in a fresh state dir): an operator's own rule,
+# so the two payments get different decisions.
+OPERATOR_RULES = RuleSet.from_dicts(
+    [{"name": "operator_limit", "when": "TX_AMOUNT > 1000", "action": "block"}]
+)
 
 
 @pytest.fixture
 def fraud_worker(tmp_path: Path) -> Iterator[tuple[EmbeddedBroker, ModuleType]]:
     loaded = load_app(APP)
+    cascades = loaded.module.serving_setup
+    loaded.module.DECIDE.cascade = cascades.FraudCascade(
+        rules=OPERATOR_RULES, config=cascades.CONFIG, fallbacks=cascades.FALLBACKS
+    )
     broker = EmbeddedBroker(tmp_path / "log.db")
     worker = Worker(loaded.app, broker, WorkerConfig(mode="realtime", poll_timeout_s=0.01))
     worker.ensure_topics()
@@ -55,7 +65,8 @@ def test_a_caller_gets_the_fraud_pipelines_decision_of_its_payment(
         big = client.request(payment(2, 5_000.0))
     for decision in (small, big):
         assert decision.event_id.startswith("rr/") and "timeout" not in decision.degraded_reasons
-    assert small.action == "allow" and big.action == "block"  # the handbook's amount rule
-    assert big.tier == "rules" and big.features["TX_AMOUNT"] == 5_000.0
+    assert small.action == "allow" and big.action == "block"  # the operator's rule
+    assert big.tier == "rules" and big.rule == "operator_limit"
+    assert big.features["TX_AMOUNT"] == 5_000.0
     assert small.event_id != big.event_id
     assert client.stats.replies == 2 and client.stats.timeouts == 0

@@ -1,6 +1,10 @@
-"""The fraud app's first decision stage, rules alone, as a plain pipeline function: the app
-before it had models. bench/kafka_bench.py runs it (and its Quix peer repeats it line for
-line); the app itself now decides with the cascade (serving.py)."""
+"""bench/kafka_bench.py's fixed workload rule, not the fraud app's: a plain pipeline
+function of ordered rules that the Kafka bench runs on streamsense (its Quix peer repeats it
+line for line), so both peers do the same work per payment.
+
+Its first rule, amount over 220, is the handbook data generator's own labelling rule: a bank
+could not know it, so the app does not use it (its cascade has no default rules, serving.py).
+It stays here only as the bench's workload, fixed so that bench runs stay comparable."""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ class Decision(ss.Schema):
     features: dict[str, float | int]
 
 
-def rules(enriched: F.Enriched, ctx: ss.Context) -> Decision | None:
+def kafka_bench_rules(enriched: F.Enriched, ctx: ss.Context) -> Decision | None:
     """First match wins: the card networks' style of ordered rules."""
     if DECIDED_BY_API in ctx.event.headers:
         return None  # decided when it was posted to /v1/decide; its features still count
