@@ -1,0 +1,385 @@
+"""Compiled kernels of the recommender: one call handles a whole micro-batch of ratings,
+in log order, each first ranked for (what the user would have been served just before it)
+and then learned from.
+
+State is plain numpy arrays grouped in named tuples (``Items``, ``Users``, ``Shared``:
+model.py builds and grows them), so the whole batch runs without returning to Python:
+- items: genre vectors, decayed popularity over several horizons (kept in a scaled
+  exponential space: adding exp((t - t0) / tau) per rating, so no item is touched when
+  time passes; t0 moves forward now and then to keep the numbers finite), and a bounded
+  list of item-item co-occurrence neighbours (space-saving replacement of the weakest);
+- users: a ring of their recent items, a short-horizon genre profile (decays per
+  interaction: a sitting) and a long-term one (all history), and a chain through the rating
+  log of every item they rated (what an entry of the state changelog holds);
+- shared: an open-addressing hash set of (user, item) pairs (already rated, never
+  recommended), the trending lists (refreshed every ``REFRESH`` ratings: a function of the
+  log, so batch boundaries never change a list) and the counters.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+K_OUT = 20  # recommendations produced per rating (the export keeps them all, best first)
+RECENT = 32  # ring of recent items per user
+NEIGHBOURS = 64  # bounded co-occurrence neighbours per item
+GENRES = 32  # genre slots (a bit each in the catalogue's mask)
+HORIZONS = 3  # popularity half-lives (params TAU_*)
+TRENDING = 200  # global trending list length
+PER_GENRE = 60  # trending list length per genre
+REFRESH = 256  # ratings between refreshes of the trending lists
+EMPTY = -1
+
+# Parameters (``params`` array): the ranker's weights and the learning rates.
+P_KNN, P_GENRE, P_TREND, P_POP = 0, 1, 2, 3  # score weights
+P_SHORT = 4  # share of the short-term genre profile in the blend (rest: long-term)
+P_RECENT_DECAY = 5  # weight of the r-th most recent item in the kNN sum: decay ** r
+P_CO_DECAY = 6  # co-occurrence weight of the r-th most recent item when learning
+P_SHORT_DECAY = 7  # short-term genre profile kept per new interaction
+P_LOOKBACK = 8  # recent items used for candidates
+P_WINDOW = 9  # recent items that co-occur with a new one
+P_TAU0, P_TAU1, P_TAU2 = 10, 11, 12  # popularity time constants (seconds)
+N_PARAMS = 13
+
+# Counters (``Shared.counters``).
+C_SEQ, C_LOG, C_PAIRS = 0, 1, 2
+
+
+class Items(NamedTuple):
+    genres: np.ndarray  # float32 [n, GENRES]: 1 per genre of the movie
+    n_genres: np.ndarray  # float32 [n]
+    genre_list: np.ndarray  # int8 [n, GENRES]: the movie's genre slots, n_genres of them
+    pop: np.ndarray  # float64 [n, HORIZONS], scaled by exp(-t0 / tau)
+    times_rated: np.ndarray  # float64 [n]: ratings ever
+    nbr_id: np.ndarray  # int32 [n, NEIGHBOURS], EMPTY-padded
+    nbr_w: np.ndarray  # float32 [n, NEIGHBOURS]
+    dirty: np.ndarray  # bool [n]: changed since the last state write
+
+
+class Users(NamedTuple):
+    recent: np.ndarray  # int32 [n, RECENT]: ring of item indices
+    seen: np.ndarray  # int64 [n]: interactions ever (ring position = seen % RECENT)
+    short: np.ndarray  # float32 [n, GENRES]
+    long: np.ndarray  # float32 [n, GENRES]
+    last_log: np.ndarray  # int64 [n]: the user's latest rating in the log, EMPTY if none
+    dirty: np.ndarray  # bool [n]
+
+
+class Shared(NamedTuple):
+    log_item: np.ndarray  # int32 [capacity]: item of each rating, in log order
+    log_prev: np.ndarray  # int64 [capacity]: the same user's previous rating, EMPTY
+    pairs: np.ndarray  # int64 [capacity]: hash set of user << 32 | item, EMPTY slots
+    t0: np.ndarray  # float64 [HORIZONS]: reference times of the popularity scale
+    trending: np.ndarray  # int32 [TRENDING]
+    by_genre: np.ndarray  # int32 [GENRES, PER_GENRE]
+    counters: np.ndarray  # int64 [3]: sequence, log length, pairs held
+
+
+@njit(cache=False)
+def _slot(pairs: np.ndarray, key: np.int64) -> int:
+    """The slot holding ``key``, or the empty slot where it would go (linear probing)."""
+    mask = len(pairs) - 1
+    h = key ^ (key >> 29)  # murmur3's finaliser mixes user and item bits into the low ones
+    h = h * np.int64(-49064778989728563)  # 0xff51afd7ed558ccd as a signed 64-bit number
+    h = (h ^ (h >> 32)) & mask
+    while pairs[h] != EMPTY and pairs[h] != key:
+        h = (h + 1) & mask
+    return int(h)
+
+
+@njit(cache=False)
+def rated(shared: Shared, user: int, item: int) -> bool:
+    key = (np.int64(user) << 32) | item
+    found: bool = shared.pairs[_slot(shared.pairs, key)] == key
+    return found
+
+
+@njit(cache=False)
+def add_pair(shared: Shared, user: int, item: int) -> bool:
+    """True when the pair is new (the caller keeps the table at most half full)."""
+    key = (np.int64(user) << 32) | item
+    h = _slot(shared.pairs, key)
+    if shared.pairs[h] == key:
+        return False
+    shared.pairs[h] = key
+    shared.counters[C_PAIRS] += 1
+    return True
+
+
+@njit(cache=False)
+def rebuild_pairs(shared: Shared, users: Users) -> None:
+    """Fill an empty table from every user's chain of ratings (restore, growth)."""
+    for u in range(len(users.last_log)):
+        k = users.last_log[u]
+        while k != EMPTY:
+            add_pair(shared, u, shared.log_item[k])
+            k = shared.log_prev[k]
+
+
+@njit(cache=False)
+def _popularity(items: Items, c: int, h: int, top: float) -> float:
+    return float(items.pop[c, h] / top) if top > 0 else 0.0
+
+
+@njit(cache=False)
+def _insert_top(best_id: np.ndarray, best_s: np.ndarray, filled: int, c: int, s: float) -> int:
+    """Keep the best ``len(best_id)`` candidates sorted (insertion: K is small)."""
+    k = len(best_id)
+    if filled == k and s <= best_s[k - 1]:
+        return filled
+    pos = filled if filled < k else k - 1
+    while pos > 0 and best_s[pos - 1] < s:
+        if pos < k:
+            best_id[pos] = best_id[pos - 1]
+            best_s[pos] = best_s[pos - 1]
+        pos -= 1
+    best_id[pos] = c
+    best_s[pos] = s
+    return min(filled + 1, k)
+
+
+@njit(cache=False)
+def _profile(users: Users, u: int, params: np.ndarray) -> np.ndarray:
+    """The user's genre interest: short-term and long-term profiles, each normalised."""
+    out = np.zeros(GENRES, np.float32)
+    s_sum = users.short[u].sum()
+    l_sum = users.long[u].sum()
+    w = params[P_SHORT]
+    if s_sum > 0:
+        out += w * users.short[u] / s_sum
+    if l_sum > 0:
+        out += (1.0 - w) * users.long[u] / l_sum
+    return out
+
+
+@njit(cache=False)
+def _affinity(items: Items, c: int, profile: np.ndarray) -> float:
+    if items.n_genres[c] == 0:
+        return 0.0
+    total = 0.0
+    for k in range(int(items.n_genres[c])):  # the movie's genres (a handful)
+        total += profile[items.genre_list[c, k]]
+    return total / float(np.sqrt(items.n_genres[c]))
+
+
+@njit(cache=False)
+def _touch(c: int, knn: np.ndarray, touched: np.ndarray, n: int) -> int:
+    if knn[c] == 0.0:
+        knn[c] = 1e-12  # marks the item as a candidate
+        touched[n] = c
+        n += 1
+    return n
+
+
+@njit(cache=False)
+def _candidates(
+    items: Items,
+    users: Users,
+    shared: Shared,
+    u: int,
+    profile: np.ndarray,
+    params: np.ndarray,
+    knn: np.ndarray,
+    touched: np.ndarray,
+) -> int:
+    """Fill ``knn`` (item-item similarity to the recent items) over the candidates:
+    neighbours of recent items, trending items and the top items of the user's three
+    strongest genres; returns how many ``touched`` holds."""
+    n = 0
+    seen = users.seen[u]
+    look = min(seen, int(params[P_LOOKBACK]), RECENT)
+    decay = params[P_RECENT_DECAY]
+    w = 1.0
+    for r in range(look):
+        j = users.recent[u, (seen - 1 - r) % RECENT]
+        # co-occurrence / count of j: how often c followed or preceded j (P(c | j)),
+        # which beat cosine on the ratings before 2015 (BENCHMARKS.md)
+        scale = w / max(items.times_rated[j], 1.0)
+        for m in range(NEIGHBOURS):
+            c = items.nbr_id[j, m]
+            if c == EMPTY:
+                break
+            n = _touch(c, knn, touched, n)
+            knn[c] += scale * items.nbr_w[j, m]
+        w *= decay
+    for c in shared.trending:
+        if c != EMPTY:
+            n = _touch(c, knn, touched, n)
+    for g in np.argsort(-profile)[:3]:
+        if profile[g] <= 0:
+            break
+        for c in shared.by_genre[g]:
+            if c != EMPTY:
+                n = _touch(c, knn, touched, n)
+    return n
+
+
+@njit(cache=False)
+def recommend(
+    items: Items,
+    users: Users,
+    shared: Shared,
+    u: int,
+    params: np.ndarray,
+    knn: np.ndarray,
+    touched: np.ndarray,
+    best_id: np.ndarray,
+    best_s: np.ndarray,
+) -> int:
+    """Rank for user ``u`` now into ``best_id``/``best_s`` (best first); never an item the
+    user rated. Returns how many were found (the caller tops up from popularity)."""
+    profile = _profile(users, u, params)
+    n = _candidates(items, users, shared, u, profile, params, knn, touched)
+    top = np.empty(HORIZONS)
+    for h in range(HORIZONS):
+        top[h] = items.pop[shared.trending[0], h] if shared.trending[0] != EMPTY else 0.0
+    filled = 0
+    for t in range(n):
+        c = touched[t]
+        sim = knn[c] - 1e-12
+        knn[c] = 0.0  # leave the scratch array clean for the next ranking
+        if rated(shared, u, c):
+            continue
+        score = (
+            params[P_KNN] * sim
+            + params[P_GENRE] * _affinity(items, c, profile)
+            + params[P_TREND] * _popularity(items, c, 0, top[0])
+            + params[P_POP] * _popularity(items, c, 2, top[2])
+        )
+        filled = _insert_top(best_id, best_s, filled, c, score)
+    return filled
+
+
+@njit(cache=False)
+def _link(items: Items, a: int, b: int, w: float) -> None:
+    """Add ``w`` to the co-occurrence of b in a's neighbours; a full list replaces its
+    weakest (inheriting its weight: space-saving keeps the heavy pairs)."""
+    row_id = items.nbr_id[a]
+    row_w = items.nbr_w[a]
+    weakest = 0
+    for m in range(NEIGHBOURS):
+        c = row_id[m]
+        if c == b:
+            row_w[m] += w
+            return
+        if c == EMPTY:
+            row_id[m] = b
+            row_w[m] = w
+            return
+        if row_w[m] < row_w[weakest]:
+            weakest = m
+    if row_w[weakest] <= w:  # a new pair starts afresh: only the weakest churn
+        row_id[weakest] = b
+        row_w[weakest] = w
+
+
+@njit(cache=False)
+def learn(
+    items: Items, users: Users, shared: Shared, u: int, i: int, t: float, params: np.ndarray
+) -> None:
+    """Take the rating (user u, item i at t seconds) into the state."""
+    seen = users.seen[u]
+    if add_pair(shared, u, i):
+        k = shared.counters[C_LOG]
+        shared.log_item[k] = i
+        shared.log_prev[k] = users.last_log[u]
+        users.last_log[u] = k
+        shared.counters[C_LOG] = k + 1
+        w = 1.0
+        for r in range(min(seen, int(params[P_WINDOW]), RECENT)):
+            j = users.recent[u, (seen - 1 - r) % RECENT]
+            if j != i:
+                _link(items, i, j, w)
+                _link(items, j, i, w)
+                items.dirty[j] = True
+            w *= params[P_CO_DECAY]
+        items.times_rated[i] += 1.0
+        for h in range(HORIZONS):
+            items.pop[i, h] += np.exp((t - shared.t0[h]) / params[P_TAU0 + h])
+        users.long[u] += items.genres[i]
+    users.short[u] = users.short[u] * params[P_SHORT_DECAY] + items.genres[i]
+    users.recent[u, seen % RECENT] = i
+    users.seen[u] = seen + 1
+    items.dirty[i] = True
+    users.dirty[u] = True
+
+
+@njit(cache=False)
+def _rescale(items: Items, shared: Shared, t: float, params: np.ndarray) -> None:
+    """Move a popularity scale's reference time forward before exp() overflows."""
+    for h in range(HORIZONS):
+        tau = params[P_TAU0 + h]
+        if (t - shared.t0[h]) / tau > 50.0:
+            factor = np.exp(-(t - shared.t0[h]) / tau)
+            for c in range(len(items.times_rated)):
+                items.pop[c, h] *= factor
+            shared.t0[h] = t
+
+
+@njit(cache=False)
+def refresh_trending(items: Items, shared: Shared, n_items: int) -> None:
+    """The most popular items over the shortest horizon, overall and per genre."""
+    order = np.argsort(-items.pop[:n_items, 0], kind="mergesort")
+    shared.trending[:] = EMPTY
+    shared.by_genre[:] = EMPTY
+    filled = np.zeros(GENRES, np.int64)
+    for rank in range(n_items):
+        c = order[rank]
+        if items.pop[c, 0] <= 0:
+            break
+        if rank < TRENDING:
+            shared.trending[rank] = c
+        for g in range(GENRES):
+            if items.genres[c, g] > 0 and filled[g] < PER_GENRE:
+                shared.by_genre[g, filled[g]] = c
+                filled[g] += 1
+
+
+@njit(cache=False)
+def process(
+    items: Items,
+    users: Users,
+    shared: Shared,
+    user_idx: np.ndarray,
+    item_idx: np.ndarray,
+    times: np.ndarray,
+    params: np.ndarray,
+    n_items: int,
+    out: np.ndarray,
+) -> None:
+    """For each rating in order: the ranking served just before it into ``out`` (item
+    indices, EMPTY where fewer were found), then learn from it."""
+    knn = np.zeros(len(items.times_rated), np.float64)
+    touched = np.empty(len(items.times_rated), np.int64)
+    best_s = np.empty(out.shape[1], np.float64)
+    for e in range(len(user_idx)):
+        u, i, t = user_idx[e], item_idx[e], float(times[e])
+        _rescale(items, shared, t, params)
+        out[e, :] = EMPTY
+        filled = recommend(items, users, shared, u, params, knn, touched, out[e], best_s)
+        top_up(shared, u, out[e], filled, n_items)
+        learn(items, users, shared, u, i, t, params)
+        shared.counters[C_SEQ] += 1
+        seq = shared.counters[C_SEQ]
+        if seq % REFRESH == 0 or seq < REFRESH:
+            refresh_trending(items, shared, n_items)
+
+
+@njit(cache=False)
+def top_up(shared: Shared, u: int, best_id: np.ndarray, filled: int, n_items: int) -> None:
+    """Complete a short list (a new catalogue, few candidates) with unrated items in
+    catalogue order, so every answer has its full length while the catalogue allows."""
+    c = 0
+    while filled < len(best_id) and c < n_items:
+        taken = rated(shared, u, c)
+        for k in range(filled):
+            if best_id[k] == c:
+                taken = True
+                break
+        if not taken:
+            best_id[filled] = c
+            filled += 1
+        c += 1
