@@ -17,6 +17,7 @@ from . import kernels as K
 from .kernels import EMPTY, GENRES, HORIZONS, Items, Shared, Users
 
 DAY_S = 86_400.0
+Ids = Sequence[int] | np.ndarray
 NO_GENRE = "(no genres listed)"
 
 
@@ -169,9 +170,7 @@ class RecsModel:
         return [self.genre_names[g] for g in np.flatnonzero(self.items.genres[i])]
 
     # -- ratings and requests ---------------------------------------------------------------
-    def rate(
-        self, users: Sequence[int], movies: Sequence[int], times_s: Sequence[int]
-    ) -> np.ndarray:
+    def rate(self, users: Ids, movies: Ids, times_s: Ids) -> np.ndarray:
         """Each rating ranked for before it, then learned: movie ids [n, K_OUT], best first
         (-1 where the catalogue had fewer unrated movies)."""
         user_idx = np.fromiter((self.user(int(u)) for u in users), np.int64, len(users))
