@@ -48,6 +48,34 @@ N_PARAMS = 13
 C_SEQ, C_LOG, C_PAIRS = 0, 1, 2
 
 
+# Fields of the items tuple: the kernels take plain tuples (numba's cache cannot
+# pickle a named tuple class of a module imported under another name).
+I_GENRES = 0
+I_N_GENRES = 1
+I_GENRE_LIST = 2
+I_POP = 3
+I_TIMES_RATED = 4
+I_NBR_ID = 5
+I_NBR_W = 6
+I_DIRTY = 7
+U_RECENT = 0
+U_SEEN = 1
+U_SHORT = 2
+U_LONG = 3
+U_LAST_LOG = 4
+U_DIRTY = 5
+S_LOG_ITEM = 0
+S_LOG_PREV = 1
+S_PAIRS = 2
+S_T0 = 3
+S_TRENDING = 4
+S_BY_GENRE = 5
+S_COUNTERS = 6
+
+
+Arrays = tuple[np.ndarray, ...]  # one of the named tuples below, as a plain tuple
+
+
 class Items(NamedTuple):
     genres: np.ndarray  # float32 [n, GENRES]: 1 per genre of the movie
     n_genres: np.ndarray  # float32 [n]
@@ -78,7 +106,7 @@ class Shared(NamedTuple):
     counters: np.ndarray  # int64 [3]: sequence, log length, pairs held
 
 
-@njit(cache=False)
+@njit(cache=True)
 def _slot(pairs: np.ndarray, key: np.int64) -> int:
     """The slot holding ``key``, or the empty slot where it would go (linear probing)."""
     mask = len(pairs) - 1
@@ -90,41 +118,41 @@ def _slot(pairs: np.ndarray, key: np.int64) -> int:
     return int(h)
 
 
-@njit(cache=False)
-def rated(shared: Shared, user: int, item: int) -> bool:
+@njit(cache=True)
+def rated(shared: Arrays, user: int, item: int) -> bool:
     key = (np.int64(user) << 32) | item
-    found: bool = shared.pairs[_slot(shared.pairs, key)] == key
+    found: bool = shared[S_PAIRS][_slot(shared[S_PAIRS], key)] == key
     return found
 
 
-@njit(cache=False)
-def add_pair(shared: Shared, user: int, item: int) -> bool:
+@njit(cache=True)
+def add_pair(shared: Arrays, user: int, item: int) -> bool:
     """True when the pair is new (the caller keeps the table at most half full)."""
     key = (np.int64(user) << 32) | item
-    h = _slot(shared.pairs, key)
-    if shared.pairs[h] == key:
+    h = _slot(shared[S_PAIRS], key)
+    if shared[S_PAIRS][h] == key:
         return False
-    shared.pairs[h] = key
-    shared.counters[C_PAIRS] += 1
+    shared[S_PAIRS][h] = key
+    shared[S_COUNTERS][C_PAIRS] += 1
     return True
 
 
-@njit(cache=False)
-def rebuild_pairs(shared: Shared, users: Users) -> None:
+@njit(cache=True)
+def rebuild_pairs(shared: Arrays, users: Arrays) -> None:
     """Fill an empty table from every user's chain of ratings (restore, growth)."""
-    for u in range(len(users.last_log)):
-        k = users.last_log[u]
+    for u in range(len(users[U_LAST_LOG])):
+        k = users[U_LAST_LOG][u]
         while k != EMPTY:
-            add_pair(shared, u, shared.log_item[k])
-            k = shared.log_prev[k]
+            add_pair(shared, u, shared[S_LOG_ITEM][k])
+            k = shared[S_LOG_PREV][k]
 
 
-@njit(cache=False)
-def _popularity(items: Items, c: int, h: int, top: float) -> float:
-    return float(items.pop[c, h] / top) if top > 0 else 0.0
+@njit(cache=True)
+def _popularity(items: Arrays, c: int, h: int, top: float) -> float:
+    return float(items[I_POP][c, h] / top) if top > 0 else 0.0
 
 
-@njit(cache=False)
+@njit(cache=True)
 def _insert_top(best_id: np.ndarray, best_s: np.ndarray, filled: int, c: int, s: float) -> int:
     """Keep the best ``len(best_id)`` candidates sorted (insertion: K is small)."""
     k = len(best_id)
@@ -141,31 +169,31 @@ def _insert_top(best_id: np.ndarray, best_s: np.ndarray, filled: int, c: int, s:
     return min(filled + 1, k)
 
 
-@njit(cache=False)
-def _profile(users: Users, u: int, params: np.ndarray) -> np.ndarray:
+@njit(cache=True)
+def _profile(users: Arrays, u: int, params: np.ndarray) -> np.ndarray:
     """The user's genre interest: short-term and long-term profiles, each normalised."""
     out = np.zeros(GENRES, np.float32)
-    s_sum = users.short[u].sum()
-    l_sum = users.long[u].sum()
+    s_sum = users[U_SHORT][u].sum()
+    l_sum = users[U_LONG][u].sum()
     w = params[P_SHORT]
     if s_sum > 0:
-        out += w * users.short[u] / s_sum
+        out += w * users[U_SHORT][u] / s_sum
     if l_sum > 0:
-        out += (1.0 - w) * users.long[u] / l_sum
+        out += (1.0 - w) * users[U_LONG][u] / l_sum
     return out
 
 
-@njit(cache=False)
-def _affinity(items: Items, c: int, profile: np.ndarray) -> float:
-    if items.n_genres[c] == 0:
+@njit(cache=True)
+def _affinity(items: Arrays, c: int, profile: np.ndarray) -> float:
+    if items[I_N_GENRES][c] == 0:
         return 0.0
     total = 0.0
-    for k in range(int(items.n_genres[c])):  # the movie's genres (a handful)
-        total += profile[items.genre_list[c, k]]
-    return total / float(np.sqrt(items.n_genres[c]))
+    for k in range(int(items[I_N_GENRES][c])):  # the movie's genres (a handful)
+        total += profile[items[I_GENRE_LIST][c, k]]
+    return total / float(np.sqrt(items[I_N_GENRES][c]))
 
 
-@njit(cache=False)
+@njit(cache=True)
 def _touch(c: int, knn: np.ndarray, touched: np.ndarray, n: int) -> int:
     if knn[c] == 0.0:
         knn[c] = 1e-12  # marks the item as a candidate
@@ -174,11 +202,11 @@ def _touch(c: int, knn: np.ndarray, touched: np.ndarray, n: int) -> int:
     return n
 
 
-@njit(cache=False)
+@njit(cache=True)
 def _candidates(
-    items: Items,
-    users: Users,
-    shared: Shared,
+    items: Arrays,
+    users: Arrays,
+    shared: Arrays,
     u: int,
     profile: np.ndarray,
     params: np.ndarray,
@@ -189,39 +217,39 @@ def _candidates(
     neighbours of recent items, trending items and the top items of the user's three
     strongest genres; returns how many ``touched`` holds."""
     n = 0
-    seen = users.seen[u]
+    seen = users[U_SEEN][u]
     look = min(seen, int(params[P_LOOKBACK]), RECENT)
     decay = params[P_RECENT_DECAY]
     w = 1.0
     for r in range(look):
-        j = users.recent[u, (seen - 1 - r) % RECENT]
+        j = users[U_RECENT][u, (seen - 1 - r) % RECENT]
         # co-occurrence / count of j: how often c followed or preceded j (P(c | j)),
         # which beat cosine on the ratings before 2015 (BENCHMARKS.md)
-        scale = w / max(items.times_rated[j], 1.0)
+        scale = w / max(items[I_TIMES_RATED][j], 1.0)
         for m in range(NEIGHBOURS):
-            c = items.nbr_id[j, m]
+            c = items[I_NBR_ID][j, m]
             if c == EMPTY:
                 break
             n = _touch(c, knn, touched, n)
-            knn[c] += scale * items.nbr_w[j, m]
+            knn[c] += scale * items[I_NBR_W][j, m]
         w *= decay
-    for c in shared.trending:
+    for c in shared[S_TRENDING]:
         if c != EMPTY:
             n = _touch(c, knn, touched, n)
     for g in np.argsort(-profile)[:3]:
         if profile[g] <= 0:
             break
-        for c in shared.by_genre[g]:
+        for c in shared[S_BY_GENRE][g]:
             if c != EMPTY:
                 n = _touch(c, knn, touched, n)
     return n
 
 
-@njit(cache=False)
+@njit(cache=True)
 def recommend(
-    items: Items,
-    users: Users,
-    shared: Shared,
+    items: Arrays,
+    users: Arrays,
+    shared: Arrays,
     u: int,
     params: np.ndarray,
     knn: np.ndarray,
@@ -235,7 +263,7 @@ def recommend(
     n = _candidates(items, users, shared, u, profile, params, knn, touched)
     top = np.empty(HORIZONS)
     for h in range(HORIZONS):
-        top[h] = items.pop[shared.trending[0], h] if shared.trending[0] != EMPTY else 0.0
+        top[h] = items[I_POP][shared[S_TRENDING][0], h] if shared[S_TRENDING][0] != EMPTY else 0.0
     filled = 0
     for t in range(n):
         c = touched[t]
@@ -253,12 +281,12 @@ def recommend(
     return filled
 
 
-@njit(cache=False)
-def _link(items: Items, a: int, b: int, w: float) -> None:
+@njit(cache=True)
+def _link(items: Arrays, a: int, b: int, w: float) -> None:
     """Add ``w`` to the co-occurrence of b in a's neighbours; a full list replaces its
     weakest (inheriting its weight: space-saving keeps the heavy pairs)."""
-    row_id = items.nbr_id[a]
-    row_w = items.nbr_w[a]
+    row_id = items[I_NBR_ID][a]
+    row_w = items[I_NBR_W][a]
     weakest = 0
     for m in range(NEIGHBOURS):
         c = row_id[m]
@@ -276,73 +304,73 @@ def _link(items: Items, a: int, b: int, w: float) -> None:
         row_w[weakest] = w
 
 
-@njit(cache=False)
+@njit(cache=True)
 def learn(
-    items: Items, users: Users, shared: Shared, u: int, i: int, t: float, params: np.ndarray
+    items: Arrays, users: Arrays, shared: Arrays, u: int, i: int, t: float, params: np.ndarray
 ) -> None:
     """Take the rating (user u, item i at t seconds) into the state."""
-    seen = users.seen[u]
+    seen = users[U_SEEN][u]
     if add_pair(shared, u, i):
-        k = shared.counters[C_LOG]
-        shared.log_item[k] = i
-        shared.log_prev[k] = users.last_log[u]
-        users.last_log[u] = k
-        shared.counters[C_LOG] = k + 1
+        k = shared[S_COUNTERS][C_LOG]
+        shared[S_LOG_ITEM][k] = i
+        shared[S_LOG_PREV][k] = users[U_LAST_LOG][u]
+        users[U_LAST_LOG][u] = k
+        shared[S_COUNTERS][C_LOG] = k + 1
         w = 1.0
         for r in range(min(seen, int(params[P_WINDOW]), RECENT)):
-            j = users.recent[u, (seen - 1 - r) % RECENT]
+            j = users[U_RECENT][u, (seen - 1 - r) % RECENT]
             if j != i:
                 _link(items, i, j, w)
                 _link(items, j, i, w)
-                items.dirty[j] = True
+                items[I_DIRTY][j] = True
             w *= params[P_CO_DECAY]
-        items.times_rated[i] += 1.0
+        items[I_TIMES_RATED][i] += 1.0
         for h in range(HORIZONS):
-            items.pop[i, h] += np.exp((t - shared.t0[h]) / params[P_TAU0 + h])
-        users.long[u] += items.genres[i]
-    users.short[u] = users.short[u] * params[P_SHORT_DECAY] + items.genres[i]
-    users.recent[u, seen % RECENT] = i
-    users.seen[u] = seen + 1
-    items.dirty[i] = True
-    users.dirty[u] = True
+            items[I_POP][i, h] += np.exp((t - shared[S_T0][h]) / params[P_TAU0 + h])
+        users[U_LONG][u] += items[I_GENRES][i]
+    users[U_SHORT][u] = users[U_SHORT][u] * params[P_SHORT_DECAY] + items[I_GENRES][i]
+    users[U_RECENT][u, seen % RECENT] = i
+    users[U_SEEN][u] = seen + 1
+    items[I_DIRTY][i] = True
+    users[U_DIRTY][u] = True
 
 
-@njit(cache=False)
-def _rescale(items: Items, shared: Shared, t: float, params: np.ndarray) -> None:
+@njit(cache=True)
+def _rescale(items: Arrays, shared: Arrays, t: float, params: np.ndarray) -> None:
     """Move a popularity scale's reference time forward before exp() overflows."""
     for h in range(HORIZONS):
         tau = params[P_TAU0 + h]
-        if (t - shared.t0[h]) / tau > 50.0:
-            factor = np.exp(-(t - shared.t0[h]) / tau)
-            for c in range(len(items.times_rated)):
-                items.pop[c, h] *= factor
-            shared.t0[h] = t
+        if (t - shared[S_T0][h]) / tau > 50.0:
+            factor = np.exp(-(t - shared[S_T0][h]) / tau)
+            for c in range(len(items[I_TIMES_RATED])):
+                items[I_POP][c, h] *= factor
+            shared[S_T0][h] = t
 
 
-@njit(cache=False)
-def refresh_trending(items: Items, shared: Shared, n_items: int) -> None:
+@njit(cache=True)
+def refresh_trending(items: Arrays, shared: Arrays, n_items: int) -> None:
     """The most popular items over the shortest horizon, overall and per genre."""
-    order = np.argsort(-items.pop[:n_items, 0], kind="mergesort")
-    shared.trending[:] = EMPTY
-    shared.by_genre[:] = EMPTY
+    order = np.argsort(-items[I_POP][:n_items, 0], kind="mergesort")
+    shared[S_TRENDING][:] = EMPTY
+    shared[S_BY_GENRE][:] = EMPTY
     filled = np.zeros(GENRES, np.int64)
     for rank in range(n_items):
         c = order[rank]
-        if items.pop[c, 0] <= 0:
+        if items[I_POP][c, 0] <= 0:
             break
         if rank < TRENDING:
-            shared.trending[rank] = c
+            shared[S_TRENDING][rank] = c
         for g in range(GENRES):
-            if items.genres[c, g] > 0 and filled[g] < PER_GENRE:
-                shared.by_genre[g, filled[g]] = c
+            if items[I_GENRES][c, g] > 0 and filled[g] < PER_GENRE:
+                shared[S_BY_GENRE][g, filled[g]] = c
                 filled[g] += 1
 
 
-@njit(cache=False)
+@njit(cache=True)
 def process(
-    items: Items,
-    users: Users,
-    shared: Shared,
+    items: Arrays,
+    users: Arrays,
+    shared: Arrays,
     user_idx: np.ndarray,
     item_idx: np.ndarray,
     times: np.ndarray,
@@ -352,8 +380,8 @@ def process(
 ) -> None:
     """For each rating in order: the ranking served just before it into ``out`` (item
     indices, EMPTY where fewer were found), then learn from it."""
-    knn = np.zeros(len(items.times_rated), np.float64)
-    touched = np.empty(len(items.times_rated), np.int64)
+    knn = np.zeros(len(items[I_TIMES_RATED]), np.float64)
+    touched = np.empty(len(items[I_TIMES_RATED]), np.int64)
     best_s = np.empty(out.shape[1], np.float64)
     for e in range(len(user_idx)):
         u, i, t = user_idx[e], item_idx[e], float(times[e])
@@ -362,14 +390,14 @@ def process(
         filled = recommend(items, users, shared, u, params, knn, touched, out[e], best_s)
         top_up(shared, u, out[e], filled, n_items)
         learn(items, users, shared, u, i, t, params)
-        shared.counters[C_SEQ] += 1
-        seq = shared.counters[C_SEQ]
+        shared[S_COUNTERS][C_SEQ] += 1
+        seq = shared[S_COUNTERS][C_SEQ]
         if seq % REFRESH == 0 or seq < REFRESH:
             refresh_trending(items, shared, n_items)
 
 
-@njit(cache=False)
-def top_up(shared: Shared, u: int, best_id: np.ndarray, filled: int, n_items: int) -> None:
+@njit(cache=True)
+def top_up(shared: Arrays, u: int, best_id: np.ndarray, filled: int, n_items: int) -> None:
     """Complete a short list (a new catalogue, few candidates) with unrated items in
     catalogue order, so every answer has its full length while the catalogue allows."""
     c = 0

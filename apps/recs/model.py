@@ -143,7 +143,7 @@ class RecsModel:
         fresh.counters[K.C_SEQ] = shared.counters[K.C_SEQ]
         fresh.counters[K.C_LOG] = logged
         self.shared = fresh
-        K.rebuild_pairs(fresh, self.users)
+        K.rebuild_pairs(tuple(fresh), tuple(self.users))
 
     # -- the catalogue ----------------------------------------------------------------------
     def catalogue(self, movie: int, genres: Sequence[str]) -> None:
@@ -179,9 +179,9 @@ class RecsModel:
         self._room_for(len(user_idx))
         out = np.empty((len(user_idx), K.K_OUT), np.int32)
         K.process(
-            self.items,
-            self.users,
-            self.shared,
+            tuple(self.items),
+            tuple(self.users),
+            tuple(self.shared),
             user_idx,
             item_idx,
             times,
@@ -205,10 +205,9 @@ class RecsModel:
         best_s = np.zeros(k, np.float64)
         knn = np.zeros(n, np.float64)
         touched = np.empty(n, np.int64)
-        filled = K.recommend(
-            self.items, self.users, self.shared, u, self.params, knn, touched, best_id, best_s
-        )
-        K.top_up(self.shared, u, best_id, filled, len(self.item_ids))
+        arrays = tuple(self.items), tuple(self.users), tuple(self.shared)
+        filled = K.recommend(*arrays, u, self.params, knn, touched, best_id, best_s)
+        K.top_up(tuple(self.shared), u, best_id, filled, len(self.item_ids))
         return self.to_movie_ids(best_id), best_s
 
     def recent_movies(self, user: int, n: int) -> list[int]:

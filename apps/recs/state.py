@@ -181,4 +181,4 @@ def _load_shared(model: RecsModel, head: Meta, chains: dict[int, np.ndarray]) ->
     shared.t0[:] = np.frombuffer(head.t0, np.float64)
     shared.trending[:] = np.frombuffer(head.trending, np.int32)
     shared.by_genre[:] = np.frombuffer(head.by_genre, np.int32).reshape(shared.by_genre.shape)
-    K.rebuild_pairs(shared, model.users)
+    K.rebuild_pairs(tuple(shared), tuple(model.users))
