@@ -18,10 +18,18 @@ model.py builds and grows them), so the whole batch runs without returning to Py
 
 from __future__ import annotations
 
+import sys
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit
+
+# numba's cache pickles each kernel's globals by module name, and an app's modules get the
+# name of however they were imported (the loader's, or pytest's): one fixed name, bound
+# to this module, lets every importer reuse the cache instead of failing to load it.
+_CACHE_NAME = "streamsense_apps_recs_kernels"
+sys.modules.setdefault(_CACHE_NAME, sys.modules[__name__])
+__name__ = _CACHE_NAME
 
 K_OUT = 20  # recommendations produced per rating (the export keeps them all, best first)
 RECENT = 32  # ring of recent items per user
