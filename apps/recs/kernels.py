@@ -33,11 +33,11 @@ __name__ = _CACHE_NAME
 
 K_OUT = 20  # recommendations produced per rating (the export keeps them all, best first)
 RECENT = 32  # ring of recent items per user
-NEIGHBOURS = 64  # bounded co-occurrence neighbours per item
+NEIGHBOURS = 128  # bounded co-occurrence neighbours per item
 GENRES = 32  # genre slots (a bit each in the catalogue's mask)
 HORIZONS = 3  # popularity half-lives (params TAU_*)
-TRENDING = 200  # global trending list length
-PER_GENRE = 60  # trending list length per genre
+TRENDING = 50  # global trending list length
+PER_GENRE = 20  # trending list length per genre
 REFRESH = 256  # ratings between refreshes of the trending lists
 EMPTY = -1
 
@@ -273,19 +273,20 @@ def recommend(
     for h in range(HORIZONS):
         top[h] = items[I_POP][shared[S_TRENDING][0], h] if shared[S_TRENDING][0] != EMPTY else 0.0
     filled = 0
+    k = len(best_id)
     for t in range(n):
         c = touched[t]
         sim = knn[c] - 1e-12
         knn[c] = 0.0  # leave the scratch array clean for the next ranking
-        if rated(shared, u, c):
-            continue
         score = (
             params[P_KNN] * sim
             + params[P_GENRE] * _affinity(items, c, profile)
             + params[P_TREND] * _popularity(items, c, 0, top[0])
             + params[P_POP] * _popularity(items, c, 2, top[2])
         )
-        filled = _insert_top(best_id, best_s, filled, c, score)
+        # the hash probe only for a candidate that would make the list
+        if (filled < k or score > best_s[k - 1]) and not rated(shared, u, c):
+            filled = _insert_top(best_id, best_s, filled, c, score)
     return filled
 
 
