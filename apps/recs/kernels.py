@@ -401,7 +401,8 @@ def process(
         learn(items, users, shared, u, i, t, params)
         shared[S_COUNTERS][C_SEQ] += 1
         seq = shared[S_COUNTERS][C_SEQ]
-        if seq % REFRESH == 0 or seq < REFRESH:
+        # early on, at every power of two: a new catalogue has trending items soon
+        if seq % REFRESH == 0 or (seq < REFRESH and seq & (seq - 1) == 0):
             refresh_trending(items, shared, n_items)
 
 
