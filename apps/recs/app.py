@@ -18,6 +18,7 @@ from pathlib import Path
 import streamsense as ss
 from streamsense.application import InputOption
 
+from . import demo
 from .exports import SERVED_TOPIC, export_recommendations
 from .inputs import CsvInputs
 from .stage import Movie, Rating, RecsStage, Served
@@ -49,6 +50,8 @@ application = ss.Application(
     ],
     configure=configure,
     exports={"recommendations": export_recommendations},
+    demo=demo.run,
+    demo_options=demo.OPTIONS,
 )
 
 __all__ = ["Movie", "Rating", "Served", "app", "application", "interactions", "items"]

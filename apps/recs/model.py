@@ -26,15 +26,16 @@ def default_params() -> np.ndarray:
     bench/recs_bench.py --tune; BENCHMARKS.md gives the numbers)."""
     p = np.zeros(K.N_PARAMS)
     p[K.P_KNN] = 1.0
-    p[K.P_GENRE] = 0.03
+    p[K.P_GENRE] = 0.2
     p[K.P_TREND] = 0.005
     p[K.P_POP] = 0.0
-    p[K.P_SHORT] = 0.5
+    p[K.P_SHORT] = 0.9
     p[K.P_RECENT_DECAY] = 0.7
     p[K.P_CO_DECAY] = 0.8
     p[K.P_SHORT_DECAY] = 0.8
     p[K.P_LOOKBACK] = 5
     p[K.P_WINDOW] = 15
+    p[K.P_FOCUS] = 1.0
     p[K.P_TAU0] = 7 * DAY_S
     p[K.P_TAU1] = 90 * DAY_S
     p[K.P_TAU2] = 3650 * DAY_S
