@@ -17,6 +17,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/streamsense demo apps/fraud
 
+# The recommendations app (issue #16): a user's list before and after a burst in one genre.
+.PHONY: demo-recs
+demo-recs: $(STAMP)
+	$(VENV)/bin/streamsense demo apps/recs --state-dir .demo-recs
+
 # Everything: lint, strict typing, unit, contract, integration (real Kafka) and e2e tests.
 test: $(STAMP) lint typecheck
 	$(PY) -m pytest
