@@ -20,7 +20,7 @@ demo: $(STAMP)
 # The recommendations app (issue #16): a user's list before and after a burst in one genre.
 .PHONY: demo-recs
 demo-recs: $(STAMP)
-	$(VENV)/bin/streamsense demo apps/recs --state-dir .demo-recs
+	$(VENV)/bin/streamsense demo apps/recs
 
 # Everything: lint, strict typing, unit, contract, integration (real Kafka) and e2e tests.
 test: $(STAMP) lint typecheck
