@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import typer
+
 import streamsense as ss
 from streamsense.application import InputOption
 
@@ -39,6 +41,12 @@ def configure(state_dir: Path) -> None:
     INPUTS.state_dir = state_dir
 
 
+def _commands() -> typer.Typer:
+    from .commands import commands  # imported only when `streamsense recs` runs
+
+    return commands
+
+
 application = ss.Application(
     app=app,
     inputs={"items": items, "interactions": interactions},
@@ -52,6 +60,7 @@ application = ss.Application(
     exports={"recommendations": export_recommendations},
     demo=demo.run,
     demo_options=demo.OPTIONS,
+    commands=_commands,
 )
 
 __all__ = ["Movie", "Rating", "Served", "app", "application", "interactions", "items"]
