@@ -22,8 +22,9 @@ _encode = msgspec.json.Encoder().encode
 def create_api(service: RecsService) -> Any:
     api = FastAPI(title="streamsense recs")
 
+    # async: the ranking is a ~0.1 ms compiled call, cheaper than a hop to the thread pool
     @api.get("/v1/recommend/{user}")
-    def recommend(user: int, k: int = 20) -> Response:
+    async def recommend(user: int, k: int = 20) -> Response:
         if not 1 <= k <= 200:
             return _error(422, "k", "k must be between 1 and 200")
         return Response(_encode(service.recommend(user, k)), media_type="application/json")

@@ -18,6 +18,11 @@ from streamsense.cli.common import (
 commands = typer.Typer(help="The recommendations app (issue #16).", no_args_is_help=True)
 
 
+@commands.callback()
+def recs() -> None:
+    """The recommendations app (issue #16): `streamsense recs serve`."""
+
+
 @commands.command()
 def serve(
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
