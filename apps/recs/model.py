@@ -103,6 +103,7 @@ class RecsModel:
     item_ids: list[int] = field(default_factory=list)  # dense index -> movieId
     user_ids: list[int] = field(default_factory=list)
     genre_names: list[str] = field(default_factory=list)  # bit g -> genre name
+    _ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # item_ids, -1
 
     # -- ids and capacity ---------------------------------------------------------------
     def item(self, movie: int) -> int:
@@ -193,8 +194,9 @@ class RecsModel:
         return self.to_movie_ids(out)
 
     def to_movie_ids(self, indices: np.ndarray) -> np.ndarray:
-        ids = np.asarray([*self.item_ids, -1], np.int64)  # EMPTY (-1) maps to the -1 slot
-        found: np.ndarray = ids[indices]
+        if len(self._ids) != len(self.item_ids) + 1:  # new movies since the last call
+            self._ids = np.asarray([*self.item_ids, -1], np.int64)  # EMPTY maps to the -1
+        found: np.ndarray = self._ids[indices]
         return found
 
     def recommend(self, user: int, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import numpy as np
 
 import streamsense as ss
 from streamsense.brokers.base import Record, TopicPartition
@@ -168,14 +169,13 @@ def _with_time(body: bytes) -> dict[str, Any]:
 
 def _because_of(model: RecsModel, user: int, ranked: list[int]) -> dict[str, list[int]]:
     """For each listed movie, the user's recent movies that have it as a neighbour."""
-    recent = model.recent_movies(user, int(model.params[P_LOOKBACK]))
+    listed = np.asarray([model.item_index[m] for m in ranked], np.int32)
     reasons: dict[str, list[int]] = {}
-    for j in recent:
-        neighbours = model.items.nbr_id[model.item_index[j]]
-        ids = {model.item_ids[c] for c in neighbours[neighbours >= 0].tolist()}
-        for movie in ranked:
-            if movie in ids:
-                reasons.setdefault(str(movie), []).append(j)
+    for j in model.recent_movies(user, int(model.params[P_LOOKBACK])):
+        row = model.items.nbr_id[model.item_index[j]]
+        near = (listed[:, None] == row[None, :]).any(axis=1)  # 20 x 128: cheaper than isin
+        for movie in np.asarray(ranked)[near].tolist():
+            reasons.setdefault(str(movie), []).append(j)
     return reasons
 
 
