@@ -15,6 +15,7 @@ answer for them).
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from dataclasses import dataclass, field
@@ -80,9 +81,18 @@ class RecsService:
         consumer.assign(tps)
         for tp in tps:
             consumer.seek(tp, 0)
+        frozen = False
         try:
             while not self._stop.is_set():
-                self.take(consumer.poll(5000, timeout=0.05))
+                records = consumer.poll(5000, timeout=0.05)
+                self.take(records)
+                if not records and not frozen:
+                    # Caught up: the model's heap lives as long as the process; out of the
+                    # collector's full passes it cannot stall answers for ~100 ms
+                    # (serving/gc_tuning.py measured such stalls).
+                    gc.collect()
+                    gc.freeze()
+                    frozen = True
         finally:
             consumer.close()
 
