@@ -51,7 +51,8 @@ P_LOOKBACK = 8  # recent items used for candidates
 P_WINDOW = 9  # recent items that co-occur with a new one
 P_TAU0, P_TAU1, P_TAU2 = 10, 11, 12  # popularity time constants (seconds)
 P_FOCUS = 13  # extra genre weight when the recent sitting keeps to one genre
-N_PARAMS = 14
+P_MIN_CO = 14  # weakest co-occurrence a candidate is drawn from
+N_PARAMS = 15
 
 # Counters (``Shared.counters``).
 C_SEQ, C_LOG, C_PAIRS = 0, 1, 2
@@ -241,6 +242,7 @@ def _candidates(
     seen = users[U_SEEN][u]
     look = min(seen, int(params[P_LOOKBACK]), RECENT)
     decay = params[P_RECENT_DECAY]
+    min_co = params[P_MIN_CO]
     w = 1.0
     for r in range(look):
         j = users[U_RECENT][u, (seen - 1 - r) % RECENT]
@@ -251,6 +253,8 @@ def _candidates(
             c = items[I_NBR_ID][j, m]
             if c == EMPTY:
                 break
+            if items[I_NBR_W][j, m] < min_co:
+                continue  # a chance pairing: not worth scoring
             n = _touch(c, knn, touched, n)
             knn[c] += scale * items[I_NBR_W][j, m]
         w *= decay

@@ -36,6 +36,7 @@ def default_params() -> np.ndarray:
     p[K.P_LOOKBACK] = 5
     p[K.P_WINDOW] = 15
     p[K.P_FOCUS] = 1.0
+    p[K.P_MIN_CO] = 1.5
     p[K.P_TAU0] = 7 * DAY_S
     p[K.P_TAU1] = 90 * DAY_S
     p[K.P_TAU2] = 3650 * DAY_S
