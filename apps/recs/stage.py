@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
+import numpy as np
 
 import streamsense as ss
 from streamsense.brokers.base import OutRecord, TopicConfig
@@ -87,12 +88,14 @@ class RecsStage:
                 [r.movieId for r in ratings],
                 [r.timestamp for r in ratings],
             )
-        lists = iter(served[:, : served.shape[1]].tolist())
+        rows = served.tolist()
+        for short in np.flatnonzero((served < 0).any(axis=1)).tolist():  # a tiny catalogue
+            rows[short] = [m for m in rows[short] if m >= 0]
+        lists = iter(rows)
         out: list[Any] = []
         for value in values:
             if isinstance(value, Rating):
-                ranked = [m for m in next(lists) if m >= 0]
-                out.append(Served(value.userId, value.movieId, value.timestamp, ranked))
+                out.append(Served(value.userId, value.movieId, value.timestamp, next(lists)))
             else:
                 out.append(None)
         return out, []
