@@ -7,7 +7,8 @@ model.py builds and grows them), so the whole batch runs without returning to Py
 - items: genre vectors, decayed popularity over several horizons (kept in a scaled
   exponential space: adding exp((t - t0) / tau) per rating, so no item is touched when
   time passes; t0 moves forward now and then to keep the numbers finite), and a bounded
-  list of item-item co-occurrence neighbours (space-saving replacement of the weakest);
+  list of item-item co-occurrence neighbours (a new pair replaces the weakest only when
+  at least as strong, so the heavy pairs stay while the tail churns);
 - users: a ring of their recent items, a short-horizon genre profile (decays per
   interaction: a sitting) and a long-term one (all history), and a chain through the rating
   log of every item they rated (what an entry of the state changelog holds);
@@ -311,7 +312,9 @@ def recommend(
 @njit(cache=True)
 def _link(items: Arrays, a: int, b: int, w: float) -> None:
     """Add ``w`` to the co-occurrence of b in a's neighbours; a full list replaces its
-    weakest (inheriting its weight: space-saving keeps the heavy pairs)."""
+    weakest with b when the weakest is no stronger than ``w``. (Space-saving, where the
+    newcomer inherits the weakest's weight, filled the lists with recent chance pairs:
+    Hit@10 0.029 against 0.076 this way, bench/recs_bench.py.)"""
     row_id = items[I_NBR_ID][a]
     row_w = items[I_NBR_W][a]
     weakest = 0

@@ -22,8 +22,8 @@ NO_GENRE = "(no genres listed)"
 
 
 def default_params() -> np.ndarray:
-    """The ranker's weights and learning rates (tuned on ratings before 2015:
-    bench/recs_bench.py --tune; BENCHMARKS.md gives the numbers)."""
+    """The ranker's weights and learning rates, chosen among a few settings on the split
+    of bench/recs_bench.py (scoring 2015-16); BENCHMARKS.md shows how they hold on 2013-14."""
     p = np.zeros(K.N_PARAMS)
     p[K.P_KNN] = 1.0
     p[K.P_GENRE] = 0.2
