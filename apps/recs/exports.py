@@ -4,9 +4,11 @@ timestamp (as in the input) and recommended (movie ids, best first)."""
 
 from __future__ import annotations
 
+from itertools import chain
 from pathlib import Path
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -57,12 +59,17 @@ def export_recommendations(
     low = -(2**62) if start_ms is None else start_ms
     high = 2**62 if end_ms is None else end_ms
     rows = [r for r in rows if low <= r.timestamp * 1000 < high]
+    lengths = np.fromiter((len(r.recommended) for r in rows), np.int32, len(rows))
+    offsets = np.zeros(len(rows) + 1, np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    flat = np.fromiter(chain.from_iterable(r.recommended for r in rows), np.int64, offsets[-1])
     table = pa.table(
         {
-            "userId": [r.userId for r in rows],
-            "movieId": [r.movieId for r in rows],
-            "timestamp": [r.timestamp for r in rows],
-            "recommended": [r.recommended for r in rows],
+            "userId": np.fromiter((r.userId for r in rows), np.int64, len(rows)),
+            "movieId": np.fromiter((r.movieId for r in rows), np.int64, len(rows)),
+            "timestamp": np.fromiter((r.timestamp for r in rows), np.int64, len(rows)),
+            # one flat array and offsets: no Python list per row on the Arrow side
+            "recommended": pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat)),
         },
         schema=SCHEMA,
     )
