@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import kernels as K
-from .kernels import EMPTY, GENRES, HORIZONS, Items, Shared, Users
+from . import layout as L
+from .layout import EMPTY, GENRES, HORIZONS, Items, Shared, Users
 
 DAY_S = 86_400.0
 Ids = Sequence[int] | np.ndarray
@@ -24,22 +25,22 @@ NO_GENRE = "(no genres listed)"
 def default_params() -> np.ndarray:
     """The ranker's weights and learning rates, chosen among a few settings on the split
     of bench/recs_bench.py (scoring 2015-16); BENCHMARKS.md shows how they hold on 2013-14."""
-    p = np.zeros(K.N_PARAMS)
-    p[K.P_KNN] = 1.0
-    p[K.P_GENRE] = 0.2
-    p[K.P_TREND] = 0.005
-    p[K.P_POP] = 0.0
-    p[K.P_SHORT] = 0.9
-    p[K.P_RECENT_DECAY] = 0.7
-    p[K.P_CO_DECAY] = 0.8
-    p[K.P_SHORT_DECAY] = 0.8
-    p[K.P_LOOKBACK] = 5
-    p[K.P_WINDOW] = 15
-    p[K.P_FOCUS] = 1.0
-    p[K.P_MIN_CO] = 1.5
-    p[K.P_TAU0] = 7 * DAY_S
-    p[K.P_TAU1] = 90 * DAY_S
-    p[K.P_TAU2] = 3650 * DAY_S
+    p = np.zeros(L.N_PARAMS)
+    p[L.P_KNN] = 1.0
+    p[L.P_GENRE] = 0.2
+    p[L.P_TREND] = 0.005
+    p[L.P_POP] = 0.0
+    p[L.P_SHORT] = 0.9
+    p[L.P_RECENT_DECAY] = 0.7
+    p[L.P_CO_DECAY] = 0.8
+    p[L.P_SHORT_DECAY] = 0.8
+    p[L.P_LOOKBACK] = 5
+    p[L.P_WINDOW] = 15
+    p[L.P_FOCUS] = 1.0
+    p[L.P_MIN_CO] = 1.5
+    p[L.P_TAU0] = 7 * DAY_S
+    p[L.P_TAU1] = 90 * DAY_S
+    p[L.P_TAU2] = 3650 * DAY_S
     return p
 
 
@@ -50,15 +51,15 @@ def new_items(n: int) -> Items:
         genre_list=np.zeros((n, GENRES), np.int8),
         pop=np.zeros((n, HORIZONS), np.float64),
         times_rated=np.zeros(n, np.float64),
-        nbr_id=np.full((n, K.NEIGHBOURS), EMPTY, np.int32),
-        nbr_w=np.zeros((n, K.NEIGHBOURS), np.float32),
+        nbr_id=np.full((n, L.NEIGHBOURS), EMPTY, np.int32),
+        nbr_w=np.zeros((n, L.NEIGHBOURS), np.float32),
         dirty=np.zeros(n, np.bool_),
     )
 
 
 def new_users(n: int) -> Users:
     return Users(
-        recent=np.full((n, K.RECENT), EMPTY, np.int32),
+        recent=np.full((n, L.RECENT), EMPTY, np.int32),
         seen=np.zeros(n, np.int64),
         short=np.zeros((n, GENRES), np.float32),
         long=np.zeros((n, GENRES), np.float32),
@@ -73,8 +74,8 @@ def new_shared(log_capacity: int, pairs_capacity: int) -> Shared:
         log_prev=np.full(log_capacity, EMPTY, np.int64),
         pairs=np.full(pairs_capacity, EMPTY, np.int64),
         t0=np.zeros(HORIZONS, np.float64),
-        trending=np.full(K.TRENDING, EMPTY, np.int32),
-        by_genre=np.full((GENRES, K.PER_GENRE), EMPTY, np.int32),
+        trending=np.full(L.TRENDING, EMPTY, np.int32),
+        by_genre=np.full((GENRES, L.PER_GENRE), EMPTY, np.int32),
         counters=np.zeros(3, np.int64),
     )
 
@@ -129,10 +130,10 @@ class RecsModel:
         """Log and pair table large enough for ``n`` more ratings (table at most half
         full, so probes stay short)."""
         shared = self.shared
-        logged = int(shared.counters[K.C_LOG])
+        logged = int(shared.counters[L.C_LOG])
         log_cap = len(shared.log_item)
         pairs_cap = len(shared.pairs)
-        if logged + n <= log_cap and 2 * (int(shared.counters[K.C_PAIRS]) + n) <= pairs_cap:
+        if logged + n <= log_cap and 2 * (int(shared.counters[L.C_PAIRS]) + n) <= pairs_cap:
             return
         while logged + n > log_cap:
             log_cap *= 2
@@ -143,8 +144,8 @@ class RecsModel:
         fresh.log_prev[:logged] = shared.log_prev[:logged]
         for name in ("t0", "trending", "by_genre"):
             getattr(fresh, name)[:] = getattr(shared, name)
-        fresh.counters[K.C_SEQ] = shared.counters[K.C_SEQ]
-        fresh.counters[K.C_LOG] = logged
+        fresh.counters[L.C_SEQ] = shared.counters[L.C_SEQ]
+        fresh.counters[L.C_LOG] = logged
         self.shared = fresh
         K.rebuild_pairs(tuple(fresh), tuple(self.users))
 
@@ -180,7 +181,7 @@ class RecsModel:
         item_idx = np.fromiter((self.item(int(m)) for m in movies), np.int64, len(movies))
         times = np.asarray(times_s, np.float64)
         self._room_for(len(user_idx))
-        out = np.empty((len(user_idx), K.K_OUT), np.int32)
+        out = np.empty((len(user_idx), L.K_OUT), np.int32)
         K.process(
             tuple(self.items),
             tuple(self.users),
@@ -221,7 +222,7 @@ class RecsModel:
         seen = int(self.users.seen[u])
         ring = self.users.recent[u]
         return [
-            self.item_ids[ring[(seen - 1 - r) % K.RECENT]] for r in range(min(n, seen, K.RECENT))
+            self.item_ids[ring[(seen - 1 - r) % L.RECENT]] for r in range(min(n, seen, L.RECENT))
         ]
 
     def trending_movies(self, genres: Sequence[int] = ()) -> list[int]:

@@ -29,7 +29,7 @@ from streamsense.brokers.base import Record, TopicPartition
 from streamsense.errors import CircuitOpen, RetryableError
 from streamsense.resilience.breaker import BreakerConfig, CircuitBreaker
 
-from .kernels import P_LOOKBACK
+from .layout import P_LOOKBACK
 from .model import RecsModel
 from .stage import Movie, Rating, RecsStage
 

@@ -17,7 +17,8 @@ import msgspec
 import numpy as np
 
 from . import kernels as K
-from .kernels import EMPTY
+from . import layout as L
+from .layout import EMPTY
 from .model import RecsModel, new_items, new_shared, new_users
 
 
@@ -99,7 +100,7 @@ def changed_entries(model: RecsModel) -> tuple[bytes, list[tuple[bytes, bytes | 
     items.dirty[:] = False
     shared = model.shared
     meta = Meta(
-        int(shared.counters[K.C_SEQ]),
+        int(shared.counters[L.C_SEQ]),
         shared.t0.tobytes(),
         shared.trending.tobytes(),
         shared.by_genre.tobytes(),
@@ -176,8 +177,8 @@ def _load_shared(model: RecsModel, head: Meta, chains: dict[int, np.ndarray]) ->
             previous = k
             k += 1
         model.users.last_log[u] = previous
-    shared.counters[K.C_LOG] = k
-    shared.counters[K.C_SEQ] = head.seq
+    shared.counters[L.C_LOG] = k
+    shared.counters[L.C_SEQ] = head.seq
     shared.t0[:] = np.frombuffer(head.t0, np.float64)
     shared.trending[:] = np.frombuffer(head.trending, np.int32)
     shared.by_genre[:] = np.frombuffer(head.by_genre, np.int32).reshape(shared.by_genre.shape)
