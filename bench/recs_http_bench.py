@@ -68,25 +68,17 @@ def start_server(state: Path, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
 
 
-def wait_ready(port: int, user: int, expected_seen: int) -> None:
-    """Until the server answers from a model holding every rating."""
+def wait_ready(port: int) -> None:
+    """Until the server's model has every rating (GET /v1/ready)."""
     deadline = time.monotonic() + 300
-    url = f"http://127.0.0.1:{port}/v1/recommend/{user}"
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                break
+            if httpx.get(f"http://127.0.0.1:{port}/v1/ready", timeout=1).status_code == 200:
+                return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    # the follower catches up in the server; give it until answers stop changing
-    previous = None
-    while time.monotonic() < deadline:
-        answer = httpx.get(url, timeout=5).json()
-        if answer == previous:
-            return
-        previous = answer
-        time.sleep(2.0)
+    raise SystemExit("the server did not catch up within 300 s")
 
 
 async def _get(
@@ -168,7 +160,7 @@ def main() -> None:
         port = free_port()
         server = start_server(state, port)
         try:
-            wait_ready(port, int(users[0]), 0)
+            wait_ready(port)
             result = uvloop.run(run_load(port, users, args.rate, args.seconds))
         finally:
             server.terminate()

@@ -22,6 +22,13 @@ _encode = msgspec.json.Encoder().encode
 def create_api(service: RecsService) -> Any:
     api = FastAPI(title="streamsense recs")
 
+    @api.get("/v1/ready")
+    async def ready() -> Response:
+        """200 once the model has every interaction the broker held at start, else 503
+        (answers given before that come from a model still catching up)."""
+        status = 200 if service.caught_up.is_set() else 503
+        return Response(_encode({"ready": status == 200}), status_code=status)
+
     # async: the ranking is a ~0.1 ms compiled call, cheaper than a hop to the thread pool
     @api.get("/v1/recommend/{user}")
     async def recommend(user: int, k: int = 20) -> Response:

@@ -60,6 +60,8 @@ class RecsService:
     _positions: dict[str, int] = field(default_factory=dict)
     _producer_lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
+    # Set once the follower has read both topics to their end (GET /v1/ready).
+    caught_up: threading.Event = field(default_factory=threading.Event)
     _moved: threading.Condition = field(default_factory=threading.Condition)
 
     def __post_init__(self) -> None:
@@ -81,20 +83,27 @@ class RecsService:
         consumer.assign(tps)
         for tp in tps:
             consumer.seek(tp, 0)
-        frozen = False
         try:
             while not self._stop.is_set():
                 records = consumer.poll(5000, timeout=0.05)
                 self.take(records)
-                if not records and not frozen:
+                if not records and not self.caught_up.is_set():
                     # Caught up: the model's heap lives as long as the process; out of the
                     # collector's full passes it cannot stall answers for ~100 ms
                     # (serving/gc_tuning.py measured such stalls).
+                    self._warm_up()
                     gc.collect()
                     gc.freeze()
-                    frozen = True
+                    self.caught_up.set()
         finally:
             consumer.close()
+
+    def _warm_up(self) -> None:
+        """Rank once before answering: the first call loads the compiled ranking from
+        numba's cache (hundreds of ms), which no request should wait for."""
+        model = self.stage.model()
+        if model.user_index:
+            self.recommend(next(iter(model.user_index)), 20)
 
     def take(self, records: list[Record]) -> None:
         """Run polled records through the model (the catalogue first) and move on."""

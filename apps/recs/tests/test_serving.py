@@ -30,7 +30,10 @@ def served(tmp_path: Path) -> Iterator[tuple[TestClient, RecsService]]:
     service = RecsService(broker, interactions, items)
     service.start()
     assert service.wait_for(interactions.topic, 6000, timeout_s=60)
-    yield TestClient(create_api(service)), service
+    client = TestClient(create_api(service))
+    assert service.caught_up.wait(60)
+    assert client.get("/v1/ready").status_code == 200
+    yield client, service
     service.stop()
 
 
