@@ -1,6 +1,6 @@
 """Latency of `GET /v1/recommend/{user}?k=20` (apps/recs, issue #16) under open-loop load.
 
-    python bench/recs_http_bench.py [--rate 500] [--seconds 10] [--data DIR]
+    python bench/recs_http_bench.py [--rate 500] [--seconds 10] [--data DIR] [--no-pin]
 
 Setup (not timed): the MovieLens catalogue and ratings are ingested into the embedded broker
 of a fresh state dir, and `streamsense recs serve` starts on it (its own process, CPU 0 when
@@ -59,10 +59,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(state: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(state: Path, port: int, pin: bool) -> subprocess.Popen[bytes]:
     command = [str(Path(sys.executable).parent / "streamsense"), "recs", "serve"]
     command += ["--state-dir", str(state), "--port", str(port)]
-    if shutil.which("taskset"):
+    if pin and shutil.which("taskset"):
         command = ["taskset", "-c", "0", *command]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
@@ -151,14 +151,17 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / "../shared/datasets/movielens-small")
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument(
+        "--no-pin", action="store_true", help="Let the OS place server and generator."
+    )
     args = parser.parse_args()
-    if shutil.which("taskset"):
+    if not args.no_pin and shutil.which("taskset"):
         os.sched_setaffinity(0, {1})
     with tempfile.TemporaryDirectory() as folder:
         state = Path(folder)
         users = prepare(args.data, state)
         port = free_port()
-        server = start_server(state, port)
+        server = start_server(state, port, not args.no_pin)
         try:
             wait_ready(port)
             result = uvloop.run(run_load(port, users, args.rate, args.seconds))
