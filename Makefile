@@ -28,6 +28,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/streamsense demo apps/fraud
 
+# The recommendations app (issue #16): a user's list before and after a burst in one genre.
+.PHONY: demo-recs
+demo-recs: $(STAMP)
+	$(VENV)/bin/streamsense demo apps/recs
+
 # Everything: lint, strict typing, unit, contract, integration (real Kafka) and e2e tests,
 # and beside them (another process, its own Kafka and Redis) every benchmark and peer at
 # tiny sizes: a check that they still install and run, with no thresholds.

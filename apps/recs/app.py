@@ -1,0 +1,66 @@
+"""Recommendations that follow a user's shifting interests (issue #16).
+
+    items ──────────┐
+                    ├─→ recs (batch stage: rank, then learn) ─→ recs.served
+    interactions ───┘
+
+Two streams, one partition each: a movie's popularity and neighbours are global, so the
+ratings of every user meet one model. For each rating the stage returns the list the app
+would have served that user just before it (never a movie they rated), then learns from
+the rating: the replay's export is a prequential evaluation as it runs. The catalogue
+reaches the same stage through its own flow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+import streamsense as ss
+from streamsense.application import InputOption
+
+from . import demo
+from .exports import SERVED_TOPIC, export_recommendations
+from .inputs import CsvInputs
+from .stage import Movie, Rating, RecsStage, Served
+
+interactions = ss.Stream("interactions", Rating, key="userId", time="time_ms", partitions=1)
+items = ss.Stream("items", Movie, key="movieId", time="time_ms", partitions=1)
+
+STAGE = RecsStage()
+INPUTS = CsvInputs()
+
+app = ss.App("recs")
+app.flow(items).batch(STAGE)
+app.flow(interactions).batch(STAGE).sink(ss.TopicSink(SERVED_TOPIC))
+
+
+def configure(state_dir: Path) -> None:
+    """Converted input files live in the state dir (a rerun finds the same ones)."""
+    INPUTS.state_dir = state_dir
+
+
+def _commands() -> typer.Typer:
+    from .commands import commands  # imported only when `streamsense recs` runs
+
+    return commands
+
+
+application = ss.Application(
+    app=app,
+    inputs={"items": items, "interactions": interactions},
+    input_options=[
+        InputOption("movies", "MovieLens movies.csv (or Parquet).", files=INPUTS.movies),
+        InputOption(
+            "ratings", "MovieLens ratings.csv, replayed in time order.", files=INPUTS.ratings
+        ),
+    ],
+    configure=configure,
+    exports={"recommendations": export_recommendations},
+    demo=demo.run,
+    demo_options=demo.OPTIONS,
+    commands=_commands,
+)
+
+__all__ = ["Movie", "Rating", "Served", "app", "application", "interactions", "items"]

@@ -1,0 +1,122 @@
+"""The recommender as a batch stage: the catalogue and the ratings both reach it (one stage
+in two flows), and its state goes to the platform's state changelog, one entry per user and
+movie (state.py).
+
+For each rating it returns what the app would have served that user just before it (the
+``Served`` record the sink writes), then learns from the rating, all in one compiled call per
+micro-batch (kernels.py). Catalogue records return None: they only change the state.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import msgspec
+import numpy as np
+
+import streamsense as ss
+from streamsense.brokers.base import OutRecord, TopicConfig
+
+from .model import RecsModel, default_params
+from .state import changed_entries, restored
+
+
+class Rating(ss.Schema):
+    """One rating as MovieLens gives it (timestamp in epoch seconds), with its event time
+    in milliseconds (``time_ms``: the replay's input conversion adds it)."""
+
+    userId: int
+    movieId: int
+    rating: float
+    timestamp: int
+    time_ms: int
+
+
+class Movie(ss.Schema):
+    """A catalogue record: MovieLens's movies.csv row (genres joined by ``|``)."""
+
+    movieId: int
+    title: str
+    genres: str
+    time_ms: int = 0
+
+
+class Served(msgspec.Struct, array_like=True):
+    """What the app served the user just before the rating (best first)."""
+
+    userId: int
+    movieId: int
+    timestamp: int
+    recommended: list[int]
+
+
+class RecsStage:
+    """One model per partition (the app's streams have one: movie state is global)."""
+
+    name = "recs"
+
+    def __init__(self, params_factory: Callable[[], Any] = default_params) -> None:
+        self._params = params_factory
+        self._models: dict[int, RecsModel] = {}
+        # Serving reads a model while the stage updates it from another thread.
+        self.lock = threading.Lock()
+
+    def model(self, partition: int = 0) -> RecsModel:
+        found = self._models.get(partition)
+        if found is None:
+            found = self._models[partition] = RecsModel(params=self._params())
+        return found
+
+    def topic_configs(self, partitions: int) -> dict[str, TopicConfig]:
+        return {}
+
+    def process_batch(
+        self, partition: int, events: list[ss.Event[Any]], values: list[Any]
+    ) -> tuple[list[Any], list[OutRecord]]:
+        model = self.model(partition)
+        ratings = [v for v in values if isinstance(v, Rating)]
+        with self.lock:
+            for value in values:
+                if isinstance(value, Movie):
+                    model.catalogue(value.movieId, value.genres.split("|"))
+            if not ratings:
+                return [None] * len(values), []
+            served = model.rate(
+                [r.userId for r in ratings],
+                [r.movieId for r in ratings],
+                [r.timestamp for r in ratings],
+            )
+        rows = served.tolist()
+        for short in np.flatnonzero((served < 0).any(axis=1)).tolist():  # a tiny catalogue
+            rows[short] = [m for m in rows[short] if m >= 0]
+        lists = iter(rows)
+        out: list[Any] = []
+        for value in values:
+            if isinstance(value, Rating):
+                out.append(Served(value.userId, value.movieId, value.timestamp, next(lists)))
+            else:
+                out.append(None)
+        return out, []
+
+    def on_idle(self, partition: int, now_ms: int) -> list[OutRecord]:
+        return []
+
+    def state_changes(self, partition: int) -> tuple[bytes, list[tuple[bytes, bytes | None]]]:
+        with self.lock:
+            return changed_entries(self.model(partition))
+
+    def restore(
+        self, partition: int, meta: bytes | None, entries: Iterable[tuple[bytes, bytes]]
+    ) -> int:
+        with self.lock:
+            if meta is None:
+                self._models[partition] = RecsModel(params=self._params())
+                return 0
+            model = self._models[partition] = restored(self._params(), meta, entries)
+            return len(model.user_ids) + len(model.item_ids)
+
+    def drop(self, partition: int) -> None:
+        with self.lock:
+            self._models.pop(partition, None)

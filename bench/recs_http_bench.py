@@ -1,0 +1,181 @@
+"""Latency of `GET /v1/recommend/{user}?k=20` (apps/recs, issue #16) under open-loop load.
+
+    python bench/recs_http_bench.py [--rate 500] [--seconds 10] [--data DIR] [--no-pin]
+
+Setup (not timed): the MovieLens catalogue and ratings are ingested into the embedded broker
+of a fresh state dir, and `streamsense recs serve` starts on it (its own process, CPU 0 when
+taskset is there); it follows the topics and is ready once every rating is in its model.
+Load: requests for random known users are scheduled at a fixed rate for --seconds after a
+2-second warm-up, from this process (CPU 1), over up to 64 keep-alive connections. A
+request's latency counts from its scheduled send time (as wrk2 does): a stalled server is
+charged for the requests that queue behind it. Non-200 answers, errors and requests still
+unanswered 5 s after the run are errors; degraded answers are counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import uvloop
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+
+from apps.recs.app import interactions, items  # noqa: E402
+from apps.recs.inputs import movies_table, ratings_table  # noqa: E402
+
+from streamsense.brokers import EmbeddedBroker  # noqa: E402
+from streamsense.runtime.ingest import ingest_file  # noqa: E402
+
+
+def prepare(data: Path, state: Path) -> np.ndarray:
+    """The topics filled; returns the user ids."""
+    import pyarrow.parquet as pq
+
+    ratings = ratings_table(data / "ratings.csv")
+    pq.write_table(ratings, state / "ratings.parquet")
+    pq.write_table(movies_table(data / "movies.csv"), state / "movies.parquet")
+    broker = EmbeddedBroker(state / "broker.db")
+    ingest_file(broker, items, state / "movies.parquet")
+    ingest_file(broker, interactions, state / "ratings.parquet")
+    broker.close()
+    return np.unique(ratings.column("userId").to_numpy())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(state: Path, port: int, pin: bool) -> subprocess.Popen[bytes]:
+    command = [str(Path(sys.executable).parent / "streamsense"), "recs", "serve"]
+    command += ["--state-dir", str(state), "--port", str(port)]
+    if pin and shutil.which("taskset"):
+        command = ["taskset", "-c", "0", *command]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+
+
+def wait_ready(port: int) -> None:
+    """Until the server's model has every rating (GET /v1/ready)."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("the server did not catch up within 300 s")
+
+
+async def _get(
+    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]], port: int, path: str
+) -> tuple[int, bytes]:
+    """One GET over a pooled keep-alive connection (plain asyncio streams: an HTTP client
+    library would cost the generator more than the server)."""
+    reader, writer = await pool.get()
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        return int(head[9:12]), await reader.readexactly(length)
+    except (OSError, asyncio.IncompleteReadError, ValueError):
+        writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return -1, b""
+    finally:
+        pool.put_nowait((reader, writer))
+
+
+async def run_load(port: int, users: np.ndarray, rate: float, seconds: float) -> dict[str, float]:
+    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(64):
+        pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+    rng = np.random.default_rng(1)
+    latencies: list[float] = []
+    errors = degraded = 0
+
+    async def one(user: int, scheduled: float, record: bool) -> None:
+        nonlocal errors, degraded
+        status, body = await _get(pool, port, f"/v1/recommend/{user}?k=20")
+        if record:
+            latencies.append((time.monotonic() - scheduled) * 1000)
+            errors += status != 200
+            degraded += b'"degraded":true' in body
+
+    tasks = []
+    for phase_seconds, record in ((2.0, False), (seconds, True)):
+        start = time.monotonic()
+        n = int(rate * phase_seconds)
+        i = 0
+        while i < n:
+            now = time.monotonic()
+            while i < n and start + i / rate <= now:  # everything due, even if woken late
+                user = int(users[rng.integers(len(users))])
+                tasks.append(asyncio.ensure_future(one(user, start + i / rate, record)))
+                i += 1
+            wait = start + i / rate - time.monotonic()
+            await asyncio.sleep(wait - 0.001 if wait > 0.002 else 0)
+    await asyncio.wait(tasks, timeout=5)  # unanswered ones count as errors below
+    values = np.asarray(latencies)
+    sent = int(rate * seconds)
+    return {
+        "sent": sent,
+        "answered": len(values),
+        "errors": errors + sent - len(values),
+        "degraded": degraded,
+        "p50_ms": float(np.percentile(values, 50)),
+        "p99_ms": float(np.percentile(values, 99)),
+        "p999_ms": float(np.percentile(values, 99.9)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=ROOT / "../shared/datasets/movielens-small")
+    parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument(
+        "--no-pin", action="store_true", help="Let the OS place server and generator."
+    )
+    args = parser.parse_args()
+    if not args.no_pin and shutil.which("taskset"):
+        os.sched_setaffinity(0, {1})
+    with tempfile.TemporaryDirectory() as folder:
+        state = Path(folder)
+        users = prepare(args.data, state)
+        port = free_port()
+        server = start_server(state, port, not args.no_pin)
+        try:
+            wait_ready(port)
+            result = uvloop.run(run_load(port, users, args.rate, args.seconds))
+        finally:
+            server.terminate()
+            server.wait(10)
+    print(f"GET /v1/recommend/{{user}}?k=20 at {args.rate:,.0f}/s for {args.seconds:.0f} s:")
+    print(
+        f"  p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms, "
+        f"p99.9 {result['p999_ms']:.2f} ms (goal p99 <= 10 ms); "
+        f"{result['answered']:,} answered, {result['errors']} errors, "
+        f"{result['degraded']} degraded"
+    )
+
+
+if __name__ == "__main__":
+    main()
