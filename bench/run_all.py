@@ -42,6 +42,7 @@ class Bench:
     smoke: list[str]
     needs: set[str] = field(default_factory=set)
     one_core: bool = False  # pinned to CPU 0 (taskset), as BENCHMARKS.md's figures were
+    smoke_too: bool = True  # part of the smoke run beside the tests
 
 
 BENCHES = [
@@ -69,7 +70,7 @@ BENCHES = [
     Bench("iot", "iot_bench.py", [], [], one_core=True),
     Bench("recs", "recs_bench.py", [], []),
     Bench("recs_http", "recs_http_bench.py", [], ["--rate", "100", "--seconds", "2"]),
-    Bench("handbook_lr", "handbook_lr_check.py", [], []),
+    Bench("handbook_lr", "handbook_lr_check.py", [], [], smoke_too=False),  # a check, no peer
     Bench(
         "state_restore",
         "state_restore_bench.py",
@@ -171,7 +172,11 @@ def main() -> None:
     names = ",".join(b.name for b in BENCHES)
     parser.add_argument("--only", help=f"comma-separated names: {names}")
     args = parser.parse_args()
-    chosen = [b for b in BENCHES if not args.only or b.name in args.only.split(",")]
+    chosen = [
+        b
+        for b in BENCHES
+        if (b.name in args.only.split(",") if args.only else b.smoke_too or not args.smoke)
+    ]
     failed: list[str] = []
     with services(set().union(*(b.needs for b in chosen))) as env:
         for bench in chosen:
