@@ -276,13 +276,11 @@ def _seconds(tx: dict[str, Any]) -> int:
     return int(datetime.fromisoformat(tx["TX_DATETIME"]).replace(tzinfo=UTC).timestamp())
 
 
-# Quix's settings in the throughput runs, tuned as streamsense's batch size was (see
-# BENCHMARKS.md for the settings tried). The latency runs keep Quix's defaults.
-QUIX_THROUGHPUT_SETTINGS: dict[str, Any] = {
-    "commit_interval": 5.0,
-    "producer_extra_config": {"linger.ms": 20, "batch.num.messages": 10_000},
-    "consumer_extra_config": {"fetch.min.bytes": 65_536, "fetch.wait.max.ms": 100},
-}
+# Quix's settings in the throughput runs: its defaults, the fastest measured. Tried on
+# 2026-12-06 (one worker, 300,000 events): producer linger 20 ms + 10,000-message batches +
+# consumer fetch.min.bytes 64 KiB / fetch.wait.max.ms 100 gave 154-171 us of CPU per event
+# against 137 with the defaults (bench/results/kafka_bench-2026-12-06T2129-*.json).
+QUIX_THROUGHPUT_SETTINGS: dict[str, Any] = {}
 
 
 def quix_worker(bootstrap: str, name: str, state_dir: str, settings: str = "{}") -> None:
