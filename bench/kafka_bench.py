@@ -23,7 +23,9 @@ takes a repartition, so both peers run the same two-step pipeline, at least once
   quixstreams pins an older confluent-kafka): stateful per-key functions
   (`sdf.apply(..., stateful=True)`, state in Quix's RocksDB State with changelog topics)
   and `sdf.group_by(customer id)` for the repartition. Quix's windowing is not used: it
-  cannot express the terminal windows that end 7 days back.
+  cannot express the terminal windows that end 7 days back. Two designs of its state, both
+  measured side by side: `quix` keeps running sums per window (like the plain-Python peer
+  of bench/handbook_peers.py), `quix-rescan` rescans each key's window rows per event.
 
 * bare (`--peers bare`, latency only): the two hops in plain confluent-kafka, computing
   nothing, sending at once, committing in the background: the floor of this broker and
@@ -770,6 +772,15 @@ def machine() -> str:
     )
 
 
+def quix_packages() -> list[str]:
+    """What Quix's virtualenv holds (its dependencies are not pinned: a rebuilt one may differ)."""
+    python = QUIX_VENV / "bin" / "python"
+    if not python.exists():
+        return []
+    freeze = [str(python), "-m", "pip", "freeze"]
+    return subprocess.run(freeze, capture_output=True, text=True, check=False).stdout.split()
+
+
 def rotated(peers: list[str], round_index: int) -> list[str]:
     """Round r starts with peer r: over len(peers) rounds each peer runs first once (a broker
     loaded by the runs before is slower: no peer keeps the freshest one)."""
@@ -882,7 +893,7 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         admin.close()
-    settings = {**vars(args), "quix_version": QUIX_VERSION,
+    settings = {**vars(args), "quix_version": QUIX_VERSION, "quix_venv": quix_packages(),
                 "quix_throughput_settings": json.loads(args.quix_settings or "null")
                 or QUIX_THROUGHPUT_SETTINGS}  # fmt: skip
     path = save_results(Path(args.results), "kafka_bench", settings, rows)
