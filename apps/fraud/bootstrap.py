@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fraud_metrics import auc_roc, average_precision, card_precision_at_k
+from .metrics import auc_roc, average_precision, card_precision_at_k
 
 REPLICATES = 200
 SEED = 7

@@ -14,19 +14,17 @@ are removed from later days; averaged over the days), as in the handbook's
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 import streamsense as ss
 from streamsense.errors import StreamsenseError
 
+from .bootstrap import Intervals, card_draws, intervals
 from .features import LABEL_DELAY_MS
 from .fraud_exports import decisions, labels
+from .metrics import auc_roc, average_precision, card_precision_at_k
 from .serving import HEAVY, LIGHT, registry
-
-if TYPE_CHECKING:
-    from .bootstrap import Intervals
 
 DAY_MS = 86_400_000
 
@@ -104,38 +102,6 @@ def test_mask(
     return keep
 
 
-def auc_roc(y: np.ndarray, score: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(y, score)) if 0 < y.sum() < len(y) else float("nan")
-
-
-def average_precision(y: np.ndarray, score: np.ndarray) -> float:
-    from sklearn.metrics import average_precision_score
-
-    return float(average_precision_score(y, score)) if y.sum() > 0 else float("nan")
-
-
-def card_precision_at_k(
-    day: np.ndarray, card: np.ndarray, y: np.ndarray, score: np.ndarray, k: int = 100
-) -> float:
-    """The handbook's Card Precision@k (ties: the lower card id first)."""
-    found: set[int] = set()
-    per_day = []
-    for d in np.unique(day):
-        today = (day == d) & ~np.isin(card, list(found))
-        cards, inverse = np.unique(card[today], return_inverse=True)
-        best = np.full(len(cards), -np.inf)
-        np.maximum.at(best, inverse, score[today])
-        defrauded = np.zeros(len(cards), np.int64)
-        np.maximum.at(defrauded, inverse, y[today])
-        top = np.argsort(-best, kind="stable")[:k]
-        hits = cards[top][defrauded[top] == 1]
-        found.update(int(c) for c in hits)
-        per_day.append(len(hits) / k)
-    return float(np.mean(per_day)) if per_day else float("nan")
-
-
 def scores(
     name: str,
     day: np.ndarray,
@@ -145,7 +111,6 @@ def scores(
     draws: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Scores:
     """The three metrics, with bootstrap intervals over ``draws`` (bootstrap.card_draws)."""
-    from .bootstrap import intervals
 
     return Scores(
         name,
@@ -162,8 +127,6 @@ def evaluate(
     """Score the test week's live decisions (and, for comparison, each production model
     alone on the same feature vectors)."""
     from pathlib import Path
-
-    from .bootstrap import card_draws
 
     decided = decisions(broker, names, protocol.test_start_ms, protocol.test_end_ms)
     known = labels(broker)

@@ -14,7 +14,7 @@ from rich.table import Table
 import streamsense as ss
 
 from .fraud_exports import decisions, labels, records
-from .fraud_metrics import auc_roc, average_precision
+from .metrics import auc_roc, average_precision
 
 TIERS = ("rules", "light", "heavy", "fallback")
 ACTIONS = ("allow", "review", "block")

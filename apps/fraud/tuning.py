@@ -31,8 +31,9 @@ from streamsense.application import Session
 from streamsense.errors import ConfigError
 
 from .fraud_exports import decisions, labels
-from .fraud_metrics import DAY_MS, Protocol, average_precision, scores, test_mask
+from .fraud_metrics import DAY_MS, Protocol, scores, test_mask
 from .fraud_training import TrainingSet, fit_heavy_model, fit_light_model, select_training_set
+from .metrics import average_precision
 from .tuned_params import FIXED_HEAVY_PARAMS, Tuned
 
 FOLDS = 3

@@ -24,9 +24,7 @@ from . import demo
 from .exports import SERVED_TOPIC, export_recommendations
 from .inputs import CsvInputs
 from .stage import Movie, Rating, RecsStage, Served
-
-interactions = ss.Stream("interactions", Rating, key="userId", time="time_ms", partitions=1)
-items = ss.Stream("items", Movie, key="movieId", time="time_ms", partitions=1)
+from .streams import interactions, items
 
 STAGE = RecsStage()
 INPUTS = CsvInputs()

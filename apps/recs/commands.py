@@ -34,8 +34,8 @@ def serve(
     import uvicorn
 
     from .api import create_api
-    from .app import interactions, items
     from .serving import RecsService
+    from .streams import interactions, items
 
     target = connect(broker, state_dir)
     for stream in (interactions, items):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..bootstrap import card_draws, intervals
-from ..fraud_metrics import auc_roc, average_precision
+from ..metrics import auc_roc, average_precision
 
 
 def test_each_drawn_card_brings_all_its_payments_under_a_new_id() -> None:

@@ -7,7 +7,8 @@ import numpy as np
 
 from .. import fraud_metrics as metrics  # not its names: pytest would collect test_mask
 from ..features import LABEL_DELAY_MS
-from ..fraud_metrics import DAY_MS, Protocol, card_precision_at_k
+from ..fraud_metrics import DAY_MS, Protocol
+from ..metrics import card_precision_at_k
 
 DAY0 = 1_532_476_800_000  # the training week starts here; the test week 14 days later
 PROTOCOL = Protocol(DAY0, train_days=7, delay_days=7, test_days=7)
