@@ -43,6 +43,10 @@ TransactionsOption = Annotated[
     Path, typer.Option(exists=True, dir_okay=False, help="The payments (Parquet).")
 ]
 AppOption = Annotated[str, typer.Option("--app", help="The fraud application.")]
+ScratchStateDirOption = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help="Where the pipeline lives (default: a temporary dir)."),
+]
 TrainStartOption = Annotated[
     str, typer.Option(help="First training day (UTC); the handbook's is 2018-07-25.")
 ]
@@ -63,10 +67,7 @@ HistoryDaysOption = Annotated[
 def tune(
     transactions: TransactionsOption,
     output: Annotated[Path, typer.Option(dir_okay=False, help="Where to write.")] = TUNED_PATH,
-    state_dir: Annotated[
-        Path | None,
-        typer.Option("--state-dir", help="Where the pipeline lives (default: a temporary dir)."),
-    ] = None,
+    state_dir: ScratchStateDirOption = None,
     app: AppOption = HERE,
     broker: BrokerOption = None,
     train_start: TrainStartOption = "2018-07-25",
@@ -127,10 +128,7 @@ def evaluate(
     export_decisions: Annotated[
         Path | None, typer.Option(dir_okay=False, help="The test week's decisions (Parquet).")
     ] = None,
-    state_dir: Annotated[
-        Path | None,
-        typer.Option("--state-dir", help="Where the pipeline lives (default: a temporary dir)."),
-    ] = None,
+    state_dir: ScratchStateDirOption = None,
     app: AppOption = HERE,
     broker: BrokerOption = None,
     train_start: TrainStartOption = "2018-07-25",

@@ -19,7 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import streamsense as ss
-from streamsense.brokers.base import Record, TopicPartition
+from streamsense.brokers import topic_chunks
+from streamsense.brokers.base import Record
 from streamsense.events import to_epoch_ms
 
 DECISIONS_TOPIC = "fraud.decisions"
@@ -29,22 +30,7 @@ NO_LIMIT = 2**62
 
 def records(broker: ss.Broker, topic: str, *, chunk: int = 50_000) -> Iterator[list[Record]]:
     """Every record of ``topic`` in offset order (partition by partition), in chunks."""
-    names = set(broker.list_topics())
-    if topic not in names:
-        return
-    for part in broker.describe_topic(topic).partitions:
-        tp = TopicPartition(topic, part.partition)
-        consumer = broker.consumer()
-        try:
-            consumer.assign([tp])
-            consumer.seek(tp, part.low)
-            while consumer.position(tp) < part.high:
-                got = consumer.poll(chunk, timeout=1.0)
-                if not got:
-                    break
-                yield got
-        finally:
-            consumer.close()
+    return topic_chunks(broker, topic, chunk=chunk)
 
 
 def _decision_type(names: Sequence[str]) -> type[Any]:

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import streamsense as ss
-from streamsense.brokers.base import TopicPartition
+from streamsense.brokers import topic_chunks
 
 from .stage import Served
 
@@ -32,23 +32,10 @@ SCHEMA = pa.schema(
 
 def served_rows(broker: ss.Broker, chunk: int = 50_000) -> list[Served]:
     """Every served record in log order (one partition)."""
-    if SERVED_TOPIC not in set(broker.list_topics()):
-        return []
     rows: list[Served] = []
-    for part in broker.describe_topic(SERVED_TOPIC).partitions:
-        tp = TopicPartition(SERVED_TOPIC, part.partition)
-        consumer = broker.consumer()
-        try:
-            consumer.assign([tp])
-            consumer.seek(tp, part.low)
-            while consumer.position(tp) < part.high:
-                got = consumer.poll(chunk, timeout=1.0)
-                if not got:
-                    break
-                # One decode per chunk: the values joined are a JSON array's body.
-                rows.extend(_decode(b"[" + b",".join(r.value or b"null" for r in got) + b"]"))
-        finally:
-            consumer.close()
+    for got in topic_chunks(broker, SERVED_TOPIC, chunk=chunk):
+        # One decode per chunk: the values joined are a JSON array's body.
+        rows.extend(_decode(b"[" + b",".join(r.value or b"null" for r in got) + b"]"))
     return rows
 
 

@@ -26,6 +26,7 @@ from streamsense.brokers.base import (
 from streamsense.brokers.embedded import EmbeddedBroker
 from streamsense.brokers.memory import MemoryBroker
 from streamsense.brokers.partitioner import murmur2, partition_for
+from streamsense.brokers.topic_chunks import topic_chunks
 from streamsense.clock import SYSTEM_CLOCK, Clock
 from streamsense.errors import ConfigError
 
@@ -45,6 +46,7 @@ __all__ = [
     "murmur2",
     "open_broker",
     "partition_for",
+    "topic_chunks",
 ]
 
 
