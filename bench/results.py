@@ -40,6 +40,9 @@ def machine() -> dict[str, Any]:
         "memory_gib": round(kib / 2**20, 1),
         "python": platform.python_version(),
         "system": platform.system(),
+        # Other work on the machine when the results were saved (1, 5, 15 min): a loaded
+        # machine widens every range, so the record says so.
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -342,6 +345,8 @@ BLOCK = re.compile(r"(<!-- results: (\w+) -->\n)(.*?)(<!-- /results -->)", re.DO
 def render(record: dict[str, Any]) -> str:
     m = record["machine"]
     where = f"{m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}"
+    if "load_average" in m:
+        where += f", load average {m['load_average'][2]:.1f} over the last 15 min"
     when = record["date"][:16].replace("T", " ")
     head = f"`{record['command']}` — {when} UTC, commit {record['commit']}, {where}"
     return f"{head}\n\n{TABLES[record['bench']](record)}\n"
