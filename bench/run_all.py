@@ -104,7 +104,7 @@ BENCHES = [
     Bench(
         "kafka",
         "kafka_bench.py",
-        ["--bootstrap", BOOTSTRAP, "--peers", "streamsense,quix,bare"],
+        ["--bootstrap", BOOTSTRAP, "--peers", "streamsense,quix,quix-rescan,bare"],
         [
             "--bootstrap",
             BOOTSTRAP,
