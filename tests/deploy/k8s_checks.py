@@ -246,8 +246,13 @@ def _scaled_object_problems(obj: dict[str, Any], objects: Objects) -> list[str]:
             problems.append(f"bootstrapServers {meta.bootstrapServers} is not the workers' Kafka")
         if meta.offsetResetPolicy != consumer_offset_reset():
             problems.append(f"offsetResetPolicy {meta.offsetResetPolicy} is not the workers'")
-        if int(meta.lagThreshold) < 1:
-            problems.append("lagThreshold must be at least 1")
+        # Under exactly once Kafka counts each commit marker as an offset: an idle group
+        # shows a lag of about one per source partition, which must not wake a worker.
+        idle_lag = facts.partitions * len(facts.topics)
+        if int(meta.activationLagThreshold) <= idle_lag:
+            problems.append(f"activationLagThreshold <= an idle group's lag ({idle_lag})")
+        if int(meta.lagThreshold) <= int(meta.activationLagThreshold):
+            problems.append("lagThreshold must be above activationLagThreshold")
     return problems
 
 

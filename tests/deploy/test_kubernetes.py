@@ -71,6 +71,12 @@ BREAKAGES = {
         "lagThreshold: 10000",
         "lagThreshold",
     ),
+    "activation on commit markers": (
+        "worker-scaledobject.yaml",
+        'activationLagThreshold: "100"',
+        'activationLagThreshold: "1"',
+        "an idle group's lag",
+    ),
     "min above max": (
         "worker-scaledobject.yaml",
         "minReplicaCount: 1",
