@@ -82,7 +82,7 @@ def _pod_problems(deployment: dict[str, Any], objects: Objects) -> list[str]:
         if not resources.get("requests") or not resources.get("limits"):
             problems.append(f"{name}: resource requests and limits are both needed")
         if args and args[0] == "run":
-            problems += _worker_problems(name, pod, container, env)
+            problems += _worker_problems(name, pod, env)
         if args and args[0] == "serve":
             problems += _api_problems(name, container, args, env)
     return problems
@@ -155,9 +155,7 @@ def _value_from(source: dict[str, Any], objects: Objects) -> tuple[str, str | No
     return "", f"unsupported valueFrom {sorted(source)}"
 
 
-def _worker_problems(
-    name: str, pod: dict[str, Any], container: dict[str, Any], env: dict[str, str]
-) -> list[str]:
+def _worker_problems(name: str, pod: dict[str, Any], env: dict[str, str]) -> list[str]:
     url = env.get("STREAMSENSE_BROKER", "")
     problems = kafka_url_problems(url, exactly_once=True)
     if "transactional_id=<metadata.name>" not in url:
