@@ -53,8 +53,8 @@ def nab_table(session: Session, root: Path = NAB) -> None:
     if not (root / "data").is_dir():
         session.console.print(f"(no NAB corpus at {root}: NAB table skipped)")
         return
-    labels = labelled_corpus(root)
     files = [read_nab_file(series, path) for series, path in nab_paths(root)]
+    labels = labelled_corpus(root, files)
     table = Table(title="NAB standard score, 18 files (bench/nab_bench.py: every profile)")
     for column in ("detector", "score"):
         table.add_column(column)

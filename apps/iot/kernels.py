@@ -51,7 +51,11 @@ from .layout import (
     TABLE,
     WARMUP,
     N,
+    cache_name,
 )
+
+# Compiled once and cached under a fixed module name (layout.cache_name says why).
+__name__ = cache_name(__name__, "streamsense_apps_iot_kernels")
 
 GAUSSIAN, CONTEXT, LIKELIHOOD, RARITY_DETECTOR = 0, 1, 2, 3
 DETECTORS = {
@@ -67,7 +71,7 @@ F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _gaussian(row: F64, value: float) -> float:
     """How improbable the value is under the series' recent Gaussian: the two-sided tail
     probability on a log scale (1 at the smallest a float holds), so far tails stay apart."""
@@ -85,7 +89,7 @@ def _gaussian(row: F64, value: float) -> float:
     return score
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _quantise(row: F64, value: float, bins: int) -> int:
     span = row[HI] - row[LO]
     if span <= 0.0:
@@ -94,7 +98,7 @@ def _quantise(row: F64, value: float, bins: int) -> int:
     return min(max(b, 0), bins - 1)
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _context(row: F64, table: F64, value: float) -> tuple[float, float]:
     """The share of the value's contexts not seen recently (1 past the seen extremes),
     and its rarity score: per resolution, a wholly novel context scores by how long the
@@ -129,7 +133,7 @@ def _context(row: F64, table: F64, value: float) -> tuple[float, float]:
     return novel / (ORDERS * len(BIN_COUNTS)), rare / len(BIN_COUNTS)
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _novelty(row: F64, table: F64, base: int, r: int, current: int) -> int:
     """How many of the contexts of bin ``current`` at resolution ``r`` (its fields from
     ``base``) are new, learning them. A context is the bin, how long (log2 readings) the
@@ -159,7 +163,7 @@ def _novelty(row: F64, table: F64, base: int, r: int, current: int) -> int:
     return novel
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _likelihood(row: F64, raw: float) -> float:
     """How unusual the short average of raw scores is against its long-run distribution,
     on HTM's log scale (0.5 ≈ a one-in-100,000 average)."""
@@ -180,7 +184,7 @@ def _likelihood(row: F64, raw: float) -> float:
     return min(math.log(max(tail, 1e-10)) / _LOG_FLOOR, 1.0)
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _expire(row: F64, score: float) -> float:
     """After a high score the next SUPPRESS readings are damped: one event, one alert."""
     since = row[N] - row[LAST_HIGH]
@@ -191,7 +195,7 @@ def _expire(row: F64, score: float) -> float:
     return score
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def score_batch(detector: int, index: I64, values: F64, rows: F64, tables: F64, out: F64) -> None:
     """Scores ``values`` (series ``index[i]`` each) in order into ``out``, learning as it
     goes; every detector's state advances whichever one is reported."""
@@ -199,7 +203,7 @@ def score_batch(detector: int, index: I64, values: F64, rows: F64, tables: F64, 
         out[i] = _score_one(detector, rows[index[i]], tables[index[i]], values[i])
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def score_and_alert(
     detector: int,
     index: I64,
@@ -225,7 +229,7 @@ def score_and_alert(
             row[LAST_ALERT] = times[i]
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _score_one(detector: int, row: F64, table: F64, value: float) -> float:
     """One reading of one series: every detector learns it, ``detector`` is reported."""
     gauss = _gaussian(row, value)

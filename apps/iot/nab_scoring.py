@@ -71,27 +71,32 @@ class LabelledSeries:
 
     def row_values(self, profile: Profile) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
         """The value of a detection at each row (TP reward inside a window, negative FP
-        cost outside) and, for rows inside windows, which window (else −1)."""
-        value = np.empty(self.length)
-        window = np.full(self.length, -1, dtype=np.int64)
-        previous: tuple[int, int] | None = None
+        cost outside) and, for rows inside windows, which window (else −1). Windows do
+        not overlap, so the k-th in order holds the rows after k windows have ended."""
         ordered = sorted(self.windows)
-        w = 0
-        for i in range(self.length):
-            while w < len(ordered) and i > ordered[w][1]:
-                previous = ordered[w]
-                w += 1
-            if w < len(ordered) and ordered[w][0] <= i <= ordered[w][1]:
-                first, last = ordered[w]
-                width = last - first + 1
-                value[i] = profile.tp * scaled_sigmoid(-(last - i + 1) / width)
-                window[i] = w
-            elif previous is None:
-                value[i] = -profile.fp
-            else:
-                width = previous[1] - previous[0] + 1
-                value[i] = profile.fp * scaled_sigmoid(abs(previous[1] - i) / max(width - 1, 1))
+        firsts = np.array([w[0] for w in ordered], dtype=np.int64)
+        lasts = np.array([w[1] for w in ordered], dtype=np.int64)
+        rows = np.arange(self.length)
+        w = np.searchsorted(lasts, rows, side="left")  # windows ended before each row
+        at = np.minimum(w, max(len(ordered) - 1, 0))
+        inside = (w < len(ordered)) & (firsts[at] <= rows) if ordered else rows < 0
+        value = np.full(self.length, -profile.fp)
+        window = np.where(inside, w, -1)
+        if ordered:
+            width = (lasts - firsts + 1)[at]
+            value[inside] = profile.tp * _sigmoid(-(lasts[at] - rows + 1) / width)[inside]
+            after = ~inside & (w > 0)  # past a window: the cost eases right after it
+            prev = np.maximum(w - 1, 0)
+            gap = np.abs(lasts[prev] - rows) / np.maximum(lasts[prev] - firsts[prev], 1)
+            value[after] = profile.fp * _sigmoid(gap)[after]
         return value, window
+
+
+def _sigmoid(position: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``scaled_sigmoid`` of every position."""
+    with np.errstate(over="ignore"):  # exp overflows to inf far before a window: −1
+        curve = 2.0 / (1.0 + np.exp(5.0 * position)) - 1.0
+    return np.where(position > 3.0, -1.0, curve)
 
 
 def raw_score(
