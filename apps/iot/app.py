@@ -38,6 +38,7 @@ from .readings import (
     READINGS,
     SCORES_TOPIC,
 )
+from .score_batches import ScoreBatchSink
 from .summary import summary
 
 
@@ -57,12 +58,12 @@ def build_app(
     flow = pipeline.flow(READINGS)
     if with_features:
         flow.batch(features or feature_stage())
-    flow.batch(DetectorStage("detect", detector)).sink(ss.TopicSink(SCORES_TOPIC)).sink(
+    flow.batch(DetectorStage("detect", detector)).sink(ScoreBatchSink(SCORES_TOPIC)).sink(
         alerts
     ).sink(MachinesOnly(ss.Repartition(MACHINE_READINGS)))
     machine_alerts = AlertSink([TopicActionSink(ALERTS_TOPIC)], threshold=MACHINE_THRESHOLD)
     pipeline.flow(MACHINE_READINGS).batch(MachineStage()).sink(
-        ss.TopicSink(MACHINE_SCORES_TOPIC)
+        ScoreBatchSink(MACHINE_SCORES_TOPIC)
     ).sink(machine_alerts)
     return pipeline
 

@@ -125,6 +125,35 @@ def _raw(
     return total - profile.fn * (windows - len(found))
 
 
+def _raw_all(
+    value: npt.NDArray[np.float64],
+    window: npt.NDArray[np.int64],
+    windows: int,
+    scores: npt.NDArray[np.float64],
+    thresholds: npt.NDArray[np.float64],
+    profile: Profile,
+) -> npt.NDArray[np.float64]:
+    """``_raw`` at every threshold at once: the false positives at threshold t are the
+    outside rows scoring ≥ t (a cumulative sum over them sorted by score), and a window's
+    earliest detection is the first row where the window's running maximum reaches t."""
+    live = scores.astype(np.float64, copy=True)
+    live[: probationary_rows(len(scores))] = -np.inf  # never detected
+    outside = window < 0
+    by_score = np.argsort(live[outside], kind="stable")
+    ascending = live[outside][by_score]
+    costs = np.concatenate(([0.0], np.cumsum(value[outside][by_score][::-1])))
+    total = costs[len(ascending) - np.searchsorted(ascending, thresholds, side="left")]
+    for w in range(windows):
+        rows = np.flatnonzero(window == w)
+        if not len(rows):
+            total = total - profile.fn
+            continue
+        earliest = np.searchsorted(np.maximum.accumulate(live[rows]), thresholds, side="left")
+        reward = value[rows[np.minimum(earliest, len(rows) - 1)]]
+        total = total + np.where(earliest < len(rows), reward, -profile.fn)
+    return total
+
+
 @dataclass(frozen=True)
 class CorpusScore:
     score: float  # normalised: null 0, perfect 100
@@ -146,12 +175,15 @@ def score_corpus(
     for series, scores in corpus.values():
         value, window = series.row_values(profile)
         prepared.append((value, window, len(series.windows), scores))
-    tried = thresholds if thresholds is not None else _candidates(corpus, candidates)
-    best_raw, best_threshold = -math.inf, 1.0
-    for threshold in tried:
-        raw = sum(_raw(v, w, n, s, threshold, profile) for v, w, n, s in prepared)
-        if raw > best_raw:
-            best_raw, best_threshold = raw, threshold
+    tried = np.asarray(
+        thresholds if thresholds is not None else _candidates(corpus, candidates), np.float64
+    )
+    raws = sum(
+        (_raw_all(v, w, n, s, tried, profile) for v, w, n, s in prepared), np.zeros(len(tried))
+    )
+    best = int(np.argmax(raws)) if len(tried) else -1  # the first of equals, as before
+    best_raw = float(raws[best]) if len(tried) else -math.inf
+    best_threshold = float(tried[best]) if len(tried) else 1.0
     null = -profile.fn * sum(n for _, _, n, _ in prepared)
     perfect = sum(
         _raw(v, w, n, _perfect_scores(series), 0.5, profile)
