@@ -29,6 +29,9 @@ from streamsense.features.aggregations import (
     MAX,
     MEAN,
     MIN,
+    QUANTILE,
+    QUANTILE_SCALE,
+    RATE,
     STD,
     SUM,
     VAR,
@@ -125,8 +128,35 @@ def _hyperloglog(values, col, lo, hi, precision):  # type: ignore[no-untyped-def
 
 
 @jit
-def aggregate(values, col, lo, hi, kind, default, precision):  # type: ignore[no-untyped-def]
-    """Fold rows [lo, hi) of one value column; ``default`` for an empty window."""
+def _sorted(values, col, lo, hi):  # type: ignore[no-untyped-def]
+    """Rows [lo, hi) of a column, sorted. Short windows by insertion (no copy before the
+    sort, and fewer steps than a quicksort below ~100 rows); long ones by numpy."""
+    if hi - lo > 96:
+        return np.sort(values[lo:hi, col])
+    out = np.empty(hi - lo)
+    for i in range(hi - lo):
+        v = values[lo + i, col]
+        j = i
+        while j > 0 and out[j - 1] > v:
+            out[j] = out[j - 1]
+            j -= 1
+        out[j] = v
+    return out
+
+
+@jit
+def _quantile(ordered, q):  # type: ignore[no-untyped-def]
+    """Linear interpolation between the ranks around q·(n − 1), as SQL's quantile_cont."""
+    position = q * (len(ordered) - 1)
+    below = int(position)  # position ≥ 0: truncation is the floor
+    above = min(below + 1, len(ordered) - 1)
+    return ordered[below] + (position - below) * (ordered[above] - ordered[below])
+
+
+@jit
+def aggregate(times, values, col, lo, hi, kind, default, precision):  # type: ignore[no-untyped-def]
+    """Fold rows [lo, hi) of one value column (``times``: the rows' event times, epoch
+    ms); ``default`` for an empty window."""
     n = hi - lo
     if kind == COUNT:
         return float(n)
@@ -170,6 +200,13 @@ def aggregate(values, col, lo, hi, kind, default, precision):  # type: ignore[no
         return values[lo, col]
     if kind == LAST:
         return values[hi - 1, col]
+    if kind == QUANTILE:
+        return _quantile(_sorted(values, col, lo, hi), precision / QUANTILE_SCALE)
+    if kind == RATE:
+        span = times[hi - 1] - times[lo]
+        if span <= 0:
+            return default
+        return (values[hi - 1, col] - values[lo, col]) * 1000.0 / span
     return np.nan  # custom aggregations are folded in Python
 
 
@@ -246,11 +283,20 @@ def fold(ptime, pval, begin, end, t, out, i, wkind, wp1, wp2, akind, acol, adefa
     """Every feature of one key's rows [begin, end) at time ``t`` into ``out[i]``: the one
     fold the stream and request-time reads share."""
     lo = hi = 0
+    ordered = np.empty(0)  # the window's values sorted, shared by its quantiles
+    sorted_col = -1
     for f in range(wkind.shape[0]):
         # Features are grouped by window: consecutive ones share the range search.
         if f == 0 or wkind[f] != wkind[f - 1] or wp1[f] != wp1[f - 1] or wp2[f] != wp2[f - 1]:
             lo, hi = window_range(ptime, begin, end, t, wkind[f], wp1[f], wp2[f])
-        out[i, f] = aggregate(pval, acol[f], lo, hi, akind[f], adefault[f], aprec[f])
+            sorted_col = -1
+        if akind[f] == QUANTILE and hi > lo:
+            if sorted_col != acol[f]:
+                ordered = _sorted(pval, acol[f], lo, hi)
+                sorted_col = acol[f]
+            out[i, f] = _quantile(ordered, aprec[f] / QUANTILE_SCALE)
+        else:
+            out[i, f] = aggregate(ptime, pval, acol[f], lo, hi, akind[f], adefault[f], aprec[f])
 
 
 @jit
