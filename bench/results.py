@@ -171,10 +171,41 @@ def monitoring_tables(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def iot_tables(record: dict[str, Any]) -> str:
+    """BENCHMARKS.md's tables for one iot_bench invocation."""
+    rows = record["rows"]
+    runs = [r for r in rows if r["kind"] == "end_to_end"]
+    lines = ["| pipeline (NAB corpus, embedded broker) | rounds | readings/s (wall) "
+             "| readings per CPU second |", "|---|---:|---:|---:|"]  # fmt: skip
+    for pipeline in sorted({r["pipeline"] for r in runs}):
+        mine = [r for r in runs if r["pipeline"] == pipeline]
+        lines.append(
+            f"| {pipeline} | {len(mine)} | {spread([r['readings_per_s'] for r in mine])} "
+            f"| {spread([r['readings_per_cpu_s'] for r in mine])} |"
+        )
+    kernel = [r["readings_per_s"] for r in rows if r["kind"] == "kernel"]
+    latency = [r for r in rows if r["kind"] == "latency"]
+    demo = [r["seconds"] for r in rows if r["kind"] == "demo"]
+    lines += ["", "| measure | rounds | result |", "|---|---:|---:|"]
+    if kernel:
+        lines.append(f"| detector kernel alone, readings/s | {len(kernel)} | {spread(kernel)} |")
+    for key, label in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9")):
+        values = [r[key] for r in latency]
+        if values:
+            lines.append(f"| reading → score in the stage, {label} ms | {len(values)} "
+                         f"| {spread(values, '.4f')} |")  # fmt: skip
+    if demo:
+        lines.append(
+            f"| `streamsense demo apps/iot`, wall s | {len(demo)} | {spread(demo, '.1f')} |"
+        )
+    return "\n".join(lines)
+
+
 TABLES = {
     "kafka_bench": kafka_tables,
     "broker_bench": broker_tables,
     "monitoring_bench": monitoring_tables,
+    "iot_bench": iot_tables,
 }
 BLOCK = re.compile(r"(<!-- results: (\w+) -->\n)(.*?)(<!-- /results -->)", re.DOTALL)
 

@@ -16,7 +16,8 @@ from streamsense.errors import ConfigError
 from streamsense.events import Event
 from streamsense.features import Enriched
 
-from .kernels import DETECTORS, score_and_alert
+from .feature_score import INPUTS
+from .kernels import DETECTORS, USES_FEATURES, no_features, score_and_alert
 from .readings import Reading, Scored
 from .series_state import SeriesState
 
@@ -52,7 +53,7 @@ class DetectorStage:
         # After the feature stage each value is the reading with its features.
         readings: list[Reading] = [v.payload if isinstance(v, Enriched) else v for v in values]
         slots = state.indices([r.series for r in readings])
-        scores, alerts = self.score(state, slots, readings)
+        scores, alerts = self.score(state, slots, readings, self._features(values))
         state.mark(slots, state.readings + len(readings))
         name = self.detector
         out: list[Any] = [
@@ -65,8 +66,22 @@ class DetectorStage:
                 out[i] = msgspec.structs.replace(out[i], features=features)
         return out, []
 
+    def _features(self, values: list[Any]) -> np.ndarray[Any, Any]:
+        """The engine's features the detector reads, a row per reading (no columns for
+        the detectors that read none)."""
+        if self.detector not in USES_FEATURES:
+            return no_features(len(values))
+        if values and not isinstance(values[0], Enriched):
+            raise ConfigError(f"detector {self.detector!r} needs the feature stage before it")
+        columns = [[v.features[name] for v in values] for name in INPUTS]
+        return np.ascontiguousarray(np.array(columns, dtype=np.float64).T.reshape(-1, len(INPUTS)))
+
     def score(
-        self, state: SeriesState, slots: np.ndarray[Any, Any], readings: list[Reading]
+        self,
+        state: SeriesState,
+        slots: np.ndarray[Any, Any],
+        readings: list[Reading],
+        features: np.ndarray[Any, Any],
     ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         values = np.fromiter((r.value for r in readings), np.float64, len(readings))
         times = np.fromiter((r.timestamp for r in readings), np.int64, len(readings))
@@ -77,6 +92,7 @@ class DetectorStage:
             slots,
             values,
             times,
+            features,
             state.rows,
             state.tables,
             self.threshold,

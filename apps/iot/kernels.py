@@ -10,10 +10,15 @@ first, then learned from. Three detectors share the pass:
   values (CAD OSE's context-based prediction of quantised values), with values
   quantised in the series' own range learned online, novelty counts decaying with time,
   and values past the seen extremes counted as novel outright.
-- ``likelihood`` (the default): HTM's anomaly likelihood over the raw scores of both (how
-  unusual the recent average raw score is against its own long-run distribution), on a
-  log scale, with an alert expiry after a high score (Skyline's) so one event is one
-  detection.
+- ``likelihood``: HTM's anomaly likelihood over the raw scores of both (how unusual the
+  recent average raw score is against its own long-run distribution), on a log scale,
+  with an alert expiry after a high score (Skyline's) so one event is one detection.
+- ``rarity`` (the default): a wholly novel context scored by how long the series went
+  without one.
+- ``features``: the reading against the feature engine's rolling statistics of its series
+  (feature_score.py), with the alert expiry; ``rarity+features``: the larger of the two.
+  Only these read the engine's features (a column per input, ``features``); the others
+  are given no columns.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from .feature_score import feature_score
 from .layout import (
     BIN_COUNTS,
     DECAY,
@@ -57,13 +63,16 @@ from .layout import (
 # Compiled once and cached under a fixed module name (layout.cache_name says why).
 __name__ = cache_name(__name__, "streamsense_apps_iot_kernels")
 
-GAUSSIAN, CONTEXT, LIKELIHOOD, RARITY_DETECTOR = 0, 1, 2, 3
+GAUSSIAN, CONTEXT, LIKELIHOOD, RARITY_DETECTOR, FEATURES, RARITY_FEATURES = range(6)
 DETECTORS = {
     "gaussian": GAUSSIAN,
     "context": CONTEXT,
     "likelihood": LIKELIHOOD,
     "rarity": RARITY_DETECTOR,
+    "features": FEATURES,
+    "rarity+features": RARITY_FEATURES,
 }
+USES_FEATURES = frozenset({"features", "rarity+features"})
 _LOG_FLOOR = math.log(1e-10)
 _LOG_TINY = math.log(1e-300)
 
@@ -196,11 +205,15 @@ def _expire(row: F64, score: float) -> float:
 
 
 @numba.njit(nogil=True, cache=True)
-def score_batch(detector: int, index: I64, values: F64, rows: F64, tables: F64, out: F64) -> None:
-    """Scores ``values`` (series ``index[i]`` each) in order into ``out``, learning as it
-    goes; every detector's state advances whichever one is reported."""
+def score_batch(
+    detector: int, index: I64, values: F64, features: F64, rows: F64, tables: F64, out: F64
+) -> None:
+    """Scores ``values`` (series ``index[i]`` each, engine features ``features[i]``) in
+    order into ``out``, learning as it goes; every detector's state advances whichever
+    one is reported."""
     for i in range(values.shape[0]):
-        out[i] = _score_one(detector, rows[index[i]], tables[index[i]], values[i])
+        row, table = rows[index[i]], tables[index[i]]
+        out[i] = _score_one(detector, row, table, values[i], features[i])
 
 
 @numba.njit(nogil=True, cache=True)
@@ -209,6 +222,7 @@ def score_and_alert(
     index: I64,
     values: F64,
     times: I64,
+    features: F64,
     rows: F64,
     tables: F64,
     threshold: float,
@@ -221,7 +235,7 @@ def score_and_alert(
     per series, on event time so replays decide the same)."""
     for i in range(values.shape[0]):
         row = rows[index[i]]
-        score = _score_one(detector, row, tables[index[i]], values[i])
+        score = _score_one(detector, row, tables[index[i]], values[i], features[i])
         out[i] = score
         due = row[LAST_ALERT] == 0.0 or times[i] - row[LAST_ALERT] >= cooldown_ms
         alerts[i] = score >= threshold and due
@@ -230,12 +244,13 @@ def score_and_alert(
 
 
 @numba.njit(nogil=True, cache=True)
-def _score_one(detector: int, row: F64, table: F64, value: float) -> float:
+def _score_one(detector: int, row: F64, table: F64, value: float, features: F64) -> float:
     """One reading of one series: every detector learns it, ``detector`` is reported."""
     gauss = _gaussian(row, value)
     novelty, rare = _context(row, table, value)
     raw = max(novelty, gauss)  # novel contexts, or a value far in the Gaussian's tails
     likely = _likelihood(row, raw)
+    warm = row[N] >= WARMUP
     row[N] += 1.0
     if detector == GAUSSIAN:
         return gauss
@@ -243,4 +258,12 @@ def _score_one(detector: int, row: F64, table: F64, value: float) -> float:
         return novelty
     if detector == LIKELIHOOD:
         return _expire(row, likely)
+    if detector in (FEATURES, RARITY_FEATURES):
+        featured = _expire(row, feature_score(value, features) if warm else 0.0)
+        return featured if detector == FEATURES else max(rare, featured)
     return rare
+
+
+def no_features(readings: int) -> F64:
+    """The features argument of the detectors that read none: no columns."""
+    return np.zeros((readings, 0))
