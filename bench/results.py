@@ -185,7 +185,7 @@ def iot_tables(record: dict[str, Any]) -> str:
         )
     kernel = [r["readings_per_s"] for r in rows if r["kind"] == "kernel"]
     latency = [r for r in rows if r["kind"] == "latency"]
-    demo = [r["seconds"] for r in rows if r["kind"] == "demo"]
+    demo = [r for r in rows if r["kind"] == "demo"]
     lines += ["", "| measure | rounds | result |", "|---|---:|---:|"]
     if kernel:
         lines.append(f"| detector kernel alone, readings/s | {len(kernel)} | {spread(kernel)} |")
