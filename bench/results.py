@@ -194,10 +194,11 @@ def iot_tables(record: dict[str, Any]) -> str:
         if values:
             lines.append(f"| reading → score in the stage, {label} ms | {len(values)} "
                          f"| {spread(values, '.4f')} |")  # fmt: skip
-    if demo:
-        lines.append(
-            f"| `streamsense demo apps/iot`, wall s | {len(demo)} | {spread(demo, '.1f')} |"
-        )
+    for key, label in (("seconds", "wall"), ("cpu_seconds", "CPU")):
+        values = [r[key] for r in demo]
+        if values:
+            lines.append(f"| `streamsense demo apps/iot`, {label} s | {len(values)} "
+                         f"| {spread(values, '.1f')} |")  # fmt: skip
     return "\n".join(lines)
 
 
