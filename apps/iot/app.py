@@ -1,10 +1,11 @@
 """IoT anomaly detection (issue #15): sensor readings scored live, alerts acted on.
 
-    readings ─→ detect ─→ iot.scores            every reading with its anomaly score
-    (keyed by   (kernels:  ├→ alerts ─→ iot.alerts   score ≥ threshold, one per series per
-     series)     rarity)   │                         cooldown, through the action sinks
-                           └→ machine-readings ─→ machines ─→ iot.machine-scores
-                              (re-keyed by machine)  (multi-sensor)  └→ alerts ─→ iot.alerts
+    readings ─→ features ─→ detect ─→ iot.scores   every reading's score (one columnar
+    (keyed by   (engine)   (kernels:  │              record per micro-batch)
+     series)                rarity)   ├→ alerts ─→ iot.alerts   score ≥ threshold, one per
+                                      │            series per cooldown, via action sinks
+                                      └→ machine-readings ─→ machines ─→ iot.machine-scores
+                                  (re-keyed by machine)  (multi-sensor)  └→ alerts
 
 Each series (one sensor of one machine, or one NAB file) is a key of ``readings``; the
 detector stage keeps every series' state in compiled per-series arrays, written to the
