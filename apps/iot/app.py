@@ -51,17 +51,22 @@ def build_app(
     with_features: bool = True,
 ) -> ss.App:
     """The pipeline with the given single-series detector (the default one for the
-    commands), the series' rolling features (``features``, a fresh stage by default; none
-    with ``with_features=False``: the detectors do not need them, only the API does), and
-    the multi-sensor detector on the readings that name a machine."""
+    commands), the series' features from the engine (``features``, a fresh stage by
+    default; none with ``with_features=False``: the default detector does not need them,
+    the API, the alerts' records and the ``features`` detectors do), and the multi-sensor
+    detector on the readings that name a machine."""
     pipeline = ss.App(name)
     alerts = AlertSink([TopicActionSink(ALERTS_TOPIC)], threshold=ALERT_THRESHOLD)
     flow = pipeline.flow(READINGS)
-    if with_features:
-        flow.batch(features or feature_stage())
-    flow.batch(DetectorStage("detect", detector)).sink(ScoreBatchSink(SCORES_TOPIC)).sink(
-        alerts
-    ).sink(MachinesOnly(ss.Repartition(MACHINE_READINGS)))
+    stage = (features or feature_stage()) if with_features else None
+    if stage is not None:
+        flow.batch(stage)
+    detect = DetectorStage(
+        "detect", detector, features=stage if stage and not stage.vectors else None
+    )
+    flow.batch(detect).sink(ScoreBatchSink(SCORES_TOPIC)).sink(alerts).sink(
+        MachinesOnly(ss.Repartition(MACHINE_READINGS))
+    )
     machine_alerts = AlertSink([TopicActionSink(ALERTS_TOPIC)], threshold=MACHINE_THRESHOLD)
     pipeline.flow(MACHINE_READINGS).batch(MachineStage()).sink(
         ScoreBatchSink(MACHINE_SCORES_TOPIC)

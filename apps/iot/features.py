@@ -38,6 +38,12 @@ FEATURES = F.FeatureSet("iot", [*series.features, *CONTEXT])
 
 
 def feature_stage() -> F.FeatureStage:
+    """The stage, keeping each batch's features by column for the detector stage (a dict
+    of 22 values per reading cost more than the whole rest of the pipeline: BENCHMARKS.md)."""
     return F.FeatureStage(
-        "features", FEATURES, allowed_lateness_ms=ALLOWED_LATENESS_MS, feature_log=False
+        "features",
+        FEATURES,
+        allowed_lateness_ms=ALLOWED_LATENESS_MS,
+        feature_log=False,
+        vectors=False,
     )
