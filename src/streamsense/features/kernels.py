@@ -279,24 +279,75 @@ def evict(slot, before, session_gap, keep_last, ptime, seg_start, seg_begin, seg
 
 
 @jit
+def _moments(values, col, lo, hi):  # type: ignore[no-untyped-def]
+    """Sum, min and max of rows [lo, hi) (not empty) in one pass, summed in row order as
+    ``aggregate`` sums them, so the values are bit for bit the same."""
+    total = 0.0
+    low = high = values[lo, col]
+    for r in range(lo, hi):
+        v = values[r, col]
+        total += v
+        if v < low:
+            low = v
+        if v > high:
+            high = v
+    return total, low, high
+
+
+@jit
+def _from_moments(values, col, lo, hi, kind, default, total, low, high):  # type: ignore[no-untyped-def]
+    """``aggregate`` of a moment kind, given the window's sum, min and max."""
+    n = hi - lo
+    if kind == SUM:
+        return total
+    if kind == MEAN:
+        return total / n
+    if kind == MIN:
+        return low
+    if kind == MAX:
+        return high
+    if n < 2:  # VAR, STD
+        return default
+    centre = total / n
+    squares = 0.0
+    for r in range(lo, hi):
+        d = values[r, col] - centre
+        squares += d * d
+    variance = squares / (n - 1)
+    return variance if kind == VAR else math.sqrt(variance)
+
+
+@jit
 def fold(ptime, pval, begin, end, t, out, i, wkind, wp1, wp2, akind, acol, adefault, aprec):  # type: ignore[no-untyped-def]
     """Every feature of one key's rows [begin, end) at time ``t`` into ``out[i]``: the one
-    fold the stream and request-time reads share."""
+    fold the stream and request-time reads share. Features of one window and column share
+    one pass for their sum, min and max, and one sort for their quantiles."""
     lo = hi = 0
     ordered = np.empty(0)  # the window's values sorted, shared by its quantiles
-    sorted_col = -1
+    sorted_col = moments_col = -1
+    total = low = high = 0.0
     for f in range(wkind.shape[0]):
         # Features are grouped by window: consecutive ones share the range search.
         if f == 0 or wkind[f] != wkind[f - 1] or wp1[f] != wp1[f - 1] or wp2[f] != wp2[f - 1]:
             lo, hi = window_range(ptime, begin, end, t, wkind[f], wp1[f], wp2[f])
-            sorted_col = -1
-        if akind[f] == QUANTILE and hi > lo:
-            if sorted_col != acol[f]:
-                ordered = _sorted(pval, acol[f], lo, hi)
-                sorted_col = acol[f]
+            sorted_col = moments_col = -1
+        kind, col = akind[f], acol[f]
+        if hi == lo:
+            out[i, f] = aggregate(ptime, pval, col, lo, hi, kind, adefault[f], aprec[f])
+        elif kind == QUANTILE:
+            if sorted_col != col:
+                ordered = _sorted(pval, col, lo, hi)
+                sorted_col = col
             out[i, f] = _quantile(ordered, aprec[f] / QUANTILE_SCALE)
+        elif (
+            kind == SUM or kind == MEAN or kind == MIN or kind == MAX or kind == VAR or kind == STD
+        ):
+            if moments_col != col:
+                total, low, high = _moments(pval, col, lo, hi)
+                moments_col = col
+            out[i, f] = _from_moments(pval, col, lo, hi, kind, adefault[f], total, low, high)
         else:
-            out[i, f] = aggregate(ptime, pval, acol[f], lo, hi, akind[f], adefault[f], aprec[f])
+            out[i, f] = aggregate(ptime, pval, col, lo, hi, kind, adefault[f], aprec[f])
 
 
 @jit
