@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ def machine() -> dict[str, Any]:
         "memory_gib": round(kib / 2**20, 1),
         "python": platform.python_version(),
         "system": platform.system(),
+        # Other work on the machine when the results were saved (1, 5, 15 min): a loaded
+        # machine widens every range, so the record says so.
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -73,8 +77,12 @@ def save_results(
     return path
 
 
-def spread(values: list[float], fmt: str = ",.0f") -> str:
-    """Median and range, e.g. "19,026 (18,954–19,540)"; a single value as it is."""
+def spread(values: list[float | None], fmt: str = ",.0f") -> str:
+    """Median and range, e.g. "19,026 (18,954–19,540)"; a single value as it is; values a
+    run did not have (None) left out."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
     if len(values) == 1:
         return format(values[0], fmt)
     low, mid, high = min(values), statistics.median(values), max(values)
@@ -171,6 +179,153 @@ def monitoring_tables(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Column:
+    field: str
+    header: str
+    fmt: str = ",.0f"
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """`ours` against every other value of `field`, for `metric`, within each round (side by
+    side) and each combination of `within`; `lower_is_better` divides the other way."""
+
+    metric: str
+    field: str = "peer"
+    ours: str = "streamsense"
+    within: tuple[str, ...] = ()
+    lower_is_better: bool = False
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A bench's rows as one table: a line per distinct `by` (first-seen order), each column
+    the median (range) over the rounds; then the per-round ratios."""
+
+    by: tuple[str, ...]
+    columns: tuple[Column, ...]
+    ratios: tuple[Ratio, ...] = ()
+
+    def __call__(self, record: dict[str, Any]) -> str:
+        rows = record["rows"]
+        groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        for row in rows:
+            groups.setdefault(tuple(row[f] for f in self.by), []).append(row)
+        head = [*self.by, "rounds", *(c.header for c in self.columns)]
+        lines = ["| " + " | ".join(head) + " |",
+                 "|" + "---|" * len(self.by) + "---:|" * (1 + len(self.columns))]  # fmt: skip
+        for key, runs in groups.items():
+            cells = [str(k) for k in key] + [str(len(runs))]
+            cells += [spread([r[c.field] for r in runs], c.fmt) for c in self.columns]
+            lines.append("| " + " | ".join(cells) + " |")
+        ratio_text = [line for ratio in self.ratios for line in ratio_per_round(rows, ratio)]
+        return "\n".join(lines + (["", *ratio_text] if ratio_text else []))
+
+
+def ratio_per_round(rows: list[dict[str, Any]], ratio: Ratio) -> list[str]:
+    out: list[str] = []
+    contexts = list(dict.fromkeys(tuple(r[f] for f in ratio.within) for r in rows))
+    others = list(dict.fromkeys(r[ratio.field] for r in rows if r[ratio.field] != ratio.ours))
+    for context in contexts:
+        scope = [r for r in rows if tuple(r[f] for f in ratio.within) == context]
+        for other in others:
+            values = []
+            for index in sorted({r["round"] for r in scope}):
+                pair = {r[ratio.field]: r[ratio.metric] for r in scope if r["round"] == index}
+                if ratio.ours in pair and other in pair and pair[ratio.ours] and pair[other]:
+                    a, b = pair[ratio.ours], pair[other]
+                    values.append(b / a if ratio.lower_is_better else a / b)
+            if values:
+                out.append(ratio_line(ratio, context, other, values))
+    return out
+
+
+def ratio_line(ratio: Ratio, context: tuple[Any, ...], other: str, values: list[float]) -> str:
+    """E.g. "- p99_ms (keys 1): feast ÷ sqlite, per round: 430×, 422×; median 426×": above 1
+    means `ours` is better, whichever way the metric goes."""
+    where = ", ".join(f"{f} {v}" for f, v in zip(ratio.within, context, strict=True))
+    scope = f" ({where})" if where else ""
+    quotient = f"{other} ÷ {ratio.ours}" if ratio.lower_is_better else f"{ratio.ours} ÷ {other}"
+    listed = ", ".join(f"{v:.2f}×" for v in values)
+    median = statistics.median(values)
+    return f"- {ratio.metric}{scope}: {quotient}, per round: {listed}; median {median:.2f}×"
+
+
+PEER_TIMES = Layout(
+    by=("peer", "start"),
+    columns=(
+        Column("seconds", "seconds", ".2f"),
+        Column("events_per_s", "events/s"),
+        Column("peak_rss_mib", "peak RSS MiB"),
+    ),
+    ratios=(Ratio("events_per_s", within=("start",)),),
+)
+
+BACKFILL = Layout(
+    by=("backfill",),
+    columns=(Column("seconds", "seconds", ".2f"), Column("events_per_s", "events/s")),
+)
+
+
+def online_latency(ours: str) -> Layout:
+    return Layout(
+        by=("store", "keys"),
+        columns=(Column("p50_ms", "p50 ms", ".3f"), Column("p99_ms", "p99 ms", ".3f")),
+        ratios=(Ratio("p99_ms", "store", ours, ("keys",), lower_is_better=True),),
+    )
+
+
+LANES = Layout(
+    by=("run",),
+    columns=(
+        Column("high_p50_ms", "high-priority p50 ms"),
+        Column("high_p99_ms", "high-priority p99 ms"),
+        Column("backlog_p50_ms", "backlog p50 ms"),
+        Column("backlog_p99_ms", "backlog p99 ms"),
+        Column("drain_s", "drain s", ".2f"),
+        Column("events_per_s", "events/s"),
+    ),
+    ratios=(
+        Ratio("high_p99_ms", "run", "lanes", lower_is_better=True),
+        Ratio("drain_s", "run", "lanes", lower_is_better=True),
+    ),
+)
+
+SERVING_CALLS = Layout(
+    by=("call",),
+    columns=(Column("p50_us", "p50 µs", ".1f"), Column("p99_us", "p99 µs", ".1f")),
+)
+
+HTTP_IN_PROCESS = Layout(
+    by=("part",),
+    columns=(
+        Column("p50_ms", "p50 ms", ".3f"),
+        Column("p99_ms", "p99 ms", ".3f"),
+        Column("p999_ms", "p99.9 ms", ".3f"),
+    ),
+)
+HTTP_OPEN_LOOP = Layout(
+    by=("endpoint", "rate"),
+    columns=(
+        Column("achieved", "achieved/s"),
+        Column("p50_ms", "p50 ms", ".2f"),
+        Column("p99_ms", "p99 ms", ".2f"),
+        Column("p999_ms", "p99.9 ms", ".2f"),
+        Column("service_p99_ms", "service p99 ms", ".2f"),
+        Column("errors", "errors"),
+    ),
+    ratios=(Ratio("p99_ms", "endpoint", "streamsense /v1/decide", ("rate",), True),),
+)
+
+
+def http_tables(record: dict[str, Any]) -> str:
+    """In process (decide_event) and open-loop HTTP, ms from the scheduled send."""
+    inproc = [r for r in record["rows"] if r["kind"] == "in process"]
+    http = [r for r in record["rows"] if r["kind"] == "http"]
+    return f"{HTTP_IN_PROCESS({'rows': inproc})}\n\n{HTTP_OPEN_LOOP({'rows': http})}"
+
+
 def iot_tables(record: dict[str, Any]) -> str:
     """BENCHMARKS.md's tables for one iot_bench invocation."""
     rows = record["rows"]
@@ -202,7 +357,15 @@ def iot_tables(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-TABLES = {
+TABLES: dict[str, Any] = {
+    "http_bench": http_tables,
+    "serving_calls_bench": SERVING_CALLS,
+    "lanes_bench": LANES,
+    "online_store_bench": online_latency("sqlite (file, WAL)"),
+    "online_features_bench": online_latency("streamsense, embedded (SQLite)"),
+    "backfill_bench": BACKFILL,
+    "features_bench": PEER_TIMES,
+    "handbook_peers": PEER_TIMES,
     "kafka_bench": kafka_tables,
     "broker_bench": broker_tables,
     "monitoring_bench": monitoring_tables,
@@ -214,6 +377,8 @@ BLOCK = re.compile(r"(<!-- results: (\w+) -->\n)(.*?)(<!-- /results -->)", re.DO
 def render(record: dict[str, Any]) -> str:
     m = record["machine"]
     where = f"{m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}"
+    if "load_average" in m:
+        where += f", load average {m['load_average'][2]:.1f} over the last 15 min"
     when = record["date"][:16].replace("T", " ")
     head = f"`{record['command']}` — {when} UTC, commit {record['commit']}, {where}"
     return f"{head}\n\n{TABLES[record['bench']](record)}\n"

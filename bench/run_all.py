@@ -47,24 +47,28 @@ class Bench:
 
 BENCHES = [
     Bench("broker", "broker_bench.py", [], ["--events", "20000", "--repeat", "1"], one_core=True),
-    Bench("features", "features_bench.py", [], ["--limit", "20000"], one_core=True),
+    Bench(
+        "features", "features_bench.py", [], ["--limit", "20000", "--rounds", "1"], one_core=True
+    ),
     Bench(
         "online_store",
         "online_store_bench.py",
         [],
-        ["--keys", "500", "--reads", "500"],
+        ["--keys", "500", "--reads", "500", "--rounds", "1"],
         needs={"redis"},
     ),
     Bench(
         "online_features",
         "online_features_bench.py",
         [],
-        ["--events", "20000", "--reads", "500"],
+        ["--events", "20000", "--reads", "500", "--rounds", "1"],
         one_core=True,
     ),
-    Bench("serving_calls", "serving_calls_bench.py", [], ["--calls", "500"]),
-    Bench("backfill", "backfill_bench.py", [], ["--limit", "20000"], one_core=True),
-    Bench("lanes", "lanes_bench.py", [], ["--backlog", "5000", "--rate", "50"]),
+    Bench("serving_calls", "serving_calls_bench.py", [], ["--calls", "500", "--rounds", "1"]),
+    Bench(
+        "backfill", "backfill_bench.py", [], ["--limit", "20000", "--rounds", "1"], one_core=True
+    ),
+    Bench("lanes", "lanes_bench.py", [], ["--backlog", "5000", "--rate", "50", "--rounds", "1"]),
     Bench("monitoring", "monitoring_bench.py", [], ["--weeks", "1", "--rounds", "1"]),
     Bench("nab", "nab_bench.py", [], ["--detectors", "rarity"], one_core=True),
     Bench(
@@ -99,12 +103,14 @@ BENCHES = [
             "200",
             "--targets",
             "bare,streamsense",
+            "--rounds",
+            "1",
         ],
     ),
     Bench(
         "kafka",
         "kafka_bench.py",
-        ["--bootstrap", BOOTSTRAP, "--peers", "streamsense,quix,bare"],
+        ["--bootstrap", BOOTSTRAP, "--peers", "streamsense,quix,quix-rescan,bare"],
         [
             "--bootstrap",
             BOOTSTRAP,
