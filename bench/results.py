@@ -326,6 +326,37 @@ def http_tables(record: dict[str, Any]) -> str:
     return f"{HTTP_IN_PROCESS({'rows': inproc})}\n\n{HTTP_OPEN_LOOP({'rows': http})}"
 
 
+def iot_tables(record: dict[str, Any]) -> str:
+    """BENCHMARKS.md's tables for one iot_bench invocation."""
+    rows = record["rows"]
+    runs = [r for r in rows if r["kind"] == "end_to_end"]
+    lines = ["| pipeline (NAB corpus, embedded broker) | rounds | readings/s (wall) "
+             "| readings per CPU second |", "|---|---:|---:|---:|"]  # fmt: skip
+    for pipeline in sorted({r["pipeline"] for r in runs}):
+        mine = [r for r in runs if r["pipeline"] == pipeline]
+        lines.append(
+            f"| {pipeline} | {len(mine)} | {spread([r['readings_per_s'] for r in mine])} "
+            f"| {spread([r['readings_per_cpu_s'] for r in mine])} |"
+        )
+    kernel = [r["readings_per_s"] for r in rows if r["kind"] == "kernel"]
+    latency = [r for r in rows if r["kind"] == "latency"]
+    demo = [r for r in rows if r["kind"] == "demo"]
+    lines += ["", "| measure | rounds | result |", "|---|---:|---:|"]
+    if kernel:
+        lines.append(f"| detector kernel alone, readings/s | {len(kernel)} | {spread(kernel)} |")
+    for key, label in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9")):
+        values = [r[key] for r in latency]
+        if values:
+            lines.append(f"| reading → score in the stage, {label} ms | {len(values)} "
+                         f"| {spread(values, '.4f')} |")  # fmt: skip
+    for key, label in (("seconds", "wall"), ("cpu_seconds", "CPU")):
+        values = [r[key] for r in demo]
+        if values:
+            lines.append(f"| `streamsense demo apps/iot`, {label} s | {len(values)} "
+                         f"| {spread(values, '.1f')} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 TABLES: dict[str, Any] = {
     "http_bench": http_tables,
     "serving_calls_bench": SERVING_CALLS,
@@ -338,6 +369,7 @@ TABLES: dict[str, Any] = {
     "kafka_bench": kafka_tables,
     "broker_bench": broker_tables,
     "monitoring_bench": monitoring_tables,
+    "iot_bench": iot_tables,
 }
 BLOCK = re.compile(r"(<!-- results: (\w+) -->\n)(.*?)(<!-- /results -->)", re.DOTALL)
 

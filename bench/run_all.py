@@ -71,7 +71,13 @@ BENCHES = [
     Bench("lanes", "lanes_bench.py", [], ["--backlog", "5000", "--rate", "50", "--rounds", "1"]),
     Bench("monitoring", "monitoring_bench.py", [], ["--weeks", "1", "--rounds", "1"]),
     Bench("nab", "nab_bench.py", [], ["--detectors", "rarity"], one_core=True),
-    Bench("iot", "iot_bench.py", [], [], one_core=True),
+    Bench(
+        "iot",
+        "iot_bench.py",
+        [],
+        ["--rounds", "1", "--demo-rounds", "0", "--rows", "5000"],
+        one_core=True,
+    ),
     Bench("recs", "recs_bench.py", [], []),
     Bench("recs_http", "recs_http_bench.py", [], ["--rate", "100", "--seconds", "2"]),
     Bench("handbook_lr", "handbook_lr_check.py", [], [], smoke_too=False),  # a check, no peer
