@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import threading
 import time
@@ -26,12 +27,13 @@ from typing import Any
 
 import numpy as np
 
-import streamsense as ss
-from streamsense.brokers import EmbeddedBroker
-from streamsense.runtime.worker import Worker, WorkerConfig
-from streamsense.testing import drain_topic
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src")]  # this checkout's code, whatever is installed
+
+import streamsense as ss  # noqa: E402
+from streamsense.brokers import EmbeddedBroker  # noqa: E402
+from streamsense.runtime.worker import Worker, WorkerConfig  # noqa: E402
+from streamsense.testing import drain_topic  # noqa: E402
 
 
 class Order(ss.Schema):

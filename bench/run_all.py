@@ -53,14 +53,14 @@ BENCHES = [
     Bench(
         "online_store",
         "online_store_bench.py",
-        [],
+        ["--reads", "5000"],  # Feast's 100-key reads take ~20 ms each
         ["--keys", "500", "--reads", "500", "--rounds", "1"],
         needs={"redis"},
     ),
     Bench(
         "online_features",
         "online_features_bench.py",
-        [],
+        ["--events", "400000", "--reads", "5000"],
         ["--events", "20000", "--reads", "500", "--rounds", "1"],
         one_core=True,
     ),
