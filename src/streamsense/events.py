@@ -77,14 +77,19 @@ def to_epoch_ms(value: object) -> int:
     raise ConfigError(f"event time must be a datetime or epoch milliseconds, not {type(value)}")
 
 
-def _float_fields(schema: type[Schema]) -> tuple[str, ...]:
-    """Fields that can hold a float: those need an explicit NaN/infinity check."""
+# msgspec decodes an integer of any size; Arrow, numpy and the feature kernels hold 64 bits.
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _number_fields(schema: type[Schema], kind: type) -> tuple[tuple[str, str], ...]:
+    """(name, name on the wire) of the fields that can hold a ``kind``: floats need an
+    explicit NaN/infinity check, integers one of their size (issue #21)."""
     names = []
     for info in msgspec.structs.fields(schema):
         union = isinstance(info.type, types.UnionType)
         kinds = typing.get_args(info.type) if union else (info.type,)
-        if float in kinds:
-            names.append(info.name)
+        if kind in kinds:
+            names.append((info.name, info.encode_name))
     return tuple(names)
 
 
@@ -117,7 +122,8 @@ class Stream(Generic[S]):
     priority: Callable[[S], bool] | None = field(default=None, compare=False)
     upstream_partitions: int = 0
     _decoder: msgspec.json.Decoder[S] = field(init=False, repr=False, compare=False)
-    _floats: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _floats: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
+    _ints: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
     _batch_decoder: msgspec.json.Decoder[list[S]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -133,7 +139,8 @@ class Stream(Generic[S]):
             )
         object.__setattr__(self, "_decoder", msgspec.json.Decoder(self.schema))
         object.__setattr__(self, "_batch_decoder", msgspec.json.Decoder(list[self.schema]))  # type: ignore[name-defined]
-        object.__setattr__(self, "_floats", _float_fields(self.schema))
+        object.__setattr__(self, "_floats", _number_fields(self.schema, float))
+        object.__setattr__(self, "_ints", _number_fields(self.schema, int))
 
     @property
     def topic(self) -> str:
@@ -208,10 +215,17 @@ class Stream(Generic[S]):
         return payload
 
     def _check_finite(self, payload: S) -> None:
-        for name in self._floats:
+        """NaN and infinities, and integers past 64 bits, are refused (named as on the
+        wire, like msgspec's own errors)."""
+        for name, wire in self._floats:
             value = getattr(payload, name)
             if value is not None and not math.isfinite(value):
-                raise InvalidEvent(f"{value} is not a finite number", field=name)
+                raise InvalidEvent(f"{value} is not a finite number", field=wire)
+        low, high = _INT64
+        for name, wire in self._ints:
+            value = getattr(payload, name)
+            if isinstance(value, int) and not low <= value <= high:
+                raise InvalidEvent(f"{value} is outside the 64-bit integer range", field=wire)
 
     # -- consuming ----------------------------------------------------------------------------
     def decode(self, record: Record) -> Event[S]:

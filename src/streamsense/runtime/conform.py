@@ -61,6 +61,11 @@ _TARGET: dict[Kind, pa.DataType] = {
 _INTEGER = re.compile(r"[+-]?\d+")
 _DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _BOOLEANS = {"true": True, "false": False}
+_INT64 = (-(2**63), 2**63 - 1)
+# Python's datetimes in whole epoch seconds (year 1 to 9999), and ticks per second by unit:
+# nanoseconds in 64 bits never leave that range.
+_PYTHON_SECONDS = (-62_135_596_800, 253_402_300_799)
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000}
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class FieldType:
     column: str
     kind: Kind
     required: bool
+    nullable: bool = True  # False: an empty cell is refused (the schema has no None)
 
 
 def fields_of(schema: type[msgspec.Struct]) -> list[FieldType]:
@@ -85,7 +91,8 @@ def fields_of(schema: type[msgspec.Struct]) -> list[FieldType]:
             if k is not type(None)
         ]
         kind = _KINDS.get(kinds[0], "other") if len(kinds) == 1 else "other"
-        fields.append(FieldType(info.encode_name, kind, info.required))
+        nullable = union and type(None) in typing.get_args(info.type)
+        fields.append(FieldType(info.encode_name, kind, info.required, nullable))
     return fields
 
 
@@ -131,7 +138,7 @@ def conform(batch: pa.RecordBatch, fields: Sequence[FieldType]) -> pa.RecordBatc
     for field in fields:
         if field.column not in columns or field.kind == "other":
             continue
-        cast, failures = _cast(columns[field.column], field.kind)
+        cast, failures = _typed(columns[field.column], field)
         columns[field.column] = cast
         for row, reason in failures:
             if reject_field[row] is None:
@@ -140,6 +147,45 @@ def conform(batch: pa.RecordBatch, fields: Sequence[FieldType]) -> pa.RecordBatc
         columns[REJECT_FIELD] = pa.array(reject_field, pa.string())
         columns[REJECT_REASON] = pa.array(reject_reason, pa.string())
     return pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
+
+
+def _typed(values: pa.Array, field: FieldType) -> tuple[pa.Array, list[tuple[int, str]]]:
+    """One column cast to its field's kind, and the (row, reason) of each refused cell."""
+    cast, failures = _cast(values, field.kind)
+    if not field.nullable:  # after the cells that could not be cast (null now too)
+        failed = {row for row, _ in failures}
+        failures += [(row, why) for row, why in _empty(cast) if row not in failed]
+    if field.kind == "datetime":
+        cast, far = _within_python_times(cast)
+        failures += far
+    return cast, failures
+
+
+def _empty(values: pa.Array) -> list[tuple[int, str]]:
+    """The rows with no value in a field the schema says must have one: refused here, so
+    what the file derives from the row (a label from a payment) is left out with it."""
+    if values.null_count == 0:
+        return []
+    rows = pc.indices_nonzero(pc.is_null(values)).to_pylist()
+    return [(row, "no value") for row in rows]
+
+
+def _within_python_times(values: pa.Array) -> tuple[pa.Array, list[tuple[int, str]]]:
+    """Times Python cannot hold (before year 1 or after 9999: an Arrow timestamp in
+    seconds or milliseconds can be) made null, and the (row, reason) of each: turning the
+    batch into rows would raise OverflowError for the whole file (issue #21)."""
+    per_second = _PER_SECOND.get(values.type.unit) if pa.types.is_timestamp(values.type) else None
+    if per_second is None or len(values) == 0:
+        return values, []
+    low, high = _PYTHON_SECONDS[0] * per_second, (_PYTHON_SECONDS[1] + 1) * per_second - 1
+    ticks = pc.cast(values, pa.int64())
+    outside = pc.or_(pc.less(ticks, low), pc.greater(ticks, high))
+    rows = pc.indices_nonzero(pc.fill_null(outside, False)).to_pylist()
+    if not rows:
+        return values, []
+    reason = "is outside the times Python can hold (years 1 to 9999)"
+    failures = [(row, f"{ticks[row].as_py()} {values.type.unit} {reason}") for row in rows]
+    return pc.if_else(outside, pa.scalar(None, values.type), values), failures
 
 
 def _textual(source: pa.DataType) -> bool:
@@ -217,13 +263,18 @@ def _already(source: pa.DataType, kind: Kind) -> bool:
 
 
 def _to_int(value: object) -> int:
+    number = None
     if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
-        return int(value)
-    raise ValueError(f"{value!r} is not an integer")
+        number = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        number = int(value)
+    if number is None:
+        raise ValueError(f"{value!r} is not an integer")
+    if not _INT64[0] <= number <= _INT64[1]:  # Arrow's int64 would raise OverflowError
+        raise ValueError(f"{value!r} is outside the 64-bit integer range")
+    return number
 
 
 def _to_float(value: object) -> float:
