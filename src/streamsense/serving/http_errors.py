@@ -1,6 +1,6 @@
 """Every 4xx of the HTTP API has one shape (issue #21): ``{"error": why, "field": what}``,
-where ``field`` names the part of the request that is wrong: a body field (``TX_AMOUNT``,
-``[3].TX_AMOUNT``), a path parameter (``stream``, ``view``), a query parameter (``at``), or
+where ``field`` names the part of the request that is wrong: a body field (``amount``,
+``[3].amount``), a path parameter (``stream``, ``view``), a query parameter (``at``), or
 the request itself (``path``, ``method``, ``authorization``, ``body``).
 
 FastAPI's own answers (an unknown route, a method a route does not take, a parameter it
