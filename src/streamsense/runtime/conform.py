@@ -12,21 +12,20 @@ dead letter at ingest.
 
 from __future__ import annotations
 
-import math
-import re
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from streamsense.errors import InputFileError
+from streamsense.runtime.cell_parsers import PARSERS, Kind
 
 __all__ = [
     "PARSERS",
@@ -43,7 +42,6 @@ REJECT_FIELD = "__streamsense_reject_field"
 REJECT_REASON = "__streamsense_reject_reason"
 REJECT_TEXT = "__streamsense_reject_text"  # a row the parser could not split: its line
 
-Kind = Literal["int", "float", "bool", "str", "datetime", "other"]
 _KINDS: dict[Any, Kind] = {
     int: "int",
     float: "float",
@@ -58,10 +56,6 @@ _TARGET: dict[Kind, pa.DataType] = {
     "str": pa.string(),
     "datetime": pa.timestamp("us"),
 }
-_INTEGER = re.compile(r"[+-]?\d+")
-_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-_BOOLEANS = {"true": True, "false": False}
-_INT64 = (-(2**63), 2**63 - 1)
 # Python's datetimes in whole epoch seconds (year 1 to 9999), and ticks per second by unit:
 # nanoseconds in 64 bits never leave that range.
 _PYTHON_SECONDS = (-62_135_596_800, 253_402_300_799)
@@ -260,58 +254,3 @@ def _already(source: pa.DataType, kind: Kind) -> bool:
         "other": True,
     }
     return already[kind] or bool(pa.types.is_null(source))
-
-
-def _to_int(value: object) -> int:
-    number = None
-    if isinstance(value, float) and value.is_integer():
-        number = int(value)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
-        number = int(value)
-    if number is None:
-        raise ValueError(f"{value!r} is not an integer")
-    if not _INT64[0] <= number <= _INT64[1]:  # Arrow's int64 would raise OverflowError
-        raise ValueError(f"{value!r} is outside the 64-bit integer range")
-    return number
-
-
-def _to_float(value: object) -> float:
-    if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
-        number = float(value)  # the double nearest the decimal, as JSON or Parquet holds it
-        if math.isfinite(number):
-            return number
-    raise ValueError(f"{value!r} is not a finite decimal number")
-
-
-def _to_bool(value: object) -> bool:
-    if isinstance(value, str) and value.strip().lower() in _BOOLEANS:
-        return _BOOLEANS[value.strip().lower()]
-    raise ValueError(f"{value!r} is not true or false")
-
-
-def _to_str(value: object) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise ValueError(f"{value!r} is not text")
-
-
-def _to_datetime(value: object) -> datetime:
-    if isinstance(value, str):
-        try:
-            when = datetime.fromisoformat(value.strip())
-        except ValueError:
-            pass
-        else:
-            return when if when.tzinfo is None else when.astimezone(UTC)
-    raise ValueError(f"{value!r} is not an ISO 8601 time")
-
-
-PARSERS: dict[Kind, Callable[[Any], Any]] = {
-    "int": _to_int,
-    "float": _to_float,
-    "bool": _to_bool,
-    "str": _to_str,
-    "datetime": _to_datetime,
-}

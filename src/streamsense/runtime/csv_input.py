@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from streamsense.runtime.cell_parsers import PARSERS
 from streamsense.runtime.conform import (
-    PARSERS,
     REJECT_FIELD,
     REJECT_REASON,
     REJECT_TEXT,
