@@ -8,6 +8,7 @@ raises InvalidEvent with a reason the dead-letter topic records next to the orig
 from __future__ import annotations
 
 import math
+import operator
 import re
 import types
 import typing
@@ -93,6 +94,14 @@ def _number_fields(schema: type[Schema], kind: type) -> tuple[tuple[str, str], .
     return tuple(names)
 
 
+def _getter(*names: str) -> Callable[[Any], tuple[Any, ...]]:
+    """The named attributes of an object as a tuple (attrgetter's own, in C, for two or
+    more; it returns a lone value bare)."""
+    if len(names) < 2:
+        return lambda item: tuple(getattr(item, name) for name in names)
+    return operator.attrgetter(*names)
+
+
 @dataclass(frozen=True)
 class Stream(Generic[S]):
     """A topic of events with a declared schema.
@@ -124,6 +133,7 @@ class Stream(Generic[S]):
     _decoder: msgspec.json.Decoder[S] = field(init=False, repr=False, compare=False)
     _floats: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
     _ints: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
+    _int_values: Callable[[Any], tuple[Any, ...]] = field(init=False, repr=False, compare=False)
     _batch_decoder: msgspec.json.Decoder[list[S]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -140,7 +150,9 @@ class Stream(Generic[S]):
         object.__setattr__(self, "_decoder", msgspec.json.Decoder(self.schema))
         object.__setattr__(self, "_batch_decoder", msgspec.json.Decoder(list[self.schema]))  # type: ignore[name-defined]
         object.__setattr__(self, "_floats", _number_fields(self.schema, float))
-        object.__setattr__(self, "_ints", _number_fields(self.schema, int))
+        ints = _number_fields(self.schema, int)
+        object.__setattr__(self, "_ints", ints)
+        object.__setattr__(self, "_int_values", _getter(*(name for name, _ in ints)))
 
     @property
     def topic(self) -> str:
@@ -214,18 +226,33 @@ class Stream(Generic[S]):
         self._check_finite(payload)
         return payload
 
-    def _check_finite(self, payload: S) -> None:
-        """NaN and infinities, and integers past 64 bits, are refused (named as on the
-        wire, like msgspec's own errors)."""
+    def _check_finite(self, payload: S, ints: bool = True) -> None:
+        """NaN and infinities, and (unless ``ints`` is False: ``_ints_fit`` said so for its
+        whole batch) integers past 64 bits, are refused, named as on the wire like
+        msgspec's own errors."""
         for name, wire in self._floats:
             value = getattr(payload, name)
             if value is not None and not math.isfinite(value):
                 raise InvalidEvent(f"{value} is not a finite number", field=wire)
+        if not ints:
+            return
         low, high = _INT64
         for name, wire in self._ints:
             value = getattr(payload, name)
             if isinstance(value, int) and not low <= value <= high:
                 raise InvalidEvent(f"{value} is outside the 64-bit integer range", field=wire)
+
+    def _ints_fit(self, payloads: Sequence[S]) -> bool:
+        """Whether every integer field of every payload holds in 64 bits: one min and one
+        max over the batch's integers, in C (checked event by event, a third of decoding's
+        time went to it)."""
+        if not self._ints:
+            return True
+        try:
+            flat = [value for values in map(self._int_values, payloads) for value in values]
+            return not flat or (_INT64[0] <= min(flat) and max(flat) <= _INT64[1])
+        except TypeError:  # an optional field is None: checked event by event
+            return False
 
     # -- consuming ----------------------------------------------------------------------------
     def decode(self, record: Record) -> Event[S]:
@@ -256,10 +283,11 @@ class Stream(Generic[S]):
             payloads = self._batch_decoder.decode(b"[" + b",".join(values) + b"]")  # type: ignore[arg-type]
         except (msgspec.ValidationError, msgspec.DecodeError):
             return [self._decode_or_error(r) for r in records]
+        check_ints = not self._ints_fit(payloads)
         out: list[Event[S] | InvalidEvent] = []
         for record, payload in zip(records, payloads, strict=True):
             try:
-                self._check_finite(payload)
+                self._check_finite(payload, check_ints)
                 out.append(self._event(record, payload))
             except InvalidEvent as error:
                 error.topic, error.partition, error.offset = (

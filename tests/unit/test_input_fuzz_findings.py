@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from streamsense.brokers import MemoryBroker
+from streamsense.brokers.base import Record
 from streamsense.cli.time_range import RowsInTime
 from streamsense.errors import InputFileError, InvalidEvent
 from streamsense.runtime.conform import fields_of
@@ -50,6 +51,12 @@ def test_integers_past_64_bits_are_dead_letters_not_an_overflow(tmp_path: Path) 
     with pytest.raises(InvalidEvent) as refused:
         clicks.parse(b'{"user": "a", "ts": -9223372036854775809, "amount": 1}')
     assert refused.value.field == "ts"
+    # The worker's path, a batch at a time: the one event alone (was decided, from JSON).
+    values = [b'{"user": "a", "ts": 1, "amount": 1}', b'{"user": "b", "ts": 2, "amount": 1}']
+    values.insert(1, b'{"user": "c", "ts": 99999999999999999999, "amount": 1}')
+    records = [Record(clicks.topic, 0, i, 10, b"k", v) for i, v in enumerate(values)]
+    decoded = clicks.decode_batch(records)
+    assert [type(d).__name__ for d in decoded] == ["Event", "InvalidEvent", "Event"]
 
 
 def test_non_finite_numbers_are_named_by_their_field_on_the_wire() -> None:
