@@ -174,8 +174,9 @@ class LabelRows:
         # A payment dated in the last week of year 9999 (a hostile file: its payment is a
         # dead letter, far in the future) has its label then too, not past what Python's
         # datetime holds (issue #21).
-        last = pa.scalar(_LAST_US, pa.int64()).cast(known.type)
-        known = pc.min_element_wise(known, last, skip_nulls=False)
+        if known.type.unit != "ns":  # nanoseconds end in 2262 anyway
+            last = pa.scalar(_LAST_US, pa.timestamp("us", known.type.tz))
+            known = pc.min_element_wise(known, last.cast(known.type, safe=False), skip_nulls=False)
         names = ["TRANSACTION_ID", "CUSTOMER_ID", "TERMINAL_ID", "TX_DATETIME", "TX_FRAUD"]
         return pa.RecordBatch.from_arrays(
             [batch.column(name) for name in names] + [known], names=[*names, "LABEL_TIME"]

@@ -30,6 +30,22 @@ def test_a_label_a_week_after_year_9999_ends_is_held_at_its_last_instant() -> No
     assert known == [datetime(2018, 4, 8), datetime.max, None]
 
 
+def test_labels_of_payments_in_nanoseconds_or_milliseconds_are_a_week_later() -> None:
+    for unit in ("ns", "ms"):
+        paid = pa.array([datetime(2018, 4, 1)], pa.timestamp(unit))
+        batch = pa.RecordBatch.from_pydict(
+            {
+                "TRANSACTION_ID": [1],
+                "CUSTOMER_ID": [4],
+                "TERMINAL_ID": [7],
+                "TX_DATETIME": paid,
+                "TX_FRAUD": [0],
+            }
+        )
+        known = LabelRows()(batch).column("LABEL_TIME").to_pylist()
+        assert [t.replace(tzinfo=None) for t in known] == [datetime(2018, 4, 8)], unit
+
+
 def test_the_summary_leaves_out_labels_the_labels_stream_refuses() -> None:
     broker = MemoryBroker()
     broker.create_topic("labels", ss.TopicConfig(1))
