@@ -92,6 +92,17 @@ def test_times_python_cannot_hold_are_dead_letters_not_an_overflow(tmp_path: Pat
     assert b"outside the times Python can hold" in dict(letters[0].headers)["reason"]
 
 
+def test_a_time_python_cannot_hold_in_a_column_the_schema_ignores(tmp_path: Path) -> None:
+    seen = pa.array([1_000, 253_402_300_800_000], pa.timestamp("ms"))
+    table = pa.table({"user": ["a", "b"], "ts": [1, 2], "amount": [1.0, 2.0], "seen": seen})
+    pq.write_table(table, tmp_path / "seen.parquet")
+    values, reasons = ingested(tmp_path / "seen.parquet")  # raised OverflowError
+    assert len(values) == 1 and b"outside the times Python can hold" in reasons[0]
+    as_read = file_chunks(Source(tmp_path / "seen.parquet", "parquet"), "t", "user")
+    rows = [msgspec.json.decode(r.value or b"") for chunk in as_read for r in chunk]
+    assert [row["seen"] for row in rows] == ["1970-01-01T00:00:01", None]  # produce: null
+
+
 def test_an_empty_cell_where_the_schema_needs_a_value_is_refused_at_ingest(
     tmp_path: Path,
 ) -> None:

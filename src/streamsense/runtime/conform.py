@@ -36,6 +36,7 @@ __all__ = [
     "check_columns",
     "conform",
     "fields_of",
+    "python_times",
 ]
 
 REJECT_FIELD = "__streamsense_reject_field"
@@ -125,18 +126,23 @@ def check_columns(path: Path, schema: pa.Schema, fields: Sequence[FieldType]) ->
 
 def conform(batch: pa.RecordBatch, fields: Sequence[FieldType]) -> pa.RecordBatch:
     """``batch`` with the schema's columns cast to their kinds; rows with a cell that
-    cannot be cast exactly get the REJECT_FIELD and REJECT_REASON columns set."""
+    cannot be cast exactly, or a time Python cannot hold in any column, get the
+    REJECT_FIELD and REJECT_REASON columns set."""
     columns = dict(zip(batch.schema.names, batch.columns, strict=True))
     reject_field: list[str | None] = [None] * batch.num_rows
     reject_reason: list[str | None] = [None] * batch.num_rows
-    for field in fields:
-        if field.column not in columns or field.kind == "other":
-            continue
-        cast, failures = _typed(columns[field.column], field)
-        columns[field.column] = cast
+    typed = {f.column: f for f in fields if f.column in columns and f.kind != "other"}
+    others = [name for name in columns if name not in typed]
+    for name in [*typed, *others]:  # a column the schema ignores: only its times checked
+        field = typed.get(name)
+        if field is not None:
+            cast, failures = _typed(columns[name], field)
+        else:
+            cast, failures = _within_python_times(columns[name])
+        columns[name] = cast
         for row, reason in failures:
             if reject_field[row] is None:
-                reject_field[row], reject_reason[row] = field.column, reason
+                reject_field[row], reject_reason[row] = name, reason
     if any(f is not None for f in reject_field):
         columns[REJECT_FIELD] = pa.array(reject_field, pa.string())
         columns[REJECT_REASON] = pa.array(reject_reason, pa.string())
@@ -162,6 +168,13 @@ def _empty(values: pa.Array) -> list[tuple[int, str]]:
         return []
     rows = pc.indices_nonzero(pc.is_null(values)).to_pylist()
     return [(row, "no value") for row in rows]
+
+
+def python_times(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch`` with every time Python cannot hold made null: a file read with no schema
+    (``produce``) has no dead letters, and one such cell must not fail the file."""
+    columns = [_within_python_times(column)[0] for column in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 def _within_python_times(values: pa.Array) -> tuple[pa.Array, list[tuple[int, str]]]:

@@ -23,7 +23,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from streamsense.errors import InputFileError
-from streamsense.runtime.conform import REJECT_FIELD, FieldType, check_columns, conform
+from streamsense.runtime.conform import (
+    REJECT_FIELD,
+    FieldType,
+    check_columns,
+    conform,
+    python_times,
+)
 from streamsense.runtime.csv_input import csv_batches, csv_reader, skip_ragged
 from streamsense.runtime.json_lines import check_json_lines, json_sample
 
@@ -119,7 +125,7 @@ def typed_batches(
         else:  # ragged rows become rejected rows (dead letters, or their line as read)
             schema, batches = csv_batches(path, fields, batch_rows)
         if fields is None:  # as read: CSV columns typed by what their cells spell
-            yield from batches
+            yield from map(python_times, batches)
             return
         check_columns(path, schema, fields)
         for batch in batches:
