@@ -157,9 +157,8 @@ def _check_grpc(call: Any, request: bytes, metadata: tuple[tuple[str, str], ...]
     except grpc.RpcError as error:
         code = error.code()
         assert code in CLIENT_CODES, (code, error.details())
-        if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
-            trailing = dict(error.trailing_metadata() or ())
-            assert trailing.get("field"), (code, error.details())
+        trailing = dict(error.trailing_metadata() or ())
+        assert trailing.get("field"), (code, error.details())
 
 
 def _fuzz_grpc(call: Any, requests: st.SearchStrategy[bytes]) -> None:

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from starlette.types import Message
 
 from streamsense.brokers import MemoryBroker
-from streamsense.serving.grpc_service import SERVICE, start_grpc_server
+from streamsense.serving.grpc_service import SERVICE, DecisionsClient, start_grpc_server
 from streamsense.serving.service import create_api
 from streamsense.testing import ManualClock
 from tests.apps.windowed import clicks
@@ -136,3 +136,25 @@ def test_garbage_on_the_grpc_wire_is_invalid_argument_naming_the_request(method:
 
     code, trailing = asyncio.run(main())
     assert code == grpc.StatusCode.INVALID_ARGUMENT and trailing["field"] == "request"
+
+
+def test_a_grpc_call_without_the_key_names_the_authorization_metadata() -> None:
+    serving = make_serving()
+    assert isinstance(serving.broker, MemoryBroker)
+
+    async def main() -> tuple[grpc.StatusCode, dict[str, Any]]:
+        producer = serving.broker.producer()
+        server, port = await start_grpc_server(serving, producer)
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                try:
+                    await DecisionsClient(channel).decide(clicks.topic, b"{}")
+                except grpc.aio.AioRpcError as error:
+                    return error.code(), dict(error.trailing_metadata() or ())
+                raise AssertionError("no key, and an answer")
+        finally:
+            await server.stop(grace=None)
+            producer.close()
+
+    code, trailing = asyncio.run(main())
+    assert code == grpc.StatusCode.UNAUTHENTICATED and trailing["field"] == "authorization"

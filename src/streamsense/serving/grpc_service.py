@@ -216,6 +216,7 @@ async def _authorise(serving: Serving, context: grpc.aio.ServicerContext[Any, An
         await context.abort(
             grpc.StatusCode.UNAUTHENTICATED,
             "missing or wrong API key (metadata authorization: Bearer <key>)",
+            trailing_metadata=(("field", "authorization"),),
         )
 
 
