@@ -70,7 +70,13 @@ class Worker:
         self._state = StateStore(topology.changelogs)
         self._restorer = Restorer(topology, broker, self.config, clock)
         merge = EventTimeMerge(self.config.order_wait_ms, clock)
-        self._intake = Intake(self.config.buffer_capacity, topology.lanes, topology.merged, merge)
+        self._intake = Intake(
+            self.config.buffer_capacity,
+            topology.lanes,
+            topology.merged,
+            merge,
+            max_bytes=self.config.buffer_bytes,
+        )
         self._pauses = PauseBook(clock)
         self._retries = RetryBook(self.config.retry, clock)
         self._progress = Progress(broker, self._intake, self._retries)
@@ -184,10 +190,9 @@ class Worker:
 
     def _pause_full_buffers(self, consumer: Consumer) -> None:
         for tp in consumer.assignment():
-            size = self._intake.size(tp)
-            if size >= self._intake.high:
+            if self._intake.full(tp):
                 self._pauses.hold(consumer, [tp], "full")
-            elif size <= self._intake.low:
+            elif self._intake.drained(tp):
                 self._pauses.release(consumer, [tp], "full")
 
     def _batch_due(self, started: float) -> bool:
@@ -204,6 +209,7 @@ class Worker:
         self.stats.pauses = self._pauses.pauses
         self.stats.paused_s = self._pauses.paused_s
         self.stats.largest_buffer = self._intake.largest
+        self.stats.largest_buffer_bytes = self._intake.largest_bytes
         self.stats.shed_changes = self.load.changes
         self.stats.order_waits = self._intake.merge.waits
 

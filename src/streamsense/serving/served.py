@@ -14,6 +14,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from streamsense.brokers.base import Broker
+from streamsense.clock import SYSTEM_CLOCK, Clock
 from streamsense.events import Stream
 from streamsense.serving.cascade import Cascade
 from streamsense.serving.feature_fallback import FeatureGuard
@@ -43,6 +44,9 @@ class Serving:
     # Per stream, the guarded online read (breaker, last known values); a default guard is
     # made for every stream not given one.
     feature_guards: dict[str, FeatureGuard] = field(default_factory=dict)
+    # What "now" is when an event's time is checked (no more than the stream's
+    # max_future_ms ahead, as the worker checks it): injected by tests.
+    clock: Clock = SYSTEM_CLOCK
 
     def __post_init__(self) -> None:
         if self.metrics_registry is None:

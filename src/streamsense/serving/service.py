@@ -32,7 +32,9 @@ from streamsense.errors import RetryableError, StreamsenseError
 from streamsense.events import to_epoch_ms
 from streamsense.serving.decide import RequestError, decide_event, encode_reply, ingest_events
 from streamsense.serving.exposure import Exposure
+from streamsense.serving.http_errors import error_response, install_error_handlers
 from streamsense.serving.http_metrics import HttpMetrics, metrics_of
+from streamsense.serving.openapi_bodies import document_bodies
 from streamsense.serving.routes import route_of
 from streamsense.serving.served import Serving
 
@@ -40,9 +42,7 @@ _json = msgspec.json.Encoder()
 log = logging.getLogger(__name__)
 
 
-def _error(status: int, message: str, field_name: str | None = None) -> Response:
-    body = {"error": message, **({"field": field_name} if field_name else {})}
-    return Response(_json.encode(body), status, media_type="application/json")
+_error = error_response
 
 
 def _ok(body: Any) -> Response:
@@ -74,6 +74,8 @@ def create_api(serving: Serving, exposure: Exposure | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     api.state.serving, api.state.producer, api.state.metrics = serving, producer, metrics
+    install_error_handlers(api)
+    document_bodies(api, serving.streams, list(serving.views))
 
     api.add_middleware(_Guard, serving=serving, metrics=metrics, producer=producer, exposure=shown)
 
@@ -150,13 +152,7 @@ class _Guard:
             return
         path: str = scope["path"]
         route = route_of(path)
-        headers = dict(scope["headers"])
-        rejection = None
-        keyed = path.startswith("/v1/") or (self.keyed_metrics and path == "/metrics")
-        if keyed and not _authorised(self.serving, headers):
-            rejection = _error(401, "missing or wrong API key (Authorization: Bearer <key>)")
-        elif int(headers.get(b"content-length") or 0) > self.serving.max_body_bytes:
-            rejection = _error(413, f"request body over {self.serving.max_body_bytes} bytes")
+        rejection = self._rejection(path, dict(scope["headers"]))
         if rejection is not None:
             self.metrics.requests.labels(route, str(rejection.status_code)).inc()
             await rejection(scope, receive, send)
@@ -175,6 +171,27 @@ class _Guard:
         answer = _decide(self.serving, self.producer, self.metrics, stream, body)
         await answer(scope, receive, counted)
 
+    def _rejection(self, path: str, headers: dict[bytes, bytes]) -> Response | None:
+        """The answer to a request refused before it is read: no key, or a body too big."""
+        keyed = path.startswith("/v1/") or (self.keyed_metrics and path == "/metrics")
+        limit = self.serving.max_body_bytes
+        if keyed and not _authorised(self.serving, headers):
+            message = "missing or wrong API key (Authorization: Bearer <key>)"
+            return _error(401, message, "authorization")
+        declared = _declared_length(headers)
+        if declared is None:
+            return _error(400, "Content-Length is not a number", "content-length")
+        if declared > limit:
+            return _error(413, f"request body over {limit} bytes", "body")
+        return None
+
+
+def _declared_length(headers: dict[bytes, bytes]) -> int | None:
+    """The Content-Length the client declared (0 if none, None if no number: a 400, where
+    ``int()`` raised and answered 500)."""
+    declared = headers.get(b"content-length") or b"0"
+    return int(declared) if declared.isdigit() else None
+
 
 def _decide_stream(scope: Scope) -> str | None:
     """The stream of a ``POST /v1/decide/{stream}`` request, else None."""
@@ -185,16 +202,17 @@ def _decide_stream(scope: Scope) -> str | None:
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
-    """The request body, cut at ``limit + 1`` bytes (over the limit: refused by size)."""
+    """The request body, cut at ``limit + 1`` bytes (over the limit: refused by size; the
+    rest is never read, so a chunked body of any size costs no more than the limit). A
+    client that hangs up mid-body leaves what came (answered to nobody)."""
     chunks, size = [], 0
-    while True:
+    while size <= limit:
         message = await receive()
         if message["type"] == "http.disconnect":
             break
         chunk: bytes = message.get("body", b"")
-        if size <= limit:
-            chunks.append(chunk)
-            size += len(chunk)
+        chunks.append(chunk)
+        size += len(chunk)
         if not message.get("more_body", False):
             break
     return b"".join(chunks)[: limit + 1]
@@ -208,8 +226,9 @@ def _authorised(serving: Serving, headers: dict[bytes, bytes]) -> bool:
 
 
 async def _body(request: Request, serving: Serving) -> bytes:
-    body = await request.body()
-    return body[: serving.max_body_bytes + 1]
+    # Not request.body(): that reads a chunked body of any size into memory, and raises
+    # (a logged 500) when the client hangs up mid-body.
+    return await _read_body(request.receive, serving.max_body_bytes)
 
 
 def _decide(
@@ -236,7 +255,7 @@ def _ingest(serving: Serving, producer: Producer, stream_name: str, body: bytes)
 def _features(serving: Serving, view_name: str, key: str, at: str | None) -> Response:
     view = serving.views.get(view_name)
     if view is None:
-        return _error(404, f"no view {view_name!r} (there are {sorted(serving.views)})")
+        return _error(404, f"no view {view_name!r} (there are {sorted(serving.views)})", "view")
     try:
         when = datetime.now(UTC) if at is None else datetime.fromisoformat(at)
     except ValueError:
@@ -249,7 +268,7 @@ def _features(serving: Serving, view_name: str, key: str, at: str | None) -> Res
 
 def _switch(serving: Serving, name: str, alias: str, body: bytes) -> Response:
     if serving.registry is None:
-        return _error(404, "no model registry configured")
+        return _error(404, "no model registry configured", "name")
     try:
         version = int(msgspec.json.decode(body)["version"])
     except (msgspec.DecodeError, KeyError, TypeError, ValueError):
@@ -257,7 +276,7 @@ def _switch(serving: Serving, name: str, alias: str, body: bytes) -> Response:
     try:
         chosen = serving.registry.set_alias(name, alias, version)
     except StreamsenseError as error:
-        return _error(404 if not error.retryable else 503, str(error))
+        return _error(404 if not error.retryable else 503, str(error), "name")
     if serving.on_model_switch is not None:
         serving.on_model_switch(name, alias, chosen)
     return _ok({"model": name, "alias": alias, "version": chosen})
