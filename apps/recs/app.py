@@ -19,6 +19,7 @@ import typer
 
 import streamsense as ss
 from streamsense.application import InputOption
+from streamsense.serving import Serving
 
 from . import demo
 from .exports import SERVED_TOPIC, export_recommendations
@@ -39,6 +40,16 @@ def configure(state_dir: Path) -> None:
     INPUTS.state_dir = state_dir
 
 
+def serving(broker: ss.Broker, state_dir: Path) -> Serving:
+    """`streamsense serve apps/recs`: a model of its own, loaded from the stage's
+    changelog, following the topics (serving.py); the routes are in api.py."""
+    from .api import build_serving  # the serving modules load only when serving
+    from .serving import RecsService
+
+    service = RecsService(broker, interactions, items, state_topic=app.state_topic(STAGE.name))
+    return build_serving(service, broker)
+
+
 def _commands() -> typer.Typer:
     from .commands import commands  # imported only when `streamsense recs` runs
 
@@ -56,6 +67,7 @@ application = ss.Application(
     ],
     configure=configure,
     exports={"recommendations": export_recommendations},
+    serving=serving,
     demo=demo.run,
     demo_options=demo.OPTIONS,
     commands=_commands,
