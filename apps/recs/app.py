@@ -5,10 +5,10 @@
     interactions ───┘
 
 Two streams, one partition each: a movie's popularity and neighbours are global, so the
-ratings of every user meet one model. For each rating the stage returns the list the app
-would have served that user just before it (never a movie they rated), then learns from
-the rating: the replay's export is a prequential evaluation as it runs. The catalogue
-reaches the same stage through its own flow.
+ratings of every user meet one model. For each rating the stage writes the list the app
+would have served that user just before it (never a movie they rated: served.py), then
+learns from the rating: the replay's export is a prequential evaluation as it runs. The
+catalogue reaches the same stage through its own flow.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from streamsense.application import InputOption
 from streamsense.serving import Serving
 
 from . import demo
-from .exports import SERVED_TOPIC, export_recommendations
+from .exports import export_recommendations
 from .inputs import CsvInputs
-from .stage import Movie, Rating, RecsStage, Served
+from .served import SERVED_TOPIC, ServedBatch
+from .stage import Movie, Rating, RecsStage
 from .streams import interactions, items
 
 STAGE = RecsStage()
@@ -32,7 +33,7 @@ INPUTS = CsvInputs()
 
 app = ss.App("recs")
 app.flow(items).batch(STAGE)
-app.flow(interactions).batch(STAGE).sink(ss.TopicSink(SERVED_TOPIC))
+app.flow(interactions).batch(STAGE)  # the stage writes SERVED_TOPIC (served.py)
 
 
 def configure(state_dir: Path) -> None:
@@ -73,4 +74,4 @@ application = ss.Application(
     commands=_commands,
 )
 
-__all__ = ["Movie", "Rating", "Served", "app", "application", "interactions", "items"]
+__all__ = ["SERVED_TOPIC", "Movie", "Rating", "ServedBatch", "app", "application", "interactions", "items"]

@@ -203,12 +203,12 @@ def recommend(
         c = touched[t]
         sim = knn[c] - 1e-12
         knn[c] = 0.0  # leave the scratch array clean for the next ranking
-        score = (
-            params[P_KNN] * sim
-            + genre_weight * _affinity(items, c, profile)
-            + params[P_TREND] * _popularity(items, c, 0, top[0])
-            + params[P_POP] * _popularity(items, c, 2, top[2])
-        )
+        score = params[P_KNN] * sim + genre_weight * _affinity(items, c, profile)
+        # a zero weight adds exactly 0.0: its term (a division, a load) is skipped
+        if params[P_TREND] != 0.0:
+            score += params[P_TREND] * _popularity(items, c, 0, top[0])
+        if params[P_POP] != 0.0:
+            score += params[P_POP] * _popularity(items, c, 2, top[2])
         # the hash probe only for a candidate that would make the list
         if (filled < k or score > best_s[k - 1]) and not rated(shared, u, c):
             filled = _insert_top(best_id, best_s, filled, c, score)
