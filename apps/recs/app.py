@@ -74,4 +74,13 @@ application = ss.Application(
     commands=_commands,
 )
 
-__all__ = ["SERVED_TOPIC", "Movie", "Rating", "ServedBatch", "app", "application", "interactions", "items"]
+__all__ = [
+    "SERVED_TOPIC",
+    "Movie",
+    "Rating",
+    "ServedBatch",
+    "app",
+    "application",
+    "interactions",
+    "items",
+]

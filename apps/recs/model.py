@@ -214,7 +214,7 @@ class RecsModel:
         touched = np.empty(n, np.int64)
         arrays = tuple(self.items), tuple(self.users), tuple(self.shared)
         filled = K.recommend(*arrays, u, self.params, knn, touched, best_id, best_s)
-        K.top_up(tuple(self.shared), u, best_id, filled, len(self.item_ids))
+        K.top_up(self.shared.pairs, u, best_id, filled, len(self.item_ids))
         return self.to_movie_ids(best_id), best_s
 
     def recent_movies(self, user: int, n: int) -> list[int]:
