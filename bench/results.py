@@ -171,10 +171,35 @@ def monitoring_tables(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def recs_http_tables(record: dict[str, Any]) -> str:
+    """BENCHMARKS.md's table for one recs_http_bench invocation: a row per round (a fresh
+    server each), then median and range."""
+    rows, settings = record["rows"], record["settings"]
+    lines = [
+        f"GET /v1/recommend/{{user}}?k=20, open loop at {settings['rate']:,.0f}/s for "
+        f"{settings['seconds']:.0f} s per round, latency from the scheduled send time",
+        "",
+        "| round | answered | errors | degraded | p50 ms | p99 ms | p99.9 ms | ready s "
+        "| load average |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['round'] + 1} | {r['answered']:,} | {r['errors']} | {r['degraded']} "
+            f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['p999_ms']:.2f} "
+            f"| {r['ready_s']:.1f} | {r['load_average']:.1f} |"
+        )
+    p99 = spread([r["p99_ms"] for r in rows], ".2f")
+    p50 = spread([r["p50_ms"] for r in rows], ".2f")
+    lines += ["", f"p99 median (range) over {len(rows)} rounds: {p99} ms; p50 {p50} ms"]
+    return "\n".join(lines)
+
+
 TABLES = {
     "kafka_bench": kafka_tables,
     "broker_bench": broker_tables,
     "monitoring_bench": monitoring_tables,
+    "recs_http_bench": recs_http_tables,
 }
 BLOCK = re.compile(r"(<!-- results: (\w+) -->\n)(.*?)(<!-- /results -->)", re.DOTALL)
 

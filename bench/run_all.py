@@ -69,7 +69,9 @@ BENCHES = [
     Bench("nab", "nab_bench.py", [], ["--detectors", "rarity"], one_core=True),
     Bench("iot", "iot_bench.py", [], [], one_core=True),
     Bench("recs", "recs_bench.py", [], []),
-    Bench("recs_http", "recs_http_bench.py", [], ["--rate", "100", "--seconds", "2"]),
+    Bench(
+        "recs_http", "recs_http_bench.py", [], ["--rate", "100", "--seconds", "2", "--rounds", "1"]
+    ),
     Bench("handbook_lr", "handbook_lr_check.py", [], [], smoke_too=False),  # a check, no peer
     Bench(
         "state_restore",
