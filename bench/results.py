@@ -195,10 +195,36 @@ def recs_http_tables(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def recs_tables(record: dict[str, Any]) -> str:
+    """BENCHMARKS.md's table for one recs_bench invocation: prequential quality, then the
+    replay's speed per round (the whole command: start, CSV conversion, ingest, pipeline,
+    export)."""
+    settings = record["settings"]
+    lines = [
+        f"Scored from {settings['score_from']} (until {settings['score_until']}):",
+        "",
+        "| | Hit@10 | MRR@10 | NDCG@10 |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, values in settings["quality"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{v:.4f}" for v in values.values()) + " |")
+    lines += ["", "| round | wall s | CPU s | ratings/s per core | load average |",
+              "|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for r in record["rows"]:
+        lines.append(
+            f"| {r['round'] + 1} | {r['wall_s']:.1f} | {r['cpu_s']:.2f} "
+            f"| {r['ratings_per_cpu_s']:,.0f} | {r['load_average']:.1f} |"
+        )
+    rate = spread([r["ratings_per_cpu_s"] for r in record["rows"]])
+    lines += ["", f"{settings['ratings']:,} ratings; ratings/s per core, median (range): {rate}"]
+    return "\n".join(lines)
+
+
 TABLES = {
     "kafka_bench": kafka_tables,
     "broker_bench": broker_tables,
     "monitoring_bench": monitoring_tables,
+    "recs_bench": recs_tables,
     "recs_http_bench": recs_http_tables,
 }
 BLOCK = re.compile(r"(<!-- results: (\w+) -->\n)(.*?)(<!-- /results -->)", re.DOTALL)

@@ -68,7 +68,7 @@ BENCHES = [
     Bench("monitoring", "monitoring_bench.py", [], ["--weeks", "1", "--rounds", "1"]),
     Bench("nab", "nab_bench.py", [], ["--detectors", "rarity"], one_core=True),
     Bench("iot", "iot_bench.py", [], [], one_core=True),
-    Bench("recs", "recs_bench.py", [], []),
+    Bench("recs", "recs_bench.py", [], ["--rounds", "1"]),
     Bench(
         "recs_http", "recs_http_bench.py", [], ["--rate", "100", "--seconds", "2", "--rounds", "1"]
     ),

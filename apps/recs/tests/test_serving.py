@@ -5,10 +5,13 @@ busy, a clear 4xx for a bad body, and a model loaded from the pipeline's changel
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc.aio
+import msgspec
 import pytest
 from fastapi.testclient import TestClient
 
@@ -17,6 +20,8 @@ from streamsense.brokers import MemoryBroker
 from streamsense.brokers.base import OutRecord, TopicConfig
 from streamsense.runtime.batch_state import state_records
 from streamsense.runtime.ingest import ingest_file
+from streamsense.serving.grpc_endpoints import EndpointsClient
+from streamsense.serving.grpc_service import start_grpc_server
 from streamsense.serving.service import create_api
 from streamsense.testing import drain_topic
 
@@ -161,3 +166,23 @@ def test_the_model_is_loaded_from_the_changelog_then_follows(tmp_path: Path) -> 
         assert model.user_index == whole.user_index
         for user in sorted(whole.user_index)[:50]:
             assert service.recommend(user, 20).items == whole.recommend(user, 20)[0].tolist()
+
+
+def test_a_list_over_grpc_is_the_list_over_http(served: tuple[TestClient, RecsService]) -> None:
+    client, service = served
+    user = next(iter(service.stage.model().user_index))
+
+    async def over_grpc() -> tuple[int, bytes]:
+        serving = build_serving(service, service.broker)
+        server, port = await start_grpc_server(serving, service.broker.producer())
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                return await EndpointsClient(channel).call(
+                    "GET", f"/v1/recommend/{user}", {"k": "10"}
+                )
+        finally:
+            await server.stop(None)
+
+    status, body = asyncio.run(over_grpc())
+    assert status == 200
+    assert msgspec.json.decode(body)["items"] == _get(client, user)["items"]
