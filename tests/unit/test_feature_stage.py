@@ -194,3 +194,25 @@ def test_the_workers_idle_check_runs_on_its_injected_clock() -> None:
     clock.advance(60_000)  # no real time passes: only the injected clock says it is idle
     [closed] = restorer.idle([0]).values()
     assert [msgspec.json.decode(r.value or b"")["feature"] for r in closed] == ["n_tumbling_30s"]
+
+
+def test_a_clean_stop_writes_the_state_changed_since_the_last_write(tmp_path: Path) -> None:
+    broker = EmbeddedBroker(tmp_path / "log.db")
+    items = shuffled_clicks(300)
+    feed(broker, items, build())
+    # An interval the run never reaches: only the clean stop writes the state.
+    config = WorkerConfig(batch_size=40, snapshot_every_events=10**9, snapshot_every_s=10**6)
+    Worker(build(allowed_lateness_ms=2000, idle_timeout_ms=None), broker, config).run(
+        until_caught_up=True
+    )
+    feed(broker, items[:50], build())
+    again = Worker(build(allowed_lateness_ms=2000, idle_timeout_ms=None), broker, config)
+    stats = again.run(until_caught_up=True)
+    assert stats.replayed_events == 0 and stats.events == 50  # restored as of the stop
+    straight = MemoryBroker()
+    feed(straight, items + items[:50], build())
+    Worker(build(allowed_lateness_ms=2000, idle_timeout_ms=None), straight).run(
+        until_caught_up=True
+    )
+    assert sorted(outputs(broker)) == sorted(outputs(straight))
+    broker.close()
