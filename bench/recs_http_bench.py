@@ -42,6 +42,7 @@ from results import save_results  # noqa: E402
 
 STREAMSENSE = str(Path(sys.executable).parent / "streamsense")
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+WARM_UP_S = 2.0
 
 
 def prepare(data: Path, state: Path) -> np.ndarray:
@@ -80,6 +81,13 @@ def wait_ready(port: int) -> None:
     raise SystemExit("the server did not catch up within 300 s")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def one_round(state: Path, users: np.ndarray, args: argparse.Namespace) -> dict[str, float]:
     port = free_port()
     started = time.monotonic()
@@ -87,11 +95,17 @@ def one_round(state: Path, users: np.ndarray, args: argparse.Namespace) -> dict[
     try:
         wait_ready(port)
         ready_s = time.monotonic() - started
+        cpu = cpu_seconds(server.pid)
         result = uvloop.run(run_load(port, users, args.rate, args.seconds))
+        # The server's own CPU per request (warm-up included): what an answer costs,
+        # whatever else the machine runs; the latencies say what the machine allowed.
+        served = args.rate * (args.seconds + WARM_UP_S)
+        cpu_ms = (cpu_seconds(server.pid) - cpu) * 1000 / served
     finally:
         server.terminate()
         server.wait(10)
-    return {**result, "ready_s": ready_s, "load_average": os.getloadavg()[0]}
+    row = {"ready_s": ready_s, "cpu_ms_per_request": cpu_ms, "load_average": os.getloadavg()[0]}
+    return {**result, **row}
 
 
 async def _get(
@@ -133,7 +147,7 @@ async def run_load(port: int, users: np.ndarray, rate: float, seconds: float) ->
             degraded += b'"degraded":true' in body
 
     tasks = []
-    for phase_seconds, record in ((2.0, False), (seconds, True)):
+    for phase_seconds, record in ((WARM_UP_S, False), (seconds, True)):
         start = time.monotonic()
         n = int(rate * phase_seconds)
         i = 0
@@ -183,7 +197,8 @@ def main() -> None:
                 f"round {n + 1}: p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms, "
                 f"p99.9 {row['p999_ms']:.2f} ms; {row['answered']:,} answered, "
                 f"{row['errors']} errors, {row['degraded']} degraded; ready in "
-                f"{row['ready_s']:.1f} s; load average {row['load_average']:.1f}",
+                f"{row['ready_s']:.1f} s; server CPU {row['cpu_ms_per_request']:.3f} ms per "
+                f"request; load average {row['load_average']:.1f}",
                 flush=True,
             )
     p99 = sorted(r["p99_ms"] for r in rows)

@@ -180,14 +180,16 @@ def recs_http_tables(record: dict[str, Any]) -> str:
         f"{settings['seconds']:.0f} s per round, latency from the scheduled send time",
         "",
         "| round | answered | errors | degraded | p50 ms | p99 ms | p99.9 ms | ready s "
-        "| load average |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server CPU ms per request | load average |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        cpu = r.get("cpu_ms_per_request")
         lines.append(
             f"| {r['round'] + 1} | {r['answered']:,} | {r['errors']} | {r['degraded']} "
             f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['p999_ms']:.2f} "
-            f"| {r['ready_s']:.1f} | {r['load_average']:.1f} |"
+            f"| {r['ready_s']:.1f} | {'-' if cpu is None else f'{cpu:.3f}'} "
+            f"| {r['load_average']:.1f} |"
         )
     p99 = spread([r["p99_ms"] for r in rows], ".2f")
     p50 = spread([r["p50_ms"] for r in rows], ".2f")
