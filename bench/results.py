@@ -357,7 +357,60 @@ def iot_tables(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def recs_http_tables(record: dict[str, Any]) -> str:
+    """BENCHMARKS.md's table for one recs_http_bench invocation: a row per round (a fresh
+    server each), then median and range."""
+    rows, settings = record["rows"], record["settings"]
+    lines = [
+        f"GET /v1/recommend/{{user}}?k=20, open loop at {settings['rate']:,.0f}/s for "
+        f"{settings['seconds']:.0f} s per round, latency from the scheduled send time",
+        "",
+        "| round | answered | errors | degraded | p50 ms | p99 ms | p99.9 ms | ready s "
+        "| server CPU ms per request | load average |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        cpu = r.get("cpu_ms_per_request")
+        lines.append(
+            f"| {r['round'] + 1} | {r['answered']:,} | {r['errors']} | {r['degraded']} "
+            f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['p999_ms']:.2f} "
+            f"| {r['ready_s']:.1f} | {'-' if cpu is None else f'{cpu:.3f}'} "
+            f"| {r['load_average']:.1f} |"
+        )
+    p99 = spread([r["p99_ms"] for r in rows], ".2f")
+    p50 = spread([r["p50_ms"] for r in rows], ".2f")
+    lines += ["", f"p99 median (range) over {len(rows)} rounds: {p99} ms; p50 {p50} ms"]
+    return "\n".join(lines)
+
+
+def recs_tables(record: dict[str, Any]) -> str:
+    """BENCHMARKS.md's table for one recs_bench invocation: prequential quality, then the
+    replay's speed per round (the whole command: start, CSV conversion, ingest, pipeline,
+    export)."""
+    settings = record["settings"]
+    lines = [
+        f"Scored from {settings['score_from']} (until {settings['score_until']}):",
+        "",
+        "| | Hit@10 | MRR@10 | NDCG@10 |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, values in settings["quality"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{v:.4f}" for v in values.values()) + " |")
+    lines += ["", "| round | wall s | CPU s | ratings/s per core | load average |",
+              "|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for r in record["rows"]:
+        lines.append(
+            f"| {r['round'] + 1} | {r['wall_s']:.1f} | {r['cpu_s']:.2f} "
+            f"| {r['ratings_per_cpu_s']:,.0f} | {r['load_average']:.1f} |"
+        )
+    rate = spread([r["ratings_per_cpu_s"] for r in record["rows"]])
+    lines += ["", f"{settings['ratings']:,} ratings; ratings/s per core, median (range): {rate}"]
+    return "\n".join(lines)
+
+
 TABLES: dict[str, Any] = {
+    "recs_bench": recs_tables,
+    "recs_http_bench": recs_http_tables,
     "http_bench": http_tables,
     "serving_calls_bench": SERVING_CALLS,
     "lanes_bench": LANES,

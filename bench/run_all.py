@@ -78,8 +78,10 @@ BENCHES = [
         ["--rounds", "1", "--demo-rounds", "0", "--rows", "5000"],
         one_core=True,
     ),
-    Bench("recs", "recs_bench.py", [], []),
-    Bench("recs_http", "recs_http_bench.py", [], ["--rate", "100", "--seconds", "2"]),
+    Bench("recs", "recs_bench.py", [], ["--rounds", "1"]),
+    Bench(
+        "recs_http", "recs_http_bench.py", [], ["--rate", "100", "--seconds", "2", "--rounds", "1"]
+    ),
     Bench("handbook_lr", "handbook_lr_check.py", [], [], smoke_too=False),  # a check, no peer
     Bench(
         "state_restore",

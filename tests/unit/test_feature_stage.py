@@ -221,3 +221,25 @@ def test_features_kept_by_column_are_the_vectors_and_late_events_still_go_late()
 def test_the_feature_log_needs_the_vectors() -> None:
     with pytest.raises(ConfigError, match="feature log"):
         F.FeatureStage("f", FEATURES, vectors=False)
+
+
+def test_a_clean_stop_writes_the_state_changed_since_the_last_write(tmp_path: Path) -> None:
+    broker = EmbeddedBroker(tmp_path / "log.db")
+    items = shuffled_clicks(300)
+    feed(broker, items, build())
+    # An interval the run never reaches: only the clean stop writes the state.
+    config = WorkerConfig(batch_size=40, snapshot_every_events=10**9, snapshot_every_s=10**6)
+    Worker(build(allowed_lateness_ms=2000, idle_timeout_ms=None), broker, config).run(
+        until_caught_up=True
+    )
+    feed(broker, items[:50], build())
+    again = Worker(build(allowed_lateness_ms=2000, idle_timeout_ms=None), broker, config)
+    stats = again.run(until_caught_up=True)
+    assert stats.replayed_events == 0 and stats.events == 50  # restored as of the stop
+    straight = MemoryBroker()
+    feed(straight, items + items[:50], build())
+    Worker(build(allowed_lateness_ms=2000, idle_timeout_ms=None), straight).run(
+        until_caught_up=True
+    )
+    assert sorted(outputs(broker)) == sorted(outputs(straight))
+    broker.close()

@@ -86,6 +86,9 @@ def decide_event(
 ) -> DecisionRecord:
     """Decide one event (``body``: one JSON object) and publish it and its decision."""
     started = time.perf_counter()
+    cascade = serving.cascade
+    if cascade is None:
+        raise RequestError(404, f"{serving.name} serves no decisions")
     stream = _stream(serving, stream_name)
     _check_size(serving, body)
     try:
@@ -104,7 +107,7 @@ def decide_event(
     else:
         features = dict(zip(guard.online.features.names, read.row.tolist(), strict=True))
         values = {**msgspec.structs.asdict(payload), **features}
-        record = serving.cascade.decide(event_id, key, values, feature_age_ms=read.age_ms)
+        record = cascade.decide(event_id, key, values, feature_age_ms=read.age_ms)
         record.features = features
         guard.apply(record, read)
     record.latency_ms["features"] = features_ms

@@ -9,6 +9,7 @@ ingest logic as the HTTP API (``serving.decide``), the same API key and size lim
 ``with_grpc(api, serving, port=N)`` runs the gRPC server inside the FastAPI app's lifespan, on
 the same event loop and with the same producer, so ``streamsense serve --grpc-port N`` serves
 both protocols from one process without sharing the online store or cascade across threads.
+An app's own endpoints are served beside it (``streamsense.v1.Endpoints``, grpc_endpoints.py).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class DecisionService:
     async def decide(
         self, request: pb.DecideRequest | None, context: DecideContext
     ) -> pb.DecideReply:
-        await _authorise(self.serving, context)
+        await authorise(self.serving, context)
         request = await _parsed(request, context)
         try:
             record = decide_event(
@@ -77,7 +78,7 @@ class DecisionService:
     async def ingest(
         self, request: pb.IngestRequest | None, context: IngestContext
     ) -> pb.IngestReply:
-        await _authorise(self.serving, context)
+        await authorise(self.serving, context)
         request = await _parsed(request, context)
         try:
             accepted = ingest_events(self.serving, self.producer, request.stream, request.events)
@@ -144,6 +145,11 @@ async def start_grpc_server(
     limit = serving.max_body_bytes + _ENVELOPE_BYTES
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit)])
     server.add_generic_rpc_handlers((DecisionService(serving, producer).handler(),))
+    if serving.endpoints:
+        # imported here: it imports ``authorise`` from this module
+        from streamsense.serving.grpc_endpoints import EndpointsService
+
+        server.add_generic_rpc_handlers((EndpointsService(serving).handler(),))
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     return server, bound
@@ -204,7 +210,7 @@ class DecisionsClient:
         return reply.accepted
 
 
-async def _authorise(serving: Serving, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+async def authorise(serving: Serving, context: grpc.aio.ServicerContext[Any, Any]) -> None:
     if serving.api_key is None:
         return
     header = ""

@@ -7,6 +7,7 @@
     GET  /v1/features/{view}/{key}?at=ISO
     GET  /v1/models             POST /v1/models/{name}/aliases/{alias}  {"version": N}
     GET  /healthz  /readyz  /metrics  /docs  /openapi.json   (who sees which: exposure.py)
+    the app's own endpoints (``Serving.endpoints``), answered before all of these
 
 Bodies are parsed with msgspec straight from bytes (no pydantic on the hot path). Errors are
 4xx JSON naming the bad field. With an API key set, every /v1 call (and by default
@@ -21,16 +22,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 import msgspec
 from fastapi import FastAPI, Request, Response
 from prometheus_client import generate_latest
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from streamsense.brokers.base import Producer
 from streamsense.errors import RetryableError, StreamsenseError
 from streamsense.events import to_epoch_ms
 from streamsense.serving.decide import RequestError, decide_event, encode_reply, ingest_events
+from streamsense.serving.endpoints import Call, EndpointTable, Reply
 from streamsense.serving.exposure import Exposure
 from streamsense.serving.http_errors import error_response, install_error_handlers
 from streamsense.serving.http_metrics import HttpMetrics, metrics_of
@@ -63,8 +67,14 @@ def create_api(serving: Serving, exposure: Exposure | None = None) -> FastAPI:
                 online.warm_up()
             except RetryableError as error:  # the store may come back later: serve anyway
                 log.warning("online store unavailable at startup (%s): serving on fallbacks", error)
-        yield
-        producer.close()  # publish what is still buffered
+        if serving.on_start is not None:
+            serving.on_start()
+        try:
+            yield
+        finally:
+            if serving.on_stop is not None:
+                serving.on_stop()
+            producer.close()  # publish what is still buffered
 
     api = FastAPI(
         title=f"streamsense: {serving.name}",
@@ -113,6 +123,8 @@ def create_api(serving: Serving, exposure: Exposure | None = None) -> FastAPI:
                 serving.broker.describe_topic(stream.topic)
         except StreamsenseError as error:
             return _error(503, f"not ready: {error}")
+        if serving.ready is not None and not serving.ready():
+            return _error(503, f"not ready: {serving.name} is still starting")
         return _ok({"status": "ready"})
 
     if shown.metrics != "off":
@@ -132,7 +144,8 @@ class _Guard:
     It also answers ``POST /v1/decide/{stream}`` itself, the hot path, with the very same
     ``_decide`` the FastAPI route calls (which stays for the OpenAPI docs and any other
     shape of path): FastAPI's routing, request object and exception layers cost about a
-    quarter of a served decision's CPU time (py-spy at 1,000 requests/s)."""
+    quarter of a served decision's CPU time (py-spy at 1,000 requests/s). The app's own
+    endpoints are answered here too, for the same reason, before any platform route."""
 
     def __init__(
         self,
@@ -145,13 +158,15 @@ class _Guard:
     ) -> None:
         self.app, self.serving, self.metrics, self.producer = app, serving, metrics, producer
         self.keyed_metrics = exposure.metrics == "key"
+        self.endpoints = EndpointTable(serving.endpoints)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        route = route_of(path)
+        own = self.endpoints.template_of(path) if self.endpoints else None
+        route = own or route_of(path)
         rejection = self._rejection(path, dict(scope["headers"]))
         if rejection is not None:
             self.metrics.requests.labels(route, str(rejection.status_code)).inc()
@@ -163,6 +178,8 @@ class _Guard:
                 self.metrics.requests.labels(route, str(message["status"])).inc()
             await send(message)
 
+        if self.endpoints and await self._endpoint(scope, receive, counted):
+            return
         stream = _decide_stream(scope)
         if stream is None:
             await self.app(scope, receive, counted)
@@ -184,6 +201,30 @@ class _Guard:
         if declared > limit:
             return _error(413, f"request body over {limit} bytes", "body")
         return None
+
+    async def _endpoint(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Answers the request if it is for one of the app's endpoints."""
+        found = self.endpoints.match(scope["method"], scope["path"])
+        if found is None:
+            return False
+        endpoint, params = found
+        body = b""
+        if scope["method"] == "POST":
+            body = await _read_body(receive, self.serving.max_body_bytes)
+        query = dict(parse_qsl(scope.get("query_string", b"").decode(errors="replace")))
+        call = Call(params, query, body)
+        try:
+            if len(body) > self.serving.max_body_bytes:
+                reply = Reply.error(413, f"request body over {self.serving.max_body_bytes} bytes")
+            elif endpoint.blocking:
+                reply = await run_in_threadpool(endpoint.handler, call)
+            else:
+                reply = endpoint.handler(call)
+        except RetryableError as error:  # the app's dependency is down: try again later
+            reply = Reply.error(503, str(error))
+        answer = Response(reply.body, reply.status, media_type="application/json")
+        await answer(scope, receive, send)
+        return True
 
 
 def _declared_length(headers: dict[bytes, bytes]) -> int | None:
