@@ -21,7 +21,7 @@ import grpc.aio
 
 from streamsense.errors import RetryableError
 from streamsense.serving.endpoints import Call, EndpointTable, Reply
-from streamsense.serving.grpc_service import authorise
+from streamsense.serving.grpc_auth import authorise
 from streamsense.serving.proto import endpoints_pb2 as pb
 from streamsense.serving.served import Serving
 

@@ -14,7 +14,6 @@ An app's own endpoints are served beside it (``streamsense.v1.Endpoints``, grpc_
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, NoReturn, TypeVar
@@ -29,6 +28,8 @@ from streamsense.brokers.base import Producer
 from streamsense.errors import StreamsenseError
 from streamsense.serving.decide import RequestError, decide_event, ingest_events, reply_of
 from streamsense.serving.decision import DecisionRecord
+from streamsense.serving.grpc_auth import authorise
+from streamsense.serving.grpc_endpoints import EndpointsService
 from streamsense.serving.proto import decide_pb2 as pb
 from streamsense.serving.served import Serving
 
@@ -146,9 +147,6 @@ async def start_grpc_server(
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit)])
     server.add_generic_rpc_handlers((DecisionService(serving, producer).handler(),))
     if serving.endpoints:
-        # imported here: it imports ``authorise`` from this module
-        from streamsense.serving.grpc_endpoints import EndpointsService
-
         server.add_generic_rpc_handlers((EndpointsService(serving).handler(),))
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
@@ -208,22 +206,6 @@ class DecisionsClient:
             request, metadata=self._metadata, timeout=timeout
         )
         return reply.accepted
-
-
-async def authorise(serving: Serving, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-    if serving.api_key is None:
-        return
-    header = ""
-    for name, value in context.invocation_metadata() or ():
-        if name == "authorization":
-            header = value if isinstance(value, str) else value.decode()
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip(), serving.api_key):
-        await context.abort(
-            grpc.StatusCode.UNAUTHENTICATED,
-            "missing or wrong API key (metadata authorization: Bearer <key>)",
-            trailing_metadata=(("field", "authorization"),),
-        )
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: RequestError) -> NoReturn:
