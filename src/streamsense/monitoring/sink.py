@@ -32,7 +32,7 @@ import numpy.typing as npt
 from streamsense.brokers.base import OutRecord, TopicConfig
 from streamsense.events import Event
 from streamsense.monitoring.alerts import Alert, AlertEvaluator, AlertRule, observations
-from streamsense.monitoring.drift import Column, DriftWindows
+from streamsense.monitoring.drift import MIN_SLOT_ROWS, Column, DriftWindows
 from streamsense.monitoring.profile import ReferenceProfile
 from streamsense.runtime.app import source_headers
 
@@ -67,9 +67,15 @@ class MonitorSink:
         window_ms: int,
         allowed_lateness_ms: int = 0,
         row_of: RowOf = decision_row,
+        min_slot_rows: int = MIN_SLOT_ROWS,
     ) -> None:
         self.topic = topic
-        self.windows = DriftWindows(profile, window_ms, allowed_lateness_ms=allowed_lateness_ms)
+        self.windows = DriftWindows(
+            profile,
+            window_ms,
+            allowed_lateness_ms=allowed_lateness_ms,
+            min_slot_rows=min_slot_rows,
+        )
         self.evaluator = AlertEvaluator(rules)
         self.row_of = row_of
         self._numeric = {c.name: c.numeric is not None for c in profile.columns}
