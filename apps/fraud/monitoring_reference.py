@@ -25,6 +25,7 @@ import streamsense as ss
 from streamsense.errors import StreamsenseError
 from streamsense.monitoring import ReferenceProfile, build_profile, load_reference, save_reference
 from streamsense.monitoring.performance import PerformanceWindows
+from streamsense.monitoring.seasons import Seasonality
 
 from .fraud_exports import decisions
 from .fraud_training import TrainingSet, training_set
@@ -34,7 +35,7 @@ from .serving import HEAVY, load_cascade, registry
 
 PERFORMANCE_FILE = "reference_performance.json"
 DAY_MS = 86_400_000
-SEASONALITY = "weekday_hour"
+SEASONALITY: Seasonality = "weekday_hour"
 
 
 def scores_of(state_dir: Path, names: Sequence[str], X: np.ndarray, keys: np.ndarray) -> np.ndarray:

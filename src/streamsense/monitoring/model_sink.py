@@ -92,12 +92,15 @@ class ModelMonitorSink:
     def label(self, event: Event[Any], seen: tuple[int, int] | None) -> None:
         """One label (id, 0/1) with its event, counted once (a batch run again is not
         counted twice)."""
-        if self.performance is None or seen is None:
+        if self.performance is None:
             return
         if event.offset <= self._labels_counted.get(event.partition, -1):
             return
         self._labels_counted[event.partition] = event.offset
-        self.performance.labels([seen[0]], [seen[1]], [event.event_time])
+        if seen is None:
+            self.performance.label_time(event.event_time)
+        else:
+            self.performance.labels([seen[0]], [seen[1]], [event.event_time])
 
     def label_stage(self, label_of: LabelOf) -> Callable[[T, Context], T]:
         """A stage for the labels flow: hands each label to ``label`` and passes it on."""

@@ -105,6 +105,10 @@ class PerformanceWindows:
         if len(times):
             self.label_watermark = max(self.label_watermark, int(max(times)))
 
+    def label_time(self, time: int) -> None:
+        """The labels stream has reached ``time`` (a record on it that is no label)."""
+        self.label_watermark = max(self.label_watermark, int(time))
+
     def close(self) -> list[Observation]:
         """Observations of the windows whose end both watermarks have passed."""
         return self._close(self._closed_before())

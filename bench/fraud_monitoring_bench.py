@@ -1,0 +1,122 @@
+"""What monitoring costs the fraud pipeline (issue #17): the same replay of a simulated month
+through apps/fraud's whole pipeline (features, cascade with trained models, decisions),
+with its monitoring sink (drift of every model input and the score, performance as labels
+arrive) and without it, side by side in one process, the two taking turns going first.
+
+    python bench/fraud_monitoring_bench.py [--rounds 3] [--customers 1000] [--days 56]
+
+The models are trained once (`streamsense fraud train` on the simulation, the handbook's
+protocol shifted to its dates) in ``--state-dir``; each replay runs on a fresh in-memory
+broker. Reported per run: events/s and CPU µs per event (the machine is shared: CPU time is
+the steadier figure); the cost is 1 - monitored / plain throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from streamsense.brokers import MemoryBroker
+from streamsense.cli.session import open_session, replay_files
+from streamsense.cli.time_range import TimeRange, epoch_ms
+from streamsense.runtime.loader import load_app
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "apps" / "fraud")
+
+
+def prepare(state: Path, customers: int, days: int) -> Path:
+    """The simulated file, and models trained on its days 38-44 (labels known by 51)."""
+    sys.path.insert(0, str(ROOT))
+    from apps.fraud.fraud_metrics import Protocol
+    from apps.fraud.simulator import FraudSimulatorConfig, simulate_transactions, write_parquet
+
+    data = state / f"payments-{customers}-{days}.parquet"
+    if not data.exists():
+        config = FraudSimulatorConfig(n_customers=customers, n_terminals=2 * customers, n_days=days)
+        write_parquet(simulate_transactions(config), data)
+    if not (state / "models" / "fraud-heavy").exists():
+        start = epoch_ms("2018-05-08", "train start")
+        assert start is not None
+        with open_session(APP, state) as session:
+            training = session.application.training
+            assert training is not None
+            training.train(session, {"transactions": data}, Protocol(start, 7, 7, 7, 0))
+    return data
+
+
+def one_run(app: Any, state: Path, data: Path, monitored: bool) -> dict[str, Any]:
+    module = sys.modules[app.__name__]
+    app.application.configure(state)  # loads the models and the monitor's references
+    if not monitored:
+        module.MONITOR.inner = None
+    stream = app.application.inputs["transactions"]
+    cpu, wall = time.process_time(), time.perf_counter()
+    stats, _ = replay_files(
+        app.application, MemoryBroker(), {"transactions": (stream, data)}, TimeRange()
+    )
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {
+        "peer": "monitored" if monitored else "plain",
+        "events": stats.events,
+        "events_per_s": stats.events / wall,
+        "cpu_us_per_event": cpu / stats.events * 1e6,
+        "monitor_on": module.MONITOR.inner is not None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--customers", type=int, default=1000)
+    parser.add_argument("--days", type=int, default=56)
+    parser.add_argument(
+        "--state-dir", type=Path, default=Path("/tmp/streamsense-fraud-monitoring-bench")
+    )
+    parser.add_argument("--results", default=str(ROOT / "bench" / "results"))
+    args = parser.parse_args()
+    args.state_dir.mkdir(parents=True, exist_ok=True)
+    data = prepare(args.state_dir, args.customers, args.days)
+    app = load_app(APP)
+    rows = []
+    for round_ in range(args.rounds):
+        order = [False, True] if round_ % 2 == 0 else [True, False]
+        for monitored in order:
+            row = one_run(app, args.state_dir, data, monitored)
+            rows.append({"round": round_, **row})
+            print(row, flush=True)
+    sys.path.insert(0, str(ROOT / "bench"))
+    from results import save_results
+
+    settings = {"rounds": args.rounds, "customers": args.customers, "days": args.days}
+    path = save_results(Path(args.results), "fraud_monitoring_bench", settings, rows)
+    print(f"raw results: {path}")
+    print(summary(rows))
+
+
+def summary(rows: list[dict[str, Any]]) -> str:
+    def of(peer: str, key: str) -> list[float]:
+        return [r[key] for r in rows if r["peer"] == peer]
+
+    lines = ["| run | events/s | CPU µs/event |", "|---|---:|---:|"]
+    for peer in ("plain", "monitored"):
+        lines.append(
+            f"| {peer} | {statistics.median(of(peer, 'events_per_s')):,.0f} "
+            f"| {statistics.median(of(peer, 'cpu_us_per_event')):,.1f} |"
+        )
+    rounds = sorted({r["round"] for r in rows})
+    costs = []
+    for n in rounds:
+        plain = next(r for r in rows if r["round"] == n and r["peer"] == "plain")
+        watched = next(r for r in rows if r["round"] == n and r["peer"] == "monitored")
+        costs.append(1 - plain["cpu_us_per_event"] / watched["cpu_us_per_event"])
+    lines.append("- CPU share monitoring costs, per round: " + ", ".join(f"{c:.1%}" for c in costs))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
