@@ -171,7 +171,28 @@ def monitoring_tables(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def fraud_monitoring_tables(record: dict[str, Any]) -> str:
+    """BENCHMARKS.md's table for one fraud_monitoring_bench invocation: the fraud pipeline
+    with and without its monitoring, CPU per event and the share of throughput it costs."""
+    rows = record["rows"]
+    lines = ["| fraud pipeline | events/s | CPU µs/event |", "|---|---:|---:|"]
+    for peer in ("plain", "monitored"):
+        runs = [r for r in rows if r["peer"] == peer]
+        lines.append(
+            f"| {peer} | {spread([r['events_per_s'] for r in runs])} "
+            f"| {spread([r['cpu_us_per_event'] for r in runs], '.1f')} |"
+        )
+    costs = []
+    for index in sorted({r["round"] for r in rows}):
+        pair = {r["peer"]: r["cpu_us_per_event"] for r in rows if r["round"] == index}
+        costs.append(100 * (1 - pair["plain"] / pair["monitored"]))
+    listed = ", ".join(f"{c:.1f} %" for c in costs)
+    lines += ["", f"- share of throughput (CPU per event) monitoring costs, per round: {listed}"]
+    return "\n".join(lines)
+
+
 TABLES = {
+    "fraud_monitoring_bench": fraud_monitoring_tables,
     "kafka_bench": kafka_tables,
     "broker_bench": broker_tables,
     "monitoring_bench": monitoring_tables,

@@ -34,6 +34,7 @@ from streamsense.monitoring import (
     alerts_jsonl,
     decision_row,
 )
+from streamsense.monitoring.estimate import EstimatedPerformance
 from streamsense.monitoring.model_sink import ModelMonitorSink
 from streamsense.monitoring.performance import PerformanceWindows
 
@@ -85,6 +86,9 @@ def build_monitor(
         performance=performance,
         evaluator=AlertEvaluator(rules),
         decision_of=_decision_of,
+        estimate=EstimatedPerformance(to_ms(settings.window), thresholds=settings.thresholds)
+        if settings.estimate
+        else None,
     )
 
 

@@ -35,6 +35,9 @@ class _Performance(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     window: str = "1d"
     thresholds: list[float] = msgspec.field(default_factory=lambda: [0.5, 0.9])
     page_hinkley: _PageHinkley | None = None
+    # Also estimate the day's metrics from the scores before the labels come (kind
+    # estimated_performance; no rule picks it by default).
+    estimate: bool = True
 
 
 class MonitoringConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

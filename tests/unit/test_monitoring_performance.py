@@ -17,6 +17,11 @@ from streamsense.monitoring.classification import (
     average_precision,
     precision_recall_at,
 )
+from streamsense.monitoring.estimate import (
+    EstimatedPerformance,
+    expected_auc,
+    expected_precision_recall,
+)
 from streamsense.monitoring.performance import PerformanceWindows
 
 DAY = 86_400_000
@@ -124,3 +129,29 @@ def test_page_hinkley_sees_the_error_stream_rise() -> None:
 def test_settings_are_checked() -> None:
     with pytest.raises(ConfigError):
         PerformanceWindows(0)
+
+
+def test_expected_auc_is_the_auc_averaged_over_labels_drawn_from_the_scores() -> None:
+    scores = np.array([0.2, 0.2, 0.8])
+    # Every labelling, weighted by its chance: E[pairs won] / E[pairs] (ties one half).
+    won = pairs = 0.0
+    for labels in np.ndindex(2, 2, 2):
+        y = np.array(labels)
+        chance = float(np.prod(np.where(y == 1, scores, 1 - scores)))
+        for i in range(3):
+            for j in range(3):
+                if y[i] == 1 and y[j] == 0:
+                    pairs += chance
+                    won += chance * float(np.sign(scores[i] - scores[j]) + 1) / 2
+    assert expected_auc(scores) == pytest.approx(won / pairs)
+
+
+def test_estimates_per_window_of_decision_time() -> None:
+    estimate = EstimatedPerformance(DAY, thresholds=[0.5])
+    assert estimate.update([0.9, 0.1, 0.6, 0.2], [0, 1, 2, 3]) == []
+    seen = estimate.update([0.3], [DAY + 1])
+    assert by(seen, "precision@0.5") == [pytest.approx(0.75)]
+    assert by(seen, "recall@0.5") == [pytest.approx(1.5 / 1.8)]
+    assert by(seen, "positive_rate") == [pytest.approx(0.45)]
+    assert {o.kind for o in seen} == {"estimated_performance"}
+    assert expected_precision_recall(np.array([0.1]), 0.5)[1] == 0.0

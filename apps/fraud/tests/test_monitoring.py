@@ -40,6 +40,9 @@ rules:
   - {kind: prediction_drift, statistic: psi, threshold: 0.25, min_rows: 500, cooldown: 1d}
 """
 runner = CliRunner()
+# Training replays 62 days of the simulation through the whole pipeline: minutes on a
+# loaded machine, past the suite's default timeout.
+pytestmark = pytest.mark.timeout(900)
 
 
 def streamsense(*args: str) -> None:

@@ -1,6 +1,7 @@
 """``ModelMonitorSink``: a model's whole monitoring as one sink of its decisions flow: drift
-of its inputs and score (``MonitorSink``) and live performance as labels arrive
-(``PerformanceWindows``), alerts of both to one topic, committed with the batch's offsets.
+of its inputs and score (``MonitorSink``), live performance as labels arrive
+(``PerformanceWindows``) and, optionally, performance estimated from the scores before they
+do (``EstimatedPerformance``); alerts of all to one topic, committed with the batch's offsets.
 
     monitor = ModelMonitorSink(drift, performance, decision_of=..., topic="app.alerts")
     app.flow(payments)...stage("decide", decide).sink(monitor)
@@ -23,7 +24,8 @@ import msgspec
 
 from streamsense.brokers.base import OutRecord, TopicConfig
 from streamsense.events import Event
-from streamsense.monitoring.alerts import Alert, AlertEvaluator
+from streamsense.monitoring.alerts import Alert, AlertEvaluator, Observation
+from streamsense.monitoring.estimate import EstimatedPerformance
 from streamsense.monitoring.performance import PerformanceWindows
 from streamsense.monitoring.sink import KEPT_ALERTS, MonitorSink
 from streamsense.runtime.app import Context, source_headers
@@ -44,10 +46,12 @@ class ModelMonitorSink:
         performance: PerformanceWindows | None,
         evaluator: AlertEvaluator,
         decision_of: DecisionOf,
+        estimate: EstimatedPerformance | None = None,
     ) -> None:
         self.topic = topic
         self.drift = drift
         self.performance = performance
+        self.estimate = estimate
         self.evaluator = evaluator
         self.decision_of = decision_of
         self._counted: dict[int, int] = {}  # partition -> last decision offset counted
@@ -59,7 +63,7 @@ class ModelMonitorSink:
 
     def write(self, events: Sequence[Event[Any]], values: Sequence[Any]) -> list[OutRecord]:
         records = self.drift.write(events, values) if self.drift is not None else []
-        if self.performance is None or not events:
+        if (self.performance is None and self.estimate is None) or not events:
             return records
         partition, counted = events[0].partition, self._counted.get(events[0].partition, -1)
         raised = self._raised.setdefault(partition, deque(maxlen=KEPT_ALERTS))
@@ -69,15 +73,14 @@ class ModelMonitorSink:
         if not fresh:
             return records
         self._counted[partition] = fresh[-1][0].offset
-        self._feed(fresh)
-        for alert in self.evaluator.evaluate(self.performance.close()):
+        for alert in self.evaluator.evaluate(self._observe(fresh)):
             record = self._record(alert, fresh[-1][0])
             raised.append((fresh[-1][0].offset, record))
             records.append(record)
         return records
 
-    def _feed(self, fresh: list[tuple[Event[Any], Any]]) -> None:
-        assert self.performance is not None
+    def _observe(self, fresh: list[tuple[Event[Any], Any]]) -> list[Observation]:
+        """The batch's decisions into the windows; what the windows that closed observed."""
         ids, scores, times, groups = [], [], [], []
         for event, value in fresh:
             decision = self.decision_of(value)
@@ -87,7 +90,13 @@ class ModelMonitorSink:
             scores.append(decision[1])
             groups.append(decision[2])
             times.append(event.event_time)
-        self.performance.decisions(ids, scores, times, groups)
+        seen: list[Observation] = []
+        if self.estimate is not None:
+            seen += self.estimate.update(scores, times)
+        if self.performance is not None:
+            self.performance.decisions(ids, scores, times, groups)
+            seen += self.performance.close()
+        return seen
 
     def label(self, event: Event[Any], seen: tuple[int, int] | None) -> None:
         """One label (id, 0/1) with its event, counted once (a batch run again is not
@@ -114,6 +123,8 @@ class ModelMonitorSink:
     def close_windows(self) -> list[Alert]:
         """Close every open window (the end of a replay) and return what they raise."""
         alerts = self.drift.close_windows() if self.drift is not None else []
+        if self.estimate is not None:
+            alerts += self.evaluator.evaluate(self.estimate.flush())
         if self.performance is not None:
             alerts += self.evaluator.evaluate(self.performance.flush())
         return alerts

@@ -74,6 +74,7 @@ class PerformanceWindows:
         self._decisions: dict[int, tuple[float, int, int]] = {}  # id -> score, time, group
         self._arrived: deque[tuple[int, int]] = deque()  # (time, id), for forgetting
         self._waiting: dict[int, tuple[int, int]] = {}  # label before its decision
+        self._waiting_by_window: dict[int, list[int]] = {}  # window start -> their ids
         self._windows: dict[int, _Window] = {}
         self.decision_watermark = NO_TIME
         self.label_watermark = NO_TIME
@@ -100,6 +101,7 @@ class PerformanceWindows:
             decided = self._decisions.pop(i, None)
             if decided is None:
                 self._waiting[i] = (int(label), int(time))
+                self._waiting_by_window.setdefault(self._window_start(int(time)), []).append(i)
                 continue
             self._add(int(label), int(time), *decided)
         if len(times):
@@ -151,9 +153,10 @@ class PerformanceWindows:
         return seen
 
     def _drop_unmatched(self, before: int) -> None:
-        late = [i for i, (_, time) in self._waiting.items() if time < before]
-        for i in late:
-            del self._waiting[i]
+        """Labels of closed windows still waiting: their decision never came."""
+        for start in [s for s in self._waiting_by_window if s + self.window_ms <= before]:
+            for i in self._waiting_by_window.pop(start):
+                self._waiting.pop(i, None)
 
     def _observe(self, window: _Window, end: int) -> list[Observation]:
         y = np.asarray(window.labels, np.int64)
