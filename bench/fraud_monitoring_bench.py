@@ -60,7 +60,7 @@ def one_run(
     stream = app.application.inputs["transactions"]
     cpu, wall = time.process_time(), time.perf_counter()
     stats, _ = replay_files(
-        app.application, MemoryBroker(), {"transactions": (stream, data)}, TimeRange()
+        app.application, MemoryBroker(), {"transactions": (stream, data)}, TimeRange(start_ms, None)
     )
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     return {

@@ -95,6 +95,8 @@ def build_monitor(
 class FraudMonitor:
     """The decisions flow's monitoring sink: empty until ``configure`` finds a reference."""
 
+    alerts_topic = ALERTS_TOPIC  # `streamsense monitor status` reads it
+
     def __init__(self) -> None:
         self.inner: ModelMonitorSink | None = None
 

@@ -58,6 +58,10 @@ class ModelMonitorSink:
         self._labels_counted: dict[int, int] = {}
         self._raised: dict[int, deque[tuple[int, OutRecord]]] = {}
 
+    @property
+    def alerts_topic(self) -> str:
+        return self.topic
+
     def topic_configs(self, partitions: int) -> dict[str, TopicConfig]:
         return {self.topic: TopicConfig(1)}
 

@@ -82,6 +82,10 @@ class MonitorSink:
         self._counted: dict[int, int] = {}  # partition -> last offset counted
         self._raised: dict[int, deque[tuple[int, OutRecord]]] = {}
 
+    @property
+    def alerts_topic(self) -> str:
+        return self.topic
+
     def topic_configs(self, partitions: int) -> dict[str, TopicConfig]:
         return {self.topic: TopicConfig(1)}
 
