@@ -31,22 +31,33 @@ APP = str(ROOT / "apps" / "fraud")
 
 
 def prepare(state: Path, customers: int, days: int) -> Path:
-    """The simulated file, and models trained on its days 38-44 (labels known by 51)."""
+    """The simulated file, and models trained on its days 38-44 (labels known by 51), with
+    their monitoring references."""
     sys.path.insert(0, str(ROOT))
+    from apps.fraud.app import MODEL_INPUTS
     from apps.fraud.fraud_metrics import Protocol
+    from apps.fraud.monitoring_reference import load_references, save_references
     from apps.fraud.simulator import FraudSimulatorConfig, simulate_transactions, write_parquet
+
+    start = epoch_ms("2018-05-08", "train start")
+    assert start is not None
+    protocol = Protocol(start, 7, 7, 7, 0)
 
     data = state / f"payments-{customers}-{days}.parquet"
     if not data.exists():
         config = FraudSimulatorConfig(n_customers=customers, n_terminals=2 * customers, n_days=days)
         write_parquet(simulate_transactions(config), data)
     if not (state / "models" / "fraud-heavy").exists():
-        start = epoch_ms("2018-05-08", "train start")
-        assert start is not None
         with open_session(APP, state) as session:
             training = session.application.training
             assert training is not None
-            training.train(session, {"transactions": data}, Protocol(start, 7, 7, 7, 0))
+            training.train(session, {"transactions": data}, protocol)
+    if load_references(state) is None:  # a training stopped before attaching them
+        with open_session(APP, state) as session:
+            save_references(
+                session.broker, state, MODEL_INPUTS, protocol.train_start_ms,
+                protocol.train_end_ms, protocol.test_start_ms,
+            )  # fmt: skip
     return data
 
 
@@ -57,6 +68,7 @@ def one_run(
     app.application.configure(state)  # loads the models and the monitor's references
     if not monitored:
         module.MONITOR.inner = None
+    assert (module.MONITOR.inner is not None) == monitored, "no references to monitor with"
     stream = app.application.inputs["transactions"]
     cpu, wall = time.process_time(), time.perf_counter()
     stats, _ = replay_files(
@@ -68,7 +80,6 @@ def one_run(
         "events": stats.events,
         "events_per_s": stats.events / wall,
         "cpu_us_per_event": cpu / stats.events * 1e6,
-        "monitor_on": module.MONITOR.inner is not None,
     }
 
 
