@@ -27,7 +27,8 @@ from ..monitoring_config import CONFIG_ENV
 from ..simulator import FraudSimulatorConfig, simulate_transactions, write_parquet
 
 APP = str(Path(__file__).resolve().parents[1])
-SHIFT = datetime(2018, 5, 24)  # two days after the test start (2018-05-22)
+TEST_START = "2018-05-22"  # training on 2018-05-08..14, labels known a week later
+SHIFT = datetime(2018, 5, 24)  # two days after the test start
 # monitoring.yaml's levels, over daily windows: the simulation has ~2,000 payments a day.
 CONFIG = """
 drift: {window: 1d, min_slot_rows: 5}
@@ -72,17 +73,16 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, pa
 
 
 def replay_alerts(trained: tuple[Path, pa.Table], table: pa.Table, name: str) -> list[Any]:
-    """The alerts of a replay of ``table`` in a copy of the trained state dir: as the
-    contract has it, the replay follows the training in its state dir, so the payments
-    before the test start are late (decided during training) and those after it are
-    decided by the trained models, and monitored."""
+    """The alerts of a replay of ``table`` from the test start on, in a copy of the trained
+    state dir: as the contract has it, the replay follows the training in its state dir (the
+    payments before the test start were decided during training)."""
     state = trained[0].parent / name
     shutil.copytree(trained[0], state)
     data, alerts = state.parent / f"{name}.parquet", state.parent / f"{name}-alerts.jsonl"
     write_parquet(table, data)
     streamsense(
         "replay", APP, "--transactions", str(data), "--state-dir", str(state),
-        "--export-alerts", str(alerts),
+        "--start", TEST_START, "--export-alerts", str(alerts),
     )  # fmt: skip
     return [json.loads(line) for line in alerts.read_text().splitlines()]
 
