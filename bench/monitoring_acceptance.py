@@ -191,6 +191,10 @@ def main() -> None:
     shift = datetime.fromisoformat(args.shift_from).replace(tzinfo=UTC)
     args.work.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
+    sys.path.insert(0, str(ROOT / "bench"))
+    from results import commit
+
+    started_at = commit()  # the code the replays run (the results file names the code at the end)
     if not args.checks_only:
         seconds["train"] = train(args.work)
         files = {"original": HANDBOOK.resolve(), "shifted": shifted_copy(args.work, shift)}
@@ -200,11 +204,11 @@ def main() -> None:
         files = {"original": HANDBOOK.resolve(), "shifted": args.work / "shifted.parquet"}
         progress = {name: reached(args.work, name, path) for name, path in files.items()}
         rows.append({"check": "replays reached (event time)", "passed": True, **progress})
-    sys.path.insert(0, str(ROOT / "bench"))
     from results import save_results
 
     settings = {
-        "shift_from": args.shift_from, "factor": 2.5, "seconds": seconds, "so_far": args.so_far
+        "shift_from": args.shift_from, "factor": 2.5, "seconds": seconds, "so_far": args.so_far,
+        "commit_at_start": started_at,
     }  # fmt: skip
     path = save_results(Path(args.results), "monitoring_acceptance", settings, rows)
     for row in rows:
