@@ -66,9 +66,16 @@ unit: $(STAMP)
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/run_all.py
 	$(BENCH_VENV)/bin/python bench/results.py --update BENCHMARKS.md
+	$(BENCH_VENV)/bin/python bench/plots.py
 
+# The smoke run's results go to /tmp (they are not figures); its tables and plots are drawn
+# there too, so a change that breaks them fails here.
+SMOKE_RESULTS := /tmp/streamsense-bench-smoke
 bench-smoke: $(BENCH_STAMP)
+	rm -rf $(SMOKE_RESULTS)
 	$(BENCH_VENV)/bin/python bench/run_all.py --smoke
+	$(BENCH_VENV)/bin/python bench/results.py $(SMOKE_RESULTS)/*.json > /dev/null
+	$(BENCH_VENV)/bin/python bench/plots.py --results $(SMOKE_RESULTS) --out $(SMOKE_RESULTS)/plots
 
 kafka-start:
 	scripts/kafka.sh start

@@ -3,6 +3,7 @@ with DuckDB batch SQL, a plain-Python loop and Bytewax, in one run (see handbook
 for how each peer is timed and checked against DuckDB).
 
     taskset -c 0 python bench/features_bench.py [--limit N] [--peers streamsense,duckdb1,...]
+        [--rounds 3] [--results DIR]
 
 streamsense streams the events in file order in micro-batches of BATCH events through the
 same FeatureEngine the pipeline runs (fraud app's definitions), from the Arrow table to
@@ -66,4 +67,4 @@ def streamsense_table(output: tuple[np.ndarray, np.ndarray, list[str]]) -> pa.Ta
 assert ss.__version__
 
 if __name__ == "__main__":
-    main({"streamsense": Peer(streamsense_run, streamsense_table)})
+    main({"streamsense": Peer(streamsense_run, streamsense_table)}, bench="features_bench")

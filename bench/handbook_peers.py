@@ -19,6 +19,7 @@ takes the events table; `to_table` turns its result into the features table.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import time
 from array import array
@@ -26,6 +27,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -340,37 +342,48 @@ def check_agreement(
         np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=name)
 
 
-def print_table(results: dict[tuple[str, str], Measurement]) -> None:
-    columns = "seconds | events/s | Parquet read s | RSS after read MiB | peak RSS MiB"
-    print(f"| peer | start | {columns} |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for (name, start), m in results.items():
-        print(
-            f"| {name} | {start} | {m.seconds:.2f} | {m.rows / m.seconds:,.0f} "
-            f"| {m.read_seconds:.2f} | {m.base_rss_mib:,.0f} | {m.peak_rss_mib:,.0f} |"
-        )
+def measurement_row(name: str, start: str, round_index: int, m: Measurement) -> dict[str, Any]:
+    return {"round": round_index, "peer": name, "start": start, "events": m.rows,
+            "seconds": m.seconds, "events_per_s": m.rows / m.seconds,
+            "read_seconds": m.read_seconds, "rss_after_read_mib": m.base_rss_mib,
+            "peak_rss_mib": m.peak_rss_mib}  # fmt: skip
 
 
-def main(extra_peers: dict[str, Peer] | None = None) -> None:
+def rotated(names: list[str], round_index: int) -> list[str]:
+    """Round r starts with peer r, so no peer always runs first on the quietest machine."""
+    r = round_index % len(names)
+    return names[r:] + names[:r]
+
+
+def main(extra_peers: dict[str, Peer] | None = None, bench: str = "handbook_peers") -> None:
+    from results import ROOT, render, save_results
+
     peers = {**PEERS, **(extra_peers or {})}
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--peers", default=",".join(peers))
     parser.add_argument("--path", default=DATASET)
     parser.add_argument("--starts", default="cold,warm", help="cold, warm or both")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--results", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args()
     reference = duckdb_features_from_table(load_events(args.path, args.limit), threads=2)
-    results = {}
-    for name in args.peers.split(","):
-        for start in args.starts.split(","):
-            result = measure(peers[name], args.path, args.limit, warm=start == "warm")
-            assert result.table is not None
-            check_agreement(reference, result.table)
-            result.table = None  # free it before the next peer
-            results[name, start] = result
-            print(f"{name} ({start}): {result.seconds:.2f} s, agrees with DuckDB", flush=True)
-    print(f"\n{reference.num_rows:,} events, all peers agree with DuckDB\n")
-    print_table(results)
+    rows = []
+    for round_index in range(args.rounds):
+        for name in rotated(args.peers.split(","), round_index):
+            for start in args.starts.split(","):
+                result = measure(peers[name], args.path, args.limit, warm=start == "warm")
+                assert result.table is not None
+                check_agreement(reference, result.table)
+                result.table = None  # free it before the next peer
+                rows.append(measurement_row(name, start, round_index, result))
+                print(f"round {round_index}: {name} ({start}): {result.seconds:.2f} s, "
+                      "agrees with DuckDB", flush=True)  # fmt: skip
+    settings = {"limit": args.limit, "peers": args.peers, "starts": args.starts,
+                "rounds": args.rounds, "path": Path(args.path).name}  # fmt: skip
+    path = save_results(Path(args.results), bench, settings, rows)
+    print(f"\n{reference.num_rows:,} events, all peers agree with DuckDB; raw results: {path}\n")
+    print(render(json.loads(path.read_text())))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 side with a bare FastAPI endpoint that only parses the JSON (the floor), in one run.
 
     .venv/bin/python bench/http_bench.py [--events 200000] [--seconds 10] [--rates 200,1000,3000]
+        [--rounds 3]
 
 Setup (not timed): the first ``--events`` handbook transactions go through a FeatureEngine
 of the features the fraud app serves, and every customer's and terminal's window rows are
@@ -35,13 +36,11 @@ import asyncio
 import gc
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -51,7 +50,7 @@ import numpy as np
 from fastapi import FastAPI, Request, Response
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT), str(ROOT / "bench")]
 
 DATASET = ROOT.parent / "shared" / "datasets" / "fraud-handbook" / "transactions.parquet"
 STREAM = "transactions"
@@ -428,6 +427,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rates", default="200,1000,3000")
     parser.add_argument("--targets", default="bare,streamsense,no-middleware,asgi")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--results", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args()
     if args.command == "serve":
         serve(args.state_dir, args.port, args.kind)
@@ -438,9 +439,11 @@ def main() -> None:
     report(args)
 
 
-def report(args: argparse.Namespace) -> None:
+def one_round(args: argparse.Namespace, round_index: int) -> list[dict[str, Any]]:
+    """In process, then every HTTP target (their order rotating by round), on a fresh state."""
+    from handbook_peers import rotated
+
     rates = [float(r) for r in args.rates.split(",")]
-    load_before = f"{os.getloadavg()[0]:.2f}"  # other work on the machine skews the tails
     with tempfile.TemporaryDirectory() as tmp:
         state_dir = Path(tmp)
         bodies = prepare(state_dir, args.events, args.requests)
@@ -450,38 +453,55 @@ def report(args: argparse.Namespace) -> None:
         os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
         http = {
             kind: http_run(kind, state_dir, bodies_file, rates, args.seconds)
-            for kind in args.targets.split(",")
+            for kind in rotated(args.targets.split(","), round_index)
         }
-    when = f"{datetime.now():%Y-%m-%d %H:%M}"
-    print(
-        f"{when}; {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    )
-    print(f"load average before / after: {load_before} / {os.getloadavg()[0]:.2f}")
-    actions = inproc["publishing"]["actions"]
-    print(f"online store from {args.events:,} handbook transactions; decisions {actions}")
-    print("\nIn process (decide_event), ms:\n")
-    print("| part | p50 | p99 | p99.9 |\n|---|---:|---:|---:|")
+    return in_process_rows(round_index, inproc) + http_rows(round_index, http)
+
+
+def in_process_rows(round_index: int, inproc: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
     for mode, result in inproc.items():
-        rows = [(f"decide, {mode}", result["total"])]
+        parts = [(f"decide, {mode}", result["total"])]
         if mode == "publishing":
-            rows += [(f"  {stage}", p) for stage, p in result["stages"].items()]
-        for name, p in rows:
-            print(f"| {name} | {p['p50']:.3f} | {p['p99']:.3f} | {p['p999']:.3f} |")
-    print("\nHTTP, open loop, ms from the scheduled send (service time from the actual send):\n")
-    print(
-        "| endpoint | rate/s | achieved/s | p50 | p99 | p99.9 | max | service p50 | "
-        "service p99 | errors |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for kind, runs in http.items():
-        label = KINDS[kind]
-        for r in runs:
-            lat, svc = r["latency"], r["service"]
-            print(
-                f"| {label} | {r['rate']:,.0f} | {r['achieved']:,.0f} | {lat['p50']:.2f} | "
-                f"{lat['p99']:.2f} | {lat['p999']:.2f} | {lat['max']:.1f} | {svc['p50']:.2f} | "
-                f"{svc['p99']:.2f} | {r['errors']} of {r['sent']:,} |"
-            )
+            parts += [(f"decide, publishing: {stage}", p) for stage, p in result["stages"].items()]
+        rows += [{"round": round_index, "kind": "in process", "part": name,
+                  **{f"{k}_ms": v for k, v in p.items()}} for name, p in parts]  # fmt: skip
+    return rows
+
+
+def http_rows(round_index: int, http: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "round": round_index,
+            "kind": "http",
+            "endpoint": KINDS[kind],
+            "rate": f"{r['rate']:g}/s",
+            "achieved": r["achieved"],
+            **{f"{k}_ms": v for k, v in r["latency"].items()},
+            "service_p50_ms": r["service"]["p50"],
+            "service_p99_ms": r["service"]["p99"],
+            "errors": r["errors"],
+            "sent": r["sent"],
+        }
+        for kind, runs in http.items()
+        for r in runs
+    ]
+
+
+def report(args: argparse.Namespace) -> None:
+    from results import render, save_results
+
+    load_before = os.getloadavg()[0]  # other work on the machine skews the tails
+    rows = []
+    for round_index in range(args.rounds):
+        rows += one_round(args, round_index)
+        print(f"round {round_index} done", flush=True)
+    settings = {"events": args.events, "requests": args.requests, "seconds": args.seconds,
+                "rates": args.rates, "targets": args.targets, "rounds": args.rounds,
+                "load_average_before_after": [load_before, os.getloadavg()[0]]}  # fmt: skip
+    path = save_results(Path(args.results), "http_bench", settings, rows)
+    print(f"raw results: {path}\n")
+    print(render(json.loads(path.read_text())))
 
 
 if __name__ == "__main__":

@@ -19,9 +19,9 @@ takes a repartition, so both peers run the same two-step pipeline, at least once
   and a function stage; the repartition is `ss.Repartition`, keyed by customer. At least once, with
   the default (plain) commits; no feature log, as the decisions carry the features and
   Quix writes nothing of the kind.
-* Quix Streams (its own virtualenv, ~/.cache/streamsense/quix-venv, made on first use:
-  quixstreams pins an older confluent-kafka): stateful per-key functions
-  (`sdf.apply(..., stateful=True)`, state in Quix's RocksDB State with changelog topics)
+* Quix Streams (its own virtualenv, ~/.cache/streamsense/quix-venv, holding exactly
+  bench/quix-requirements.txt: quixstreams pins an older confluent-kafka): stateful per-key
+  functions (`sdf.apply(..., stateful=True)`, state in Quix's RocksDB State with changelog topics)
   and `sdf.group_by(customer id)` for the repartition. Quix's windowing is not used: it
   cannot express the terminal windows that end 7 days back. Two designs of its state, both
   measured side by side: `quix` keeps running sums per window (like the plain-Python peer
@@ -71,6 +71,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT.parent / "shared" / "datasets" / "fraud-handbook" / "transactions.parquet"
 QUIX_VENV = Path.home() / ".cache" / "streamsense" / "quix-venv"
 QUIX_VERSION = "3.28.1"
+QUIX_REQUIREMENTS = Path(__file__).with_name("quix-requirements.txt")
 PARTITIONS = 4
 RETENTION_MS = 100 * 365 * 86_400_000  # decisions carry 2018 event times as timestamps
 DAY = 86_400
@@ -404,13 +405,20 @@ def bare_worker(bootstrap: str, name: str) -> None:
     consumer.close()
 
 
+def pinned_quix_packages() -> list[str]:
+    lines = QUIX_REQUIREMENTS.read_text().splitlines()
+    return sorted(line for line in lines if line and not line.startswith("#"))
+
+
 def ensure_quix_venv() -> Path:
+    """Quix's virtualenv holding exactly bench/quix-requirements.txt (remade when it differs:
+    an unpinned rebuild once moved Quix's speed between runs of the same day)."""
     python = QUIX_VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(QUIX_VENV)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", f"quixstreams=={QUIX_VERSION}"], check=True
-        )
+    if python.exists() and sorted(quix_packages()) == pinned_quix_packages():
+        return python
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(QUIX_VENV)], check=True)
+    install = [str(python), "-m", "pip", "install", "-q", "--no-deps", "-r", str(QUIX_REQUIREMENTS)]
+    subprocess.run(install, check=True)
     return python
 
 
@@ -773,7 +781,7 @@ def machine() -> str:
 
 
 def quix_packages() -> list[str]:
-    """What Quix's virtualenv holds (its dependencies are not pinned: a rebuilt one may differ)."""
+    """What Quix's virtualenv holds (pip freeze), recorded with every result."""
     python = QUIX_VENV / "bin" / "python"
     if not python.exists():
         return []

@@ -1,10 +1,10 @@
 """Priority lanes: high-priority events overtaking a backlog, on the embedded broker.
 
-    python bench/lanes_bench.py [--backlog 200000] [--rate 200] [--partitions 4]
+    python bench/lanes_bench.py [--backlog 200000] [--rate 200] [--partitions 4] [--rounds 3]
 
 A backlog of ordinary orders waits in the broker; a worker (microbatch, default config)
-drains it while high-priority orders arrive at a steady rate. Three runs, each on a fresh
-broker file:
+drains it while high-priority orders arrive at a steady rate. Three runs per round (their
+order rotating), each on a fresh broker file:
 
 * lanes: high-priority orders go to the priority lane (``Stream(priority=...)``);
 * one topic: the same orders go to the base topic, behind the backlog (no lanes);
@@ -17,21 +17,23 @@ both broker timestamps in ms) and the backlog's drain rate.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
+import json
+import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-import streamsense as ss
-from streamsense.brokers import EmbeddedBroker
-from streamsense.runtime.worker import Worker, WorkerConfig
-from streamsense.testing import drain_topic
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src")]  # this checkout's code, whatever is installed
+
+import streamsense as ss  # noqa: E402
+from streamsense.brokers import EmbeddedBroker  # noqa: E402
+from streamsense.runtime.worker import Worker, WorkerConfig  # noqa: E402
+from streamsense.testing import drain_topic  # noqa: E402
 
 
 class Order(ss.Schema):
@@ -120,40 +122,45 @@ def lane_latencies(broker: EmbeddedBroker, stream: ss.Stream[Order]) -> dict[str
     return {"vip_ms": np.array(vip), "normal_ms": np.array(normal)}
 
 
-def pct(values: np.ndarray, q: float) -> str:
-    return f"{np.percentile(values, q):,.0f}" if len(values) else "-"
+def percentile_ms(values: np.ndarray, q: float) -> float | None:
+    return float(np.percentile(values, q)) if len(values) else None
+
+
+def result_row(round_index: int, result: dict[str, Any], backlog: int) -> dict[str, Any]:
+    vip, normal = result["vip_ms"], result["normal_ms"]
+    return {"round": round_index, "run": result["mode"], "high_priority": result["vips"],
+            "high_p50_ms": percentile_ms(vip, 50), "high_p99_ms": percentile_ms(vip, 99),
+            "backlog_p50_ms": percentile_ms(normal, 50),
+            "backlog_p99_ms": percentile_ms(normal, 99), "drain_s": result["seconds"],
+            "events_per_s": backlog / result["seconds"], "commits": result["commits"]}  # fmt: skip
+
+
+MODES = ["lanes", "one topic", "backlog only"]
 
 
 def main() -> None:
+    from handbook_peers import rotated
+    from results import render, save_results
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backlog", type=int, default=200_000)
     parser.add_argument("--rate", type=float, default=200.0, help="high-priority orders/s")
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--results", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args()
-    print(
-        f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}"
-    )
-    print(
-        f"# backlog {args.backlog:,} orders, high-priority at {args.rate:g}/s, "
-        f"{args.partitions} partitions, microbatch (default WorkerConfig)"
-    )
-    print("| run | high-priority p50 / p99 ms | backlog p50 / p99 ms | drain s | ev/s | commits |")
-    print("|---|---:|---:|---:|---:|---:|")
-    results = []
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for mode in ("lanes", "one topic", "backlog only"):
-            result = run(Path(tmp) / f"{mode.replace(' ', '-')}.db", args, mode)
-            results.append(result)
-            vip, normal = result["vip_ms"], result["normal_ms"]
-            rate = args.backlog / result["seconds"]
-            print(
-                f"| {mode} ({result['vips']} high) | {pct(vip, 50)} / {pct(vip, 99)} | "
-                f"{pct(normal, 50)} / {pct(normal, 99)} | {result['seconds']:.2f} | {rate:,.0f} | "
-                f"{result['commits']:,} |"
-            )
-    lanes, _, alone = results
-    print(f"# drain rate with lanes / without: {alone['seconds'] / lanes['seconds']:.2f}")
+        for round_index in range(args.rounds):
+            for mode in rotated(MODES, round_index):
+                path = Path(tmp) / f"{round_index}-{mode.replace(' ', '-')}.db"
+                rows.append(result_row(round_index, run(path, args, mode), args.backlog))
+                print(f"round {round_index}: {mode}: {rows[-1]['drain_s']:.2f} s", flush=True)
+    settings = {"backlog": args.backlog, "rate": args.rate, "partitions": args.partitions,
+                "rounds": args.rounds, "config": "microbatch, default WorkerConfig"}  # fmt: skip
+    path = save_results(Path(args.results), "lanes_bench", settings, rows)
+    print(f"raw results: {path}\n")
+    print(render(json.loads(path.read_text())))
 
 
 if __name__ == "__main__":

@@ -27,8 +27,10 @@ from apps.iot.nab_evaluate import (  # noqa: E402
     labelled_corpus,
     scores_by_series,
 )
-from apps.iot.nab_input import nab_readings, read_scores  # noqa: E402
+from apps.iot.nab_input import nab_readings  # noqa: E402
 from apps.iot.pipeline_run import run_pipeline  # noqa: E402
+from apps.iot.readings import SCORES_TOPIC  # noqa: E402
+from apps.iot.score_batches import read_scores  # noqa: E402
 
 from streamsense.brokers import EmbeddedBroker  # noqa: E402
 
@@ -47,7 +49,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             broker = EmbeddedBroker(Path(tmp) / "broker.db")
             run = run_pipeline(build_app(detector, name=f"nab-{detector}"), broker, readings)
-            results = evaluate(labels, scores_by_series(read_scores(broker)))
+            results = evaluate(labels, scores_by_series(read_scores(broker, SCORES_TOPIC)))
             broker.close()
         rate = run.events / run.seconds
         rows.append((f"streamsense {detector}", results, rate))

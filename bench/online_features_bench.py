@@ -3,6 +3,7 @@ time, from the embedded (SQLite) and Redis online stores, side by side with Feas
 SQLite online store serving 15 precomputed features, in one run.
 
     taskset -c 0 python bench/online_features_bench.py [--events 400000] [--reads 20000]
+        [--rounds 3]
 
 Setup (not timed): the first ``--events`` handbook transactions go through the fraud app's
 FeatureEngine; every customer's and terminal's window contents are written to each store.
@@ -15,11 +16,11 @@ features — the full 15-feature vector.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import subprocess
 import sys
 import tempfile
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,42 +90,66 @@ def bench(
     return results
 
 
+def one_round(
+    engine: F.FeatureEngine, payloads: list[Any], at: int, reads: int, order: list[str]
+) -> dict[str, dict[int, dict[str, float]]]:
+    results: dict[str, dict[int, dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in order:
+            if name == "sqlite":
+                sqlite = SqliteOnlineStore(Path(tmp) / "online.db")
+                fill(sqlite, engine)
+                results["streamsense, embedded (SQLite)"] = bench(sqlite, payloads, at, reads)
+                sqlite.close()
+            elif name == "redis":
+                results["streamsense, Redis"] = bench_redis(engine, payloads, at, reads)
+            elif name == "feast":
+                feast_folder = Path(tmp) / "feast"
+                feast_folder.mkdir()
+                label = "Feast (local SQLite, 15 precomputed)"
+                results[label] = bench_feast(10_000, reads, feast_folder)
+    return results
+
+
+def bench_redis(
+    engine: F.FeatureEngine, payloads: list[Any], at: int, reads: int
+) -> dict[int, dict[str, float]]:
+    from streamsense.store.redis_online import RedisOnlineStore
+
+    url, started = redis_server(None)
+    try:
+        redis = RedisOnlineStore(url, prefix=f"ssfeat-{random.randrange(1 << 30):x}:")
+        fill(redis, engine)
+        result = bench(redis, payloads, at, reads)
+        redis.close()
+        return result
+    finally:
+        if started:
+            subprocess.run([ROOT / "scripts" / "redis.sh", "stop"], check=False)
+
+
 def main() -> None:
+    from handbook_peers import rotated
+    from online_store_bench import latency_rows
+    from results import render, save_results
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=400_000)
     parser.add_argument("--reads", type=int, default=20_000)
+    parser.add_argument("--stores", default="sqlite,redis,feast")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--results", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args()
     engine, payloads, at = load(args.events)
-    results: dict[str, dict[int, dict[str, float]]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        sqlite = SqliteOnlineStore(Path(tmp) / "online.db")
-        fill(sqlite, engine)
-        results["streamsense, embedded (SQLite)"] = bench(sqlite, payloads, at, args.reads)
-        sqlite.close()
-        url, started = redis_server(None)
-        try:
-            from streamsense.store.redis_online import RedisOnlineStore
-
-            redis = RedisOnlineStore(url, prefix=f"ssfeat-{random.randrange(1 << 30):x}:")
-            fill(redis, engine)
-            results["streamsense, Redis"] = bench(redis, payloads, at, args.reads)
-            redis.close()
-        finally:
-            if started:
-                subprocess.run([ROOT / "scripts" / "redis.sh", "stop"], check=False)
-        feast_folder = Path(tmp) / "feast"
-        feast_folder.mkdir()
-        results["Feast (local SQLite, 15 precomputed)"] = bench_feast(
-            10_000, args.reads, feast_folder
-        )
-    when = f"{datetime.now():%Y-%m-%d}"
-    print(f"{args.events:,} events folded; {args.reads:,} timed reads per case; {when}")
-    print("| store | 1 key p50 ms | 1 key p99 ms | 100 keys p50 ms | 100 keys p99 ms |")
-    print("|---|---:|---:|---:|---:|")
-    for name, by_size in results.items():
-        one, hundred = by_size[1], by_size[100]
-        cells = [one["p50"], one["p99"], hundred["p50"], hundred["p99"]]
-        print(f"| {name} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
+    rows = []
+    for round_index in range(args.rounds):
+        order = rotated(args.stores.split(","), round_index)
+        rows += latency_rows(round_index, one_round(engine, payloads, at, args.reads, order))
+        print(f"round {round_index} done", flush=True)
+    settings = {"events": args.events, "reads": args.reads, "rounds": args.rounds}
+    path = save_results(Path(args.results), "online_features_bench", settings, rows)
+    print(f"raw results: {path}\n")
+    print(render(json.loads(path.read_text())))
 
 
 if __name__ == "__main__":

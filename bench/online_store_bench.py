@@ -1,8 +1,10 @@
 """Online store read latency: memory, SQLite and Redis side by side with Feast's local SQLite
-online store, in one run, printed as a markdown table.
+online store, side by side in each of --rounds rounds (the order rotating), raw results kept
+in bench/results/ and printed as a table (median and range over the rounds).
 
     python bench/online_store_bench.py [--keys 10000] [--reads 20000] [--blob 2048]
                                        [--stores memory,sqlite,redis,feast] [--redis-url URL]
+                                       [--rounds 3]
 
 Each store holds ``--keys`` entities of one view, each a random ``--blob``-byte state blob
 (the size of a card's windowed state). Every read is timed alone with perf_counter_ns,
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import random
 import subprocess
 import sys
@@ -34,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "bench")]
 
 from streamsense.store import (  # noqa: E402
     MemoryOnlineStore,
@@ -184,58 +187,77 @@ def bench_feast(n_keys: int, reads: int, folder: Path) -> dict[int, dict[str, fl
 
 
 # -- main --------------------------------------------------------------------------------------
+def latency_rows(
+    round_index: int, results: dict[str, dict[int, dict[str, float]]]
+) -> list[dict[str, Any]]:
+    """One raw row per store and read size (1 or 100 keys), latencies in ms."""
+    return [
+        {
+            "round": round_index,
+            "store": store,
+            "keys": size,
+            **{f"{stat}_ms": value for stat, value in stats.items()},
+        }
+        for store, by_size in results.items()
+        for size, stats in by_size.items()
+    ]
+
+
+def one_round(args: argparse.Namespace, order: list[str]) -> dict[str, dict[int, dict[str, float]]]:
+    results: dict[str, dict[int, dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="ss-online-bench-") as tmp:
+        folder = Path(tmp)
+        for name in order:
+            if name == "memory":
+                store: OnlineStore = MemoryOnlineStore()
+                results["memory"] = bench_store(store, args.keys, args.reads, args.blob)
+            elif name == "sqlite":
+                sqlite = SqliteOnlineStore(folder / "online.db")
+                results["sqlite (file, WAL)"] = bench_store(
+                    sqlite, args.keys, args.reads, args.blob
+                )
+                sqlite.close()
+            elif name == "redis":
+                url, started = redis_server(args.redis_url)
+                try:
+                    results["redis (127.0.0.1)"] = bench_redis(
+                        url, args.keys, args.reads, args.blob
+                    )
+                finally:
+                    if started:
+                        subprocess.run([ROOT / "scripts" / "redis.sh", "stop"], capture_output=True)
+            elif name == "feast":
+                import feast  # the bench extra; a missing peer fails the run, never hides
+
+                feast_dir = folder / "feast"
+                feast_dir.mkdir()
+                label = f"feast {feast.__version__} sqlite, 15 features"
+                results[label] = bench_feast(args.keys, args.reads, feast_dir)
+    return results
+
+
 def main() -> None:
+    from handbook_peers import rotated
+    from results import render, save_results
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=10_000)
     parser.add_argument("--reads", type=int, default=20_000, help="timed reads per case")
     parser.add_argument("--blob", type=int, default=2048, help="bytes per state blob")
     parser.add_argument("--stores", default="memory,sqlite,redis,feast")
     parser.add_argument("--redis-url", default=None)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--results", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args()
-    wanted = args.stores.split(",")
-    results: dict[str, dict[int, dict[str, float]]] = {}
-    notes: list[str] = []
-
-    with tempfile.TemporaryDirectory(prefix="ss-online-bench-") as tmp:
-        folder = Path(tmp)
-        if "memory" in wanted:
-            results["memory"] = bench_store(MemoryOnlineStore(), args.keys, args.reads, args.blob)
-        if "sqlite" in wanted:
-            sqlite = SqliteOnlineStore(folder / "online.db")
-            results["sqlite (file, WAL)"] = bench_store(sqlite, args.keys, args.reads, args.blob)
-            sqlite.close()
-        if "redis" in wanted:
-            url, started = redis_server(args.redis_url)
-            try:
-                results["redis (127.0.0.1)"] = bench_redis(url, args.keys, args.reads, args.blob)
-            finally:
-                if started:
-                    subprocess.run([ROOT / "scripts" / "redis.sh", "stop"], capture_output=True)
-        if "feast" in wanted:
-            try:
-                import feast
-
-                feast_dir = folder / "feast"
-                feast_dir.mkdir()
-                label = f"feast {feast.__version__} sqlite, 15 features"
-                results[label] = bench_feast(args.keys, args.reads, feast_dir)
-            except Exception as error:
-                notes.append(f"Feast not measured: {type(error).__name__}: {error}")
-
-    print(
-        f"\n{args.keys} keys, {args.blob}-byte blobs, {args.reads} timed reads per case"
-        f" (Python {sys.version.split()[0]}); latency in ms\n"
-    )
-    print("| store | 1 key p50 | 1 key p99 | 1 key p99.9 | 100 keys p50 | 100 keys p99 |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for name, by_size in results.items():
-        one, many = by_size[1], by_size[100]
-        print(
-            f"| {name} | {one['p50']:.3f} | {one['p99']:.3f} | {one['p999']:.3f}"
-            f" | {many['p50']:.3f} | {many['p99']:.3f} |"
-        )
-    for note in notes:
-        print(f"\n{note}")
+    rows = []
+    for round_index in range(args.rounds):
+        order = rotated(args.stores.split(","), round_index)
+        rows += latency_rows(round_index, one_round(args, order))
+        print(f"round {round_index} done", flush=True)
+    settings = {"keys": args.keys, "reads": args.reads, "blob": args.blob, "rounds": args.rounds}
+    path = save_results(Path(args.results), "online_store_bench", settings, rows)
+    print(f"raw results: {path}\n")
+    print(render(json.loads(path.read_text())))
 
 
 if __name__ == "__main__":

@@ -2,12 +2,15 @@
 
     python bench/recs_bench.py [--data ../shared/datasets/movielens-small]
                                [--score-from 2015-01-01] [--score-until ISO]
+                               [--rounds 3] [--results DIR]
 
 For each rating in time order (ties in file order), the list served just before it is
 scored where the rated movie lands (Hit@10, MRR@10, NDCG@10), for ratings from
 --score-from on; every rating before is learned from. The app's lists are the ones its
 pipeline wrote: the bench runs `streamsense replay apps/recs ... --export-recommendations`
-on the embedded broker (the same command a user runs) and times it, wall clock and CPU.
+on the embedded broker (the same command a user runs) and times it, wall clock and CPU,
+--rounds times (each a fresh state dir; the lists of every round must be the same); the
+rounds, with the machine's load average, go to --results (bench/results.py prints them).
 The baselines run alongside on the same ratings, each never recommending a movie the user
 already rated:
 - most popular: ratings counted so far;
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from apps.recs.inputs import ratings_table  # noqa: E402
+from results import save_results  # noqa: E402
 
 K = 10
 DAY_S = 86_400
@@ -151,6 +156,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / "../shared/datasets/movielens-small")
     parser.add_argument("--score-from", default="2015-01-01")
     parser.add_argument("--score-until", default="2100-01-01")
+    parser.add_argument("--rounds", type=int, default=3, help="Replays timed.")
+    parser.add_argument("--results", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args()
     table = ratings_table(args.data / "ratings.csv")
     times = table.column("timestamp").to_numpy()
@@ -160,8 +167,17 @@ def main() -> None:
     scored = (times >= start) & (times < end)
     print(f"{len(times):,} ratings; scoring {scored.sum():,} from {args.score_from}")
 
-    served_movies, lists, wall, cpu = run_app(args.data)
-    assert np.array_equal(served_movies, movies), "the export is not in the ratings' order"
+    rounds = []
+    for n in range(args.rounds):
+        served_movies, served, wall, cpu = run_app(args.data)
+        assert np.array_equal(served_movies, movies), "the export is not in the ratings' order"
+        if n == 0:
+            lists = served
+        assert np.array_equal(served, lists), "two replays served different lists"
+        rate = len(times) / cpu
+        rounds.append({"round": n, "wall_s": wall, "cpu_s": cpu, "ratings_per_cpu_s": rate,
+                       "load_average": os.getloadavg()[0]})  # fmt: skip
+        print(f"round {n + 1}: {wall:.1f} s wall, {cpu:.2f} s CPU, {rate:,.0f} ratings/s per core")
     results = {"apps/recs (pipeline replay)": metrics(ranks_of(lists[scored], movies[scored]))}
 
     user_ids, users = np.unique(table.column("userId").to_numpy(), return_inverse=True)
@@ -179,11 +195,15 @@ def main() -> None:
     best = max(v["Hit@10"] for n, v in results.items() if not n.startswith("apps"))
     app_hit = results["apps/recs (pipeline replay)"]["Hit@10"]
     print(f"Hit@10 ratio to the best baseline: {app_hit / best:.2f} (goal 1.3)")
+    rates = sorted(r["ratings_per_cpu_s"] for r in rounds)
     print(
-        f"replay + export of {len(times):,} ratings: {wall:.1f} s wall "
-        f"({len(times) / wall:,.0f} ratings/s), {cpu:.1f} s CPU "
-        f"({len(times) / cpu:,.0f} ratings/s per core); goal 20,000 per core"
+        f"replay + export of {len(times):,} ratings, {len(rounds)} rounds: "
+        f"{statistics.median(rates):,.0f} ratings/s per core ({rates[0]:,.0f}-{rates[-1]:,.0f}); "
+        "goal 20,000 per core"
     )
+    settings = {"score_from": args.score_from, "score_until": args.score_until,
+                "ratings": len(times), "quality": results}  # fmt: skip
+    print(f"results: {save_results(Path(args.results), 'recs_bench', settings, rounds)}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ def machine() -> dict[str, Any]:
         "memory_gib": round(kib / 2**20, 1),
         "python": platform.python_version(),
         "system": platform.system(),
+        # Other work on the machine when the results were saved (1, 5, 15 min): a loaded
+        # machine widens every range, so the record says so.
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -73,8 +77,12 @@ def save_results(
     return path
 
 
-def spread(values: list[float], fmt: str = ",.0f") -> str:
-    """Median and range, e.g. "19,026 (18,954–19,540)"; a single value as it is."""
+def spread(values: list[float | None], fmt: str = ",.0f") -> str:
+    """Median and range, e.g. "19,026 (18,954–19,540)"; a single value as it is; values a
+    run did not have (None) left out."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
     if len(values) == 1:
         return format(values[0], fmt)
     low, mid, high = min(values), statistics.median(values), max(values)
@@ -219,12 +227,252 @@ def _detail(row: dict[str, Any]) -> str:
     return ", ".join(f"{k}: {v}" for k, v in row.items() if k not in ("check", "passed"))
 
 
-TABLES = {
+@dataclass(frozen=True)
+class Column:
+    field: str
+    header: str
+    fmt: str = ",.0f"
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """`ours` against every other value of `field`, for `metric`, within each round (side by
+    side) and each combination of `within`; `lower_is_better` divides the other way."""
+
+    metric: str
+    field: str = "peer"
+    ours: str = "streamsense"
+    within: tuple[str, ...] = ()
+    lower_is_better: bool = False
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A bench's rows as one table: a line per distinct `by` (first-seen order), each column
+    the median (range) over the rounds; then the per-round ratios."""
+
+    by: tuple[str, ...]
+    columns: tuple[Column, ...]
+    ratios: tuple[Ratio, ...] = ()
+
+    def __call__(self, record: dict[str, Any]) -> str:
+        rows = record["rows"]
+        groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        for row in rows:
+            groups.setdefault(tuple(row[f] for f in self.by), []).append(row)
+        head = [*self.by, "rounds", *(c.header for c in self.columns)]
+        lines = ["| " + " | ".join(head) + " |",
+                 "|" + "---|" * len(self.by) + "---:|" * (1 + len(self.columns))]  # fmt: skip
+        for key, runs in groups.items():
+            cells = [str(k) for k in key] + [str(len(runs))]
+            cells += [spread([r[c.field] for r in runs], c.fmt) for c in self.columns]
+            lines.append("| " + " | ".join(cells) + " |")
+        ratio_text = [line for ratio in self.ratios for line in ratio_per_round(rows, ratio)]
+        return "\n".join(lines + (["", *ratio_text] if ratio_text else []))
+
+
+def ratio_per_round(rows: list[dict[str, Any]], ratio: Ratio) -> list[str]:
+    out: list[str] = []
+    contexts = list(dict.fromkeys(tuple(r[f] for f in ratio.within) for r in rows))
+    others = list(dict.fromkeys(r[ratio.field] for r in rows if r[ratio.field] != ratio.ours))
+    for context in contexts:
+        scope = [r for r in rows if tuple(r[f] for f in ratio.within) == context]
+        for other in others:
+            values = []
+            for index in sorted({r["round"] for r in scope}):
+                pair = {r[ratio.field]: r[ratio.metric] for r in scope if r["round"] == index}
+                if ratio.ours in pair and other in pair and pair[ratio.ours] and pair[other]:
+                    a, b = pair[ratio.ours], pair[other]
+                    values.append(b / a if ratio.lower_is_better else a / b)
+            if values:
+                out.append(ratio_line(ratio, context, other, values))
+    return out
+
+
+def ratio_line(ratio: Ratio, context: tuple[Any, ...], other: str, values: list[float]) -> str:
+    """E.g. "- p99_ms (keys 1): feast ÷ sqlite, per round: 430×, 422×; median 426×": above 1
+    means `ours` is better, whichever way the metric goes."""
+    where = ", ".join(f"{f} {v}" for f, v in zip(ratio.within, context, strict=True))
+    scope = f" ({where})" if where else ""
+    quotient = f"{other} ÷ {ratio.ours}" if ratio.lower_is_better else f"{ratio.ours} ÷ {other}"
+    listed = ", ".join(f"{v:.2f}×" for v in values)
+    median = statistics.median(values)
+    return f"- {ratio.metric}{scope}: {quotient}, per round: {listed}; median {median:.2f}×"
+
+
+PEER_TIMES = Layout(
+    by=("peer", "start"),
+    columns=(
+        Column("seconds", "seconds", ".2f"),
+        Column("events_per_s", "events/s"),
+        Column("peak_rss_mib", "peak RSS MiB"),
+    ),
+    ratios=(Ratio("events_per_s", within=("start",)),),
+)
+
+BACKFILL = Layout(
+    by=("backfill",),
+    columns=(Column("seconds", "seconds", ".2f"), Column("events_per_s", "events/s")),
+)
+
+
+def online_latency(ours: str) -> Layout:
+    return Layout(
+        by=("store", "keys"),
+        columns=(Column("p50_ms", "p50 ms", ".3f"), Column("p99_ms", "p99 ms", ".3f")),
+        ratios=(Ratio("p99_ms", "store", ours, ("keys",), lower_is_better=True),),
+    )
+
+
+LANES = Layout(
+    by=("run",),
+    columns=(
+        Column("high_p50_ms", "high-priority p50 ms"),
+        Column("high_p99_ms", "high-priority p99 ms"),
+        Column("backlog_p50_ms", "backlog p50 ms"),
+        Column("backlog_p99_ms", "backlog p99 ms"),
+        Column("drain_s", "drain s", ".2f"),
+        Column("events_per_s", "events/s"),
+    ),
+    ratios=(
+        Ratio("high_p99_ms", "run", "lanes", lower_is_better=True),
+        Ratio("drain_s", "run", "lanes", lower_is_better=True),
+    ),
+)
+
+SERVING_CALLS = Layout(
+    by=("call",),
+    columns=(Column("p50_us", "p50 µs", ".1f"), Column("p99_us", "p99 µs", ".1f")),
+)
+
+HTTP_IN_PROCESS = Layout(
+    by=("part",),
+    columns=(
+        Column("p50_ms", "p50 ms", ".3f"),
+        Column("p99_ms", "p99 ms", ".3f"),
+        Column("p999_ms", "p99.9 ms", ".3f"),
+    ),
+)
+HTTP_OPEN_LOOP = Layout(
+    by=("endpoint", "rate"),
+    columns=(
+        Column("achieved", "achieved/s"),
+        Column("p50_ms", "p50 ms", ".2f"),
+        Column("p99_ms", "p99 ms", ".2f"),
+        Column("p999_ms", "p99.9 ms", ".2f"),
+        Column("service_p99_ms", "service p99 ms", ".2f"),
+        Column("errors", "errors"),
+    ),
+    ratios=(Ratio("p99_ms", "endpoint", "streamsense /v1/decide", ("rate",), True),),
+)
+
+
+def http_tables(record: dict[str, Any]) -> str:
+    """In process (decide_event) and open-loop HTTP, ms from the scheduled send."""
+    inproc = [r for r in record["rows"] if r["kind"] == "in process"]
+    http = [r for r in record["rows"] if r["kind"] == "http"]
+    return f"{HTTP_IN_PROCESS({'rows': inproc})}\n\n{HTTP_OPEN_LOOP({'rows': http})}"
+
+
+def iot_tables(record: dict[str, Any]) -> str:
+    """BENCHMARKS.md's tables for one iot_bench invocation."""
+    rows = record["rows"]
+    runs = [r for r in rows if r["kind"] == "end_to_end"]
+    lines = ["| pipeline (NAB corpus, embedded broker) | rounds | readings/s (wall) "
+             "| readings per CPU second |", "|---|---:|---:|---:|"]  # fmt: skip
+    for pipeline in sorted({r["pipeline"] for r in runs}):
+        mine = [r for r in runs if r["pipeline"] == pipeline]
+        lines.append(
+            f"| {pipeline} | {len(mine)} | {spread([r['readings_per_s'] for r in mine])} "
+            f"| {spread([r['readings_per_cpu_s'] for r in mine])} |"
+        )
+    kernel = [r["readings_per_s"] for r in rows if r["kind"] == "kernel"]
+    latency = [r for r in rows if r["kind"] == "latency"]
+    demo = [r for r in rows if r["kind"] == "demo"]
+    lines += ["", "| measure | rounds | result |", "|---|---:|---:|"]
+    if kernel:
+        lines.append(f"| detector kernel alone, readings/s | {len(kernel)} | {spread(kernel)} |")
+    for key, label in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9")):
+        values = [r[key] for r in latency]
+        if values:
+            lines.append(f"| reading → score in the stage, {label} ms | {len(values)} "
+                         f"| {spread(values, '.4f')} |")  # fmt: skip
+    for key, label in (("seconds", "wall"), ("cpu_seconds", "CPU")):
+        values = [r[key] for r in demo]
+        if values:
+            lines.append(f"| `streamsense demo apps/iot`, {label} s | {len(values)} "
+                         f"| {spread(values, '.1f')} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def recs_http_tables(record: dict[str, Any]) -> str:
+    """BENCHMARKS.md's table for one recs_http_bench invocation: a row per round (a fresh
+    server each), then median and range."""
+    rows, settings = record["rows"], record["settings"]
+    lines = [
+        f"GET /v1/recommend/{{user}}?k=20, open loop at {settings['rate']:,.0f}/s for "
+        f"{settings['seconds']:.0f} s per round, latency from the scheduled send time",
+        "",
+        "| round | answered | errors | degraded | p50 ms | p99 ms | p99.9 ms | ready s "
+        "| server CPU ms per request | load average |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        cpu = r.get("cpu_ms_per_request")
+        lines.append(
+            f"| {r['round'] + 1} | {r['answered']:,} | {r['errors']} | {r['degraded']} "
+            f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['p999_ms']:.2f} "
+            f"| {r['ready_s']:.1f} | {'-' if cpu is None else f'{cpu:.3f}'} "
+            f"| {r['load_average']:.1f} |"
+        )
+    p99 = spread([r["p99_ms"] for r in rows], ".2f")
+    p50 = spread([r["p50_ms"] for r in rows], ".2f")
+    lines += ["", f"p99 median (range) over {len(rows)} rounds: {p99} ms; p50 {p50} ms"]
+    return "\n".join(lines)
+
+
+def recs_tables(record: dict[str, Any]) -> str:
+    """BENCHMARKS.md's table for one recs_bench invocation: prequential quality, then the
+    replay's speed per round (the whole command: start, CSV conversion, ingest, pipeline,
+    export)."""
+    settings = record["settings"]
+    lines = [
+        f"Scored from {settings['score_from']} (until {settings['score_until']}):",
+        "",
+        "| | Hit@10 | MRR@10 | NDCG@10 |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, values in settings["quality"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{v:.4f}" for v in values.values()) + " |")
+    lines += ["", "| round | wall s | CPU s | ratings/s per core | load average |",
+              "|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for r in record["rows"]:
+        lines.append(
+            f"| {r['round'] + 1} | {r['wall_s']:.1f} | {r['cpu_s']:.2f} "
+            f"| {r['ratings_per_cpu_s']:,.0f} | {r['load_average']:.1f} |"
+        )
+    rate = spread([r["ratings_per_cpu_s"] for r in record["rows"]])
+    lines += ["", f"{settings['ratings']:,} ratings; ratings/s per core, median (range): {rate}"]
+    return "\n".join(lines)
+
+
+TABLES: dict[str, Any] = {
+    "recs_bench": recs_tables,
+    "recs_http_bench": recs_http_tables,
+    "http_bench": http_tables,
+    "serving_calls_bench": SERVING_CALLS,
+    "lanes_bench": LANES,
+    "online_store_bench": online_latency("sqlite (file, WAL)"),
+    "online_features_bench": online_latency("streamsense, embedded (SQLite)"),
+    "backfill_bench": BACKFILL,
+    "features_bench": PEER_TIMES,
+    "handbook_peers": PEER_TIMES,
     "fraud_monitoring_bench": fraud_monitoring_tables,
     "monitoring_acceptance": acceptance_tables,
     "kafka_bench": kafka_tables,
     "broker_bench": broker_tables,
     "monitoring_bench": monitoring_tables,
+    "iot_bench": iot_tables,
 }
 BLOCK = re.compile(r"(<!-- results: (\w+) -->\n)(.*?)(<!-- /results -->)", re.DOTALL)
 
@@ -232,6 +480,8 @@ BLOCK = re.compile(r"(<!-- results: (\w+) -->\n)(.*?)(<!-- /results -->)", re.DO
 def render(record: dict[str, Any]) -> str:
     m = record["machine"]
     where = f"{m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}"
+    if "load_average" in m:
+        where += f", load average {m['load_average'][2]:.1f} over the last 15 min"
     when = record["date"][:16].replace("T", " ")
     head = f"`{record['command']}` — {when} UTC, commit {record['commit']}, {where}"
     return f"{head}\n\n{TABLES[record['bench']](record)}\n"

@@ -47,29 +47,41 @@ class Bench:
 
 BENCHES = [
     Bench("broker", "broker_bench.py", [], ["--events", "20000", "--repeat", "1"], one_core=True),
-    Bench("features", "features_bench.py", [], ["--limit", "20000"], one_core=True),
+    Bench(
+        "features", "features_bench.py", [], ["--limit", "20000", "--rounds", "1"], one_core=True
+    ),
     Bench(
         "online_store",
         "online_store_bench.py",
-        [],
-        ["--keys", "500", "--reads", "500"],
+        ["--reads", "5000"],  # Feast's 100-key reads take ~20 ms each
+        ["--keys", "500", "--reads", "500", "--rounds", "1"],
         needs={"redis"},
     ),
     Bench(
         "online_features",
         "online_features_bench.py",
-        [],
-        ["--events", "20000", "--reads", "500"],
+        ["--events", "400000", "--reads", "5000"],
+        ["--events", "20000", "--reads", "500", "--rounds", "1"],
         one_core=True,
     ),
-    Bench("serving_calls", "serving_calls_bench.py", [], ["--calls", "500"]),
-    Bench("backfill", "backfill_bench.py", [], ["--limit", "20000"], one_core=True),
-    Bench("lanes", "lanes_bench.py", [], ["--backlog", "5000", "--rate", "50"]),
+    Bench("serving_calls", "serving_calls_bench.py", [], ["--calls", "500", "--rounds", "1"]),
+    Bench(
+        "backfill", "backfill_bench.py", [], ["--limit", "20000", "--rounds", "1"], one_core=True
+    ),
+    Bench("lanes", "lanes_bench.py", [], ["--backlog", "5000", "--rate", "50", "--rounds", "1"]),
     Bench("monitoring", "monitoring_bench.py", [], ["--weeks", "1", "--rounds", "1"]),
     Bench("nab", "nab_bench.py", [], ["--detectors", "rarity"], one_core=True),
-    Bench("iot", "iot_bench.py", [], [], one_core=True),
-    Bench("recs", "recs_bench.py", [], []),
-    Bench("recs_http", "recs_http_bench.py", [], ["--rate", "100", "--seconds", "2"]),
+    Bench(
+        "iot",
+        "iot_bench.py",
+        [],
+        ["--rounds", "1", "--demo-rounds", "0", "--rows", "5000"],
+        one_core=True,
+    ),
+    Bench("recs", "recs_bench.py", [], ["--rounds", "1"]),
+    Bench(
+        "recs_http", "recs_http_bench.py", [], ["--rate", "100", "--seconds", "2", "--rounds", "1"]
+    ),
     Bench("handbook_lr", "handbook_lr_check.py", [], [], smoke_too=False),  # a check, no peer
     Bench(
         "state_restore",
@@ -93,12 +105,14 @@ BENCHES = [
             "200",
             "--targets",
             "bare,streamsense",
+            "--rounds",
+            "1",
         ],
     ),
     Bench(
         "kafka",
         "kafka_bench.py",
-        ["--bootstrap", BOOTSTRAP, "--peers", "streamsense,quix,bare"],
+        ["--bootstrap", BOOTSTRAP, "--peers", "streamsense,quix,quix-rescan,bare"],
         [
             "--bootstrap",
             BOOTSTRAP,

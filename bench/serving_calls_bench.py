@@ -1,7 +1,8 @@
 """What one serving call costs on its own: a rule set's decision and a model's single-row
-score, per call, printed (no threshold: timings are measured here, never asserted by tests).
+score, per call, over --rounds rounds, raw results kept in bench/results/ (no threshold:
+timings are measured here, never asserted by tests).
 
-    python bench/serving_calls_bench.py [--calls 20000]
+    python bench/serving_calls_bench.py [--calls 20000] [--rounds 3]
 
 * Rules: ``RuleSet.decide`` on three rules of the fraud kind (an amount, a terminal's risk
   with a customer's count, a second amount), none matching: every condition is evaluated.
@@ -15,6 +16,7 @@ Each call is timed alone with perf_counter_ns after a warm-up; p50 and p99 in µ
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -50,10 +52,10 @@ def percentiles_us(call: Callable[[], Any], n: int) -> tuple[float, float]:
     return float(np.percentile(samples, 50)) / 1000, float(np.percentile(samples, 99)) / 1000
 
 
-def rules_line(calls: int) -> str:
+def rules_row(calls: int) -> dict[str, Any]:
     rules = RuleSet.from_dicts([{"name": n, "when": w, "action": a} for n, w, a in RULES])
     p50, p99 = percentiles_us(lambda: rules.decide(NO_MATCH), calls)
-    return f"RuleSet.decide, 3 rules, no match    p50 {p50:6.2f} µs  p99 {p99:7.2f} µs"
+    return {"call": "RuleSet.decide, 3 rules, no match", "p50_us": p50, "p99_us": p99}
 
 
 def write_models(folder: Path) -> list[tuple[Path, str]]:
@@ -78,9 +80,9 @@ def write_models(folder: Path) -> list[tuple[Path, str]]:
     ]
 
 
-def model_lines(calls: int) -> list[str]:
+def model_rows(calls: int) -> list[dict[str, Any]]:
     row = np.zeros((1, len(FEATURES)), np.float32)
-    lines = []
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         registry = ModelRegistry(Path(tmp) / "registry")
         for path, format in write_models(Path(tmp)):
@@ -88,19 +90,28 @@ def model_lines(calls: int) -> list[str]:
             for convert in (True, False) if format != "onnx" else (True,):
                 model = registry.load("bench", version, convert=convert)
                 p50, p99 = percentiles_us(lambda m=model: m.predict_proba(row), calls)
-                lines.append(
-                    f"predict_proba 1×15, {format:9} {model.runtime:12} "
-                    f"p50 {p50:6.1f} µs  p99 {p99:7.1f} µs"
-                )
-    return lines
+                call = f"predict_proba 1×15, {format} via {model.runtime}"
+                rows.append({"call": call, "p50_us": p50, "p99_us": p99})
+    return rows
 
 
 def main() -> None:
+    from results import render, save_results
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--results", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args()
-    for line in [rules_line(args.calls), *model_lines(args.calls)]:
-        print(line)
+    rows = []
+    for round_index in range(args.rounds):
+        measured = [rules_row(args.calls), *model_rows(args.calls)]
+        rows += [{"round": round_index, **row} for row in measured]
+        print(f"round {round_index} done", flush=True)
+    settings = {"calls": args.calls, "rounds": args.rounds}
+    path = save_results(Path(args.results), "serving_calls_bench", settings, rows)
+    print(f"raw results: {path}\n")
+    print(render(json.loads(path.read_text())))
 
 
 if __name__ == "__main__":

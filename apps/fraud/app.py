@@ -163,6 +163,9 @@ app.flow(transactions).batch(FEATURE_STAGE).stage("decide", DECIDE).sink(
 app.flow(labels).stage("cards", cards_and_monitor).sink(ss.TopicSink("fraud.compromised-cards"))
 
 
+_LAST_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999 in epoch microseconds
+
+
 @dataclass(frozen=True)
 class LabelRows:
     """The label of each payment row (a row filter for the ingest, so its repr is stable:
@@ -176,6 +179,12 @@ class LabelRows:
             batch = self.window(batch)
         paid = batch.column("TX_DATETIME")
         known = pc.add(paid, pa.scalar(self.delay_ms * 1000, pa.duration("us")))
+        # A payment dated in the last week of year 9999 (a hostile file: its payment is a
+        # dead letter, far in the future) has its label then too, not past what Python's
+        # datetime holds (issue #21).
+        if known.type.unit != "ns":  # nanoseconds end in 2262 anyway
+            last = pa.scalar(_LAST_US, pa.timestamp("us", known.type.tz))
+            known = pc.min_element_wise(known, last.cast(known.type, safe=False), skip_nulls=False)
         names = ["TRANSACTION_ID", "CUSTOMER_ID", "TERMINAL_ID", "TX_DATETIME", "TX_FRAUD"]
         return pa.RecordBatch.from_arrays(
             [batch.column(name) for name in names] + [known], names=[*names, "LABEL_TIME"]

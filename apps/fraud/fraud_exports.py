@@ -108,16 +108,33 @@ class _Label(msgspec.Struct):
     LABEL_TIME: datetime
 
 
+def _labels_of(values: list[bytes]) -> list[_Label]:
+    """The labels among ``values``: one parse for the chunk, else one by one, leaving out
+    what the labels stream itself dead-letters (a hostile file's row with no time, say)."""
+    try:
+        return _LABELS.decode(b"[" + b",".join(values) + b"]")
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        pass
+    kept = []
+    for value in values:
+        try:
+            kept.append(_LABEL.decode(value))
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            continue
+    return kept
+
+
+_LABEL, _LABELS = msgspec.json.Decoder(_Label), msgspec.json.Decoder(list[_Label])
+
+
 def labels(broker: ss.Broker) -> dict[str, np.ndarray]:
-    """Every label streamed so far, in log order: TRANSACTION_ID, CUSTOMER_ID, TX_FRAUD and
-    label_time (when the bank learnt it, epoch ms)."""
-    decoder = msgspec.json.Decoder(list[_Label])
+    """Every valid label streamed so far, in log order: TRANSACTION_ID, CUSTOMER_ID,
+    TX_FRAUD and label_time (when the bank learnt it, epoch ms)."""
     parts: dict[str, list[np.ndarray]] = {
         "TRANSACTION_ID": [], "CUSTOMER_ID": [], "TX_FRAUD": [], "label_time": []
     }  # fmt: skip
     for chunk in records(broker, LABELS_TOPIC):
-        values = [r.value for r in chunk if r.value is not None]
-        rows = decoder.decode(b"[" + b",".join(values) + b"]")
+        rows = _labels_of([r.value for r in chunk if r.value is not None])
         parts["TRANSACTION_ID"].append(np.array([r.TRANSACTION_ID for r in rows], np.int64))
         parts["CUSTOMER_ID"].append(np.array([r.CUSTOMER_ID for r in rows], np.int64))
         parts["TX_FRAUD"].append(np.array([r.TX_FRAUD for r in rows], np.int64))

@@ -7,7 +7,9 @@ rules (none by default) → light model (every payment the rules let through) �
 puts them there); without them every payment is allowed (tier ``rules``, no rule matched).
 With $STREAMSENSE_HEAVY_MODEL_URL set (or ``heavy_url``), the heavy tier is a `streamsense
 model-server` process at that URL instead, which can be restarted, or fail, apart from the
-API: its breaker opens and the light score decides until it is back.
+API: its breaker opens and the light score decides until it is back. The online store is
+the one $STREAMSENSE_ONLINE_STORE names, when set: a cluster's workers and API share it
+(docs/deployment.md).
 
 When the light model cannot score, the fallback chain decides: stricter rules first, then
 the customer's last score (trusted less as it ages), then allow, every such decision marked.
@@ -42,6 +44,9 @@ from .tuned_params import load_tuned
 
 LIGHT, HEAVY = "fraud-light", "fraud-heavy"
 HEAVY_URL_ENV = "STREAMSENSE_HEAVY_MODEL_URL"
+# Workers and API replicas on several hosts share one online store (Redis, say): its URL
+# here; unset, the state dir's SQLite file, which only processes on one host can share.
+ONLINE_STORE_ENV = "STREAMSENSE_ONLINE_STORE"
 
 # No rules in front by default: the models decide every payment. The one rule that was
 # certain on the handbook data, amount over 220 → block, is its generator's own labelling
@@ -105,7 +110,10 @@ class FraudCascade(Cascade):
 
 
 def online_store(state_dir: Path) -> OnlineStore:
-    return open_online_store(f"sqlite://{Path(state_dir).resolve() / 'online.db'}")
+    """The store of $STREAMSENSE_ONLINE_STORE (redis://HOST:PORT/DB, ...), else the state
+    dir's SQLite file."""
+    url = os.environ.get(ONLINE_STORE_ENV) or f"sqlite://{Path(state_dir).resolve() / 'online.db'}"
+    return open_online_store(url)
 
 
 def attach(stage: F.FeatureStage, state_dir: Path) -> None:

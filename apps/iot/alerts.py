@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from streamsense.brokers.base import OutRecord, TopicConfig
@@ -16,6 +17,9 @@ from streamsense.runtime.app import Sink
 from streamsense.runtime.repartition import CLOCK_HEADER, Repartition
 
 from .readings import Alert, Scored
+
+_alert, _machine = attrgetter("alert"), attrgetter("machine")
+_partition, _event_time = attrgetter("partition"), attrgetter("event_time")
 
 
 def alert_of(scored: Scored, threshold: float) -> Alert:
@@ -45,9 +49,9 @@ class AlertSink:
         return configs
 
     def write(self, events: Sequence[Event[Any]], values: Sequence[Any]) -> list[OutRecord]:
-        chosen = [(e, v) for e, v in zip(events, values, strict=True) if v.alert]
-        if not chosen:
+        if not any(map(_alert, values)):  # the common batch: nothing to act on
             return []
+        chosen = [(e, v) for e, v in zip(events, values, strict=True) if v.alert]
         flagged = [e for e, _ in chosen]
         alerts = [alert_of(v, self.threshold) for _, v in chosen]
         records: list[OutRecord] = []
@@ -69,11 +73,16 @@ class MachinesOnly:
         return self.repartition.topic_configs(partitions)
 
     def write(self, events: Sequence[Event[Any]], values: Sequence[Any]) -> list[OutRecord]:
-        chosen = [(e, v) for e, v in zip(events, values, strict=True) if v.machine]
+        chosen = (
+            [(e, v) for e, v in zip(events, values, strict=True) if v.machine]
+            if any(map(_machine, values))
+            else []
+        )
         records = self.repartition.write([e for e, _ in chosen], [v for _, v in chosen])
         reached: dict[int, int] = {}
-        for event in events:
-            reached[event.partition] = max(event.event_time, reached.get(event.partition, 0))
+        for partition in set(map(_partition, events)):  # the worker writes one at a time
+            mine = (e for e in events if e.partition == partition)
+            reached[partition] = max(map(_event_time, mine), default=0)
         for upstream in sorted(set(reached) - {e.partition for e, _ in chosen}):
             records.extend(self._markers(upstream, reached[upstream]))
         return records

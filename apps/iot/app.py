@@ -1,10 +1,11 @@
 """IoT anomaly detection (issue #15): sensor readings scored live, alerts acted on.
 
-    readings ─→ detect ─→ iot.scores            every reading with its anomaly score
-    (keyed by   (kernels:  ├→ alerts ─→ iot.alerts   score ≥ threshold, one per series per
-     series)     rarity)   │                         cooldown, through the action sinks
-                           └→ machine-readings ─→ machines ─→ iot.machine-scores
-                              (re-keyed by machine)  (multi-sensor)  └→ alerts ─→ iot.alerts
+    readings ─→ features ─→ detect ─→ iot.scores   every reading's score (one columnar
+    (keyed by   (engine)   (kernels:  │              record per micro-batch)
+     series)                rarity)   ├→ alerts ─→ iot.alerts   score ≥ threshold, one per
+                                      │            series per cooldown, via action sinks
+                                      └→ machine-readings ─→ machines ─→ iot.machine-scores
+                                  (re-keyed by machine)  (multi-sensor)  └→ alerts
 
 Each series (one sensor of one machine, or one NAB file) is a key of ``readings``; the
 detector stage keeps every series' state in compiled per-series arrays, written to the
@@ -38,6 +39,7 @@ from .readings import (
     READINGS,
     SCORES_TOPIC,
 )
+from .score_batches import ScoreBatchSink
 from .summary import summary
 
 
@@ -49,20 +51,25 @@ def build_app(
     with_features: bool = True,
 ) -> ss.App:
     """The pipeline with the given single-series detector (the default one for the
-    commands), the series' rolling features (``features``, a fresh stage by default; none
-    with ``with_features=False``: the detectors do not need them, only the API does), and
-    the multi-sensor detector on the readings that name a machine."""
+    commands), the series' features from the engine (``features``, a fresh stage by
+    default; none with ``with_features=False``: the default detector does not need them,
+    the API, the alerts' records and the ``features`` detectors do), and the multi-sensor
+    detector on the readings that name a machine."""
     pipeline = ss.App(name)
     alerts = AlertSink([TopicActionSink(ALERTS_TOPIC)], threshold=ALERT_THRESHOLD)
     flow = pipeline.flow(READINGS)
-    if with_features:
-        flow.batch(features or feature_stage())
-    flow.batch(DetectorStage("detect", detector)).sink(ss.TopicSink(SCORES_TOPIC)).sink(
-        alerts
-    ).sink(MachinesOnly(ss.Repartition(MACHINE_READINGS)))
+    stage = (features or feature_stage()) if with_features else None
+    if stage is not None:
+        flow.batch(stage)
+    detect = DetectorStage(
+        "detect", detector, features=stage if stage and not stage.vectors else None
+    )
+    flow.batch(detect).sink(ScoreBatchSink(SCORES_TOPIC)).sink(alerts).sink(
+        MachinesOnly(ss.Repartition(MACHINE_READINGS))
+    )
     machine_alerts = AlertSink([TopicActionSink(ALERTS_TOPIC)], threshold=MACHINE_THRESHOLD)
     pipeline.flow(MACHINE_READINGS).batch(MachineStage()).sink(
-        ss.TopicSink(MACHINE_SCORES_TOPIC)
+        ScoreBatchSink(MACHINE_SCORES_TOPIC)
     ).sink(machine_alerts)
     return pipeline
 

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from streamsense.application import Option, OptionValue, Session
 
-from .kernels import DETECTORS, score_and_alert
+from .kernels import DETECTORS, USES_FEATURES, no_features, score_and_alert
 from .layout import ROW, TABLE
 from .nab_evaluate import PUBLISHED_THESE_18, labelled_corpus
 from .nab_files import nab_paths, read_nab_file
@@ -53,19 +53,24 @@ def nab_table(session: Session, root: Path = NAB) -> None:
     if not (root / "data").is_dir():
         session.console.print(f"(no NAB corpus at {root}: NAB table skipped)")
         return
-    labels = labelled_corpus(root)
     files = [read_nab_file(series, path) for series, path in nab_paths(root)]
+    labels = labelled_corpus(root, files)
     table = Table(title="NAB standard score, 18 files (bench/nab_bench.py: every profile)")
     for column in ("detector", "score"):
         table.add_column(column)
     for name, detector in DETECTORS.items():
+        if name in USES_FEATURES:  # these need the feature engine: bench/nab_bench.py
+            continue
         scores = {}
         for f in files:
             scores[f.series] = out = np.empty(len(f.values))
             never = np.empty(len(f.values), dtype=np.bool_)  # no alerts: threshold above 1
             index, times = np.zeros(len(f.values), dtype=np.int64), f.times_ms
             rows, tables = np.zeros((1, ROW)), np.zeros((1, 2 * TABLE))
-            score_and_alert(detector, index, f.values, times, rows, tables, 2.0, 0, out, never)
+            features = no_features(len(f.values))
+            score_and_alert(
+                detector, index, f.values, times, features, rows, tables, 2.0, 0, out, never
+            )
         corpus = {series: (labels[series], scores[series]) for series in labels}
         result = score_corpus(corpus, PROFILES["standard"], candidates=100)
         table.add_row(name, f"{result.score:.1f}")

@@ -14,9 +14,10 @@ import numpy as np
 from streamsense.brokers.base import OutRecord, TopicConfig
 from streamsense.errors import ConfigError
 from streamsense.events import Event
-from streamsense.features import Enriched
+from streamsense.features import Enriched, FeatureStage
 
-from .kernels import DETECTORS, score_and_alert
+from .feature_score import INPUTS
+from .kernels import DETECTORS, USES_FEATURES, no_features, score_and_alert
 from .readings import Reading, Scored
 from .series_state import SeriesState
 
@@ -33,9 +34,13 @@ class DetectorStage:
         *,
         threshold: float = ALERT_THRESHOLD,
         cooldown_ms: int = COOLDOWN_MS,
+        features: FeatureStage | None = None,
     ) -> None:
+        """``features``: the feature stage before this one when it keeps its values by
+        column (``vectors=False``); without it, features come in ``Enriched`` payloads."""
         if detector not in DETECTORS:
             raise ConfigError(f"unknown detector {detector!r} (have {sorted(DETECTORS)})")
+        self.features = features
         self.name = name
         self.detector = detector
         self.threshold = threshold
@@ -52,7 +57,7 @@ class DetectorStage:
         # After the feature stage each value is the reading with its features.
         readings: list[Reading] = [v.payload if isinstance(v, Enriched) else v for v in values]
         slots = state.indices([r.series for r in readings])
-        scores, alerts = self.score(state, slots, readings)
+        scores, alerts = self.score(state, slots, readings, self._inputs(partition, values))
         state.mark(slots, state.readings + len(readings))
         name = self.detector
         out: list[Any] = [
@@ -60,13 +65,40 @@ class DetectorStage:
             for r, s, a in zip(readings, scores.tolist(), alerts.tolist(), strict=True)
         ]
         for i in np.flatnonzero(alerts):  # alerts are rare: only they carry the features
-            if isinstance(values[i], Enriched):
-                features = {k: float(v) for k, v in values[i].features.items()}
+            features = self._features_of(partition, values, int(i))
+            if features:
                 out[i] = msgspec.structs.replace(out[i], features=features)
         return out, []
 
+    def _features_of(self, partition: int, values: list[Any], i: int) -> dict[str, float]:
+        """Reading ``i``'s features (none without a feature stage)."""
+        if isinstance(values[i], Enriched):
+            return {k: float(v) for k, v in values[i].features.items()}
+        if self.features is None:
+            return {}
+        row = self.features.batch_columns(partition)[i].tolist()
+        return dict(zip(self.features.engine.features.names, row, strict=True))
+
+    def _inputs(self, partition: int, values: list[Any]) -> np.ndarray[Any, Any]:
+        """The engine's features the detector reads, a row per reading (no columns for
+        the detectors that read none)."""
+        if self.detector not in USES_FEATURES:
+            return no_features(len(values))
+        if self.features is not None:
+            names = self.features.engine.features.names
+            columns = [names.index(name) for name in INPUTS]
+            return np.ascontiguousarray(self.features.batch_columns(partition)[:, columns])
+        if values and not isinstance(values[0], Enriched):
+            raise ConfigError(f"detector {self.detector!r} needs the feature stage before it")
+        rows = [[v.features[name] for name in INPUTS] for v in values]
+        return np.array(rows, dtype=np.float64).reshape(-1, len(INPUTS))
+
     def score(
-        self, state: SeriesState, slots: np.ndarray[Any, Any], readings: list[Reading]
+        self,
+        state: SeriesState,
+        slots: np.ndarray[Any, Any],
+        readings: list[Reading],
+        features: np.ndarray[Any, Any],
     ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         values = np.fromiter((r.value for r in readings), np.float64, len(readings))
         times = np.fromiter((r.timestamp for r in readings), np.int64, len(readings))
@@ -77,6 +109,7 @@ class DetectorStage:
             slots,
             values,
             times,
+            features,
             state.rows,
             state.tables,
             self.threshold,

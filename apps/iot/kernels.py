@@ -10,10 +10,15 @@ first, then learned from. Three detectors share the pass:
   values (CAD OSE's context-based prediction of quantised values), with values
   quantised in the series' own range learned online, novelty counts decaying with time,
   and values past the seen extremes counted as novel outright.
-- ``likelihood`` (the default): HTM's anomaly likelihood over the raw scores of both (how
-  unusual the recent average raw score is against its own long-run distribution), on a
-  log scale, with an alert expiry after a high score (Skyline's) so one event is one
-  detection.
+- ``likelihood``: HTM's anomaly likelihood over the raw scores of both (how unusual the
+  recent average raw score is against its own long-run distribution), on a log scale,
+  with an alert expiry after a high score (Skyline's) so one event is one detection.
+- ``rarity`` (the default): a wholly novel context scored by how long the series went
+  without one.
+- ``features``: the reading against the feature engine's rolling statistics of its series
+  (feature_score.py), with the alert expiry; ``rarity+features``: the larger of the two.
+  Only these read the engine's features (a column per input, ``features``); the others
+  are given no columns.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from .feature_score import feature_score
 from .layout import (
     BIN_COUNTS,
     DECAY,
@@ -51,15 +57,22 @@ from .layout import (
     TABLE,
     WARMUP,
     N,
+    cache_name,
 )
 
-GAUSSIAN, CONTEXT, LIKELIHOOD, RARITY_DETECTOR = 0, 1, 2, 3
+# Compiled once and cached under a fixed module name (layout.cache_name says why).
+__name__ = cache_name(__name__, "streamsense_apps_iot_kernels")
+
+GAUSSIAN, CONTEXT, LIKELIHOOD, RARITY_DETECTOR, FEATURES, RARITY_FEATURES = range(6)
 DETECTORS = {
     "gaussian": GAUSSIAN,
     "context": CONTEXT,
     "likelihood": LIKELIHOOD,
     "rarity": RARITY_DETECTOR,
+    "features": FEATURES,
+    "rarity+features": RARITY_FEATURES,
 }
+USES_FEATURES = frozenset({"features", "rarity+features"})
 _LOG_FLOOR = math.log(1e-10)
 _LOG_TINY = math.log(1e-300)
 
@@ -67,7 +80,7 @@ F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _gaussian(row: F64, value: float) -> float:
     """How improbable the value is under the series' recent Gaussian: the two-sided tail
     probability on a log scale (1 at the smallest a float holds), so far tails stay apart."""
@@ -85,7 +98,7 @@ def _gaussian(row: F64, value: float) -> float:
     return score
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _quantise(row: F64, value: float, bins: int) -> int:
     span = row[HI] - row[LO]
     if span <= 0.0:
@@ -94,7 +107,7 @@ def _quantise(row: F64, value: float, bins: int) -> int:
     return min(max(b, 0), bins - 1)
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _context(row: F64, table: F64, value: float) -> tuple[float, float]:
     """The share of the value's contexts not seen recently (1 past the seen extremes),
     and its rarity score: per resolution, a wholly novel context scores by how long the
@@ -129,7 +142,7 @@ def _context(row: F64, table: F64, value: float) -> tuple[float, float]:
     return novel / (ORDERS * len(BIN_COUNTS)), rare / len(BIN_COUNTS)
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _novelty(row: F64, table: F64, base: int, r: int, current: int) -> int:
     """How many of the contexts of bin ``current`` at resolution ``r`` (its fields from
     ``base``) are new, learning them. A context is the bin, how long (log2 readings) the
@@ -159,7 +172,7 @@ def _novelty(row: F64, table: F64, base: int, r: int, current: int) -> int:
     return novel
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _likelihood(row: F64, raw: float) -> float:
     """How unusual the short average of raw scores is against its long-run distribution,
     on HTM's log scale (0.5 ≈ a one-in-100,000 average)."""
@@ -180,7 +193,7 @@ def _likelihood(row: F64, raw: float) -> float:
     return min(math.log(max(tail, 1e-10)) / _LOG_FLOOR, 1.0)
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _expire(row: F64, score: float) -> float:
     """After a high score the next SUPPRESS readings are damped: one event, one alert."""
     since = row[N] - row[LAST_HIGH]
@@ -191,20 +204,25 @@ def _expire(row: F64, score: float) -> float:
     return score
 
 
-@numba.njit(nogil=True)
-def score_batch(detector: int, index: I64, values: F64, rows: F64, tables: F64, out: F64) -> None:
-    """Scores ``values`` (series ``index[i]`` each) in order into ``out``, learning as it
-    goes; every detector's state advances whichever one is reported."""
+@numba.njit(nogil=True, cache=True)
+def score_batch(
+    detector: int, index: I64, values: F64, features: F64, rows: F64, tables: F64, out: F64
+) -> None:
+    """Scores ``values`` (series ``index[i]`` each, engine features ``features[i]``) in
+    order into ``out``, learning as it goes; every detector's state advances whichever
+    one is reported."""
     for i in range(values.shape[0]):
-        out[i] = _score_one(detector, rows[index[i]], tables[index[i]], values[i])
+        row, table = rows[index[i]], tables[index[i]]
+        out[i] = _score_one(detector, row, table, values[i], features[i])
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def score_and_alert(
     detector: int,
     index: I64,
     values: F64,
     times: I64,
+    features: F64,
     rows: F64,
     tables: F64,
     threshold: float,
@@ -217,7 +235,7 @@ def score_and_alert(
     per series, on event time so replays decide the same)."""
     for i in range(values.shape[0]):
         row = rows[index[i]]
-        score = _score_one(detector, row, tables[index[i]], values[i])
+        score = _score_one(detector, row, tables[index[i]], values[i], features[i])
         out[i] = score
         due = row[LAST_ALERT] == 0.0 or times[i] - row[LAST_ALERT] >= cooldown_ms
         alerts[i] = score >= threshold and due
@@ -225,13 +243,14 @@ def score_and_alert(
             row[LAST_ALERT] = times[i]
 
 
-@numba.njit(nogil=True)
-def _score_one(detector: int, row: F64, table: F64, value: float) -> float:
+@numba.njit(nogil=True, cache=True)
+def _score_one(detector: int, row: F64, table: F64, value: float, features: F64) -> float:
     """One reading of one series: every detector learns it, ``detector`` is reported."""
     gauss = _gaussian(row, value)
     novelty, rare = _context(row, table, value)
     raw = max(novelty, gauss)  # novel contexts, or a value far in the Gaussian's tails
     likely = _likelihood(row, raw)
+    warm = row[N] >= WARMUP
     row[N] += 1.0
     if detector == GAUSSIAN:
         return gauss
@@ -239,4 +258,12 @@ def _score_one(detector: int, row: F64, table: F64, value: float) -> float:
         return novelty
     if detector == LIKELIHOOD:
         return _expire(row, likely)
+    if detector in (FEATURES, RARITY_FEATURES):
+        featured = _expire(row, feature_score(value, features) if warm else 0.0)
+        return featured if detector == FEATURES else max(rare, featured)
     return rare
+
+
+def no_features(readings: int) -> F64:
+    """The features argument of the detectors that read none: no columns."""
+    return np.zeros((readings, 0))

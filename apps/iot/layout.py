@@ -8,6 +8,7 @@ compiled pass over them.
 
 from __future__ import annotations
 
+import sys
 from typing import Final
 
 # Global options, frozen before any look at the labels (BENCHMARKS.md keeps the log of
@@ -34,3 +35,17 @@ RES0: Final = 11
 RES_WIDTH: Final = 3 + ORDERS
 SHORT0: Final = RES0 + RES_WIDTH * len(BIN_COUNTS)  # ring of the SHORT last raw scores
 ROW: Final = SHORT0 + SHORT
+
+
+def cache_name(current: str, fixed: str) -> str:
+    """Registers the module ``current`` under ``fixed`` too and returns ``fixed``, for a
+    kernels module to take as its ``__name__``: numba's cache pickles a kernel's globals by
+    module name, and an app's modules get the name of however they were imported (the
+    loader's, pytest's, the bench's), so under a fixed name every importer reuses the
+    compiled kernels instead of compiling them again (apps/recs does the same).
+
+    The cache is keyed on the kernels module's own file: after changing an option above,
+    the kernels recompile only once their module changes too (``touch apps/iot/*kernels.py``).
+    """
+    sys.modules.setdefault(fixed, sys.modules[current])
+    return fixed

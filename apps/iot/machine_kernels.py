@@ -15,6 +15,11 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from .layout import cache_name
+
+# Compiled once and cached under a fixed module name (layout.cache_name says why).
+__name__ = cache_name(__name__, "streamsense_apps_iot_machine_kernels")
+
 MAX_SENSORS: Final = 6
 ALPHA: Final = 1.0 / 2880.0  # ~2 days of readings at one a minute per sensor
 WARMUP: Final = 1440  # readings of the machine before it may score
@@ -30,7 +35,7 @@ F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _distance(row: F64, k: int) -> float:
     """(x − mean)ᵀ (cov + ridge)⁻¹ (x − mean) over the first k sensors, by Cholesky."""
     scale = 0.0
@@ -58,7 +63,7 @@ def _distance(row: F64, k: int) -> float:
     return distance
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _tail_score(distance: float, k: int) -> float:
     """P(χ²_k ≥ distance) (Wilson–Hilferty) on a log scale: 1 at one in 10^10."""
     h = 2.0 / (9.0 * k)
@@ -67,7 +72,7 @@ def _tail_score(distance: float, k: int) -> float:
     return min(math.log(max(tail, 1e-300)) / _LOG_FLOOR, 1.0)
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _learn(row: F64, k: int) -> None:
     alpha = max(ALPHA, 1.0 / (row[_N] + 1.0))
     for i in range(k):
@@ -80,7 +85,7 @@ def _learn(row: F64, k: int) -> None:
             row[at] = (1.0 - alpha) * row[at] + alpha * di * dj
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def score_machines(
     machine: I64,
     sensor: I64,
@@ -105,7 +110,7 @@ def score_machines(
             row[_ALERT] = times[i]
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _score_reading(row: F64, sensor: int, k: int, value: float, out: F64, i: int) -> None:
     row[_LAST + sensor] = value
     row[_SEEN + sensor] = 1.0

@@ -3,13 +3,13 @@ published scoreboard they are compared with."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from .nab_files import nab_paths, read_nab_file, read_windows
+from .nab_files import NabFile, nab_paths, read_nab_file, read_windows
 from .nab_scoring import PROFILES, CorpusScore, LabelledSeries, score_corpus
 from .readings import Scored
 
@@ -25,13 +25,10 @@ PUBLISHED_FULL = {
 PUBLISHED_THESE_18 = {"Numenta HTM": 61.3}
 
 
-def labelled_corpus(root: Path) -> dict[str, LabelledSeries]:
-    """Each series' labelled windows as row ranges."""
-    out = {}
-    for series, path in nab_paths(root):
-        times = read_nab_file(series, path).times_ms
-        out[series] = read_windows(root, series, times)
-    return out
+def labelled_corpus(root: Path, files: Sequence[NabFile] = ()) -> dict[str, LabelledSeries]:
+    """Each series' labelled windows as row ranges (of ``files`` when given: read already)."""
+    read = files or [read_nab_file(series, path) for series, path in nab_paths(root)]
+    return {f.series: read_windows(root, f.series, f.times_ms) for f in read}
 
 
 def scores_by_series(scored: list[Scored]) -> dict[str, npt.NDArray[np.float64]]:

@@ -16,15 +16,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from streamsense.brokers import Broker, TopicPartition
+from streamsense.brokers import Broker
 
 from .nab_files import nab_paths, read_nab_file
 from .readings import READINGS, SCORES_TOPIC, Scored
+from .score_batches import read_scores
 
 
 def nab_readings(root: Path) -> Mapping[str, Path]:
@@ -64,7 +64,7 @@ def export_detections(broker: Broker, path: Path, start_ms: int | None, end_ms: 
     """Writes ``path/<category>/<name>.csv`` (timestamp,value,anomaly_score) per series
     from the scores topic, rows in file order; returns the rows written."""
     by_series: dict[str, list[Scored]] = {}
-    for scored in read_scores(broker):
+    for scored in read_scores(broker, SCORES_TOPIC):
         if (start_ms is None or scored.timestamp >= start_ms) and (
             end_ms is None or scored.timestamp < end_ms
         ):
@@ -82,20 +82,3 @@ def export_detections(broker: Broker, path: Path, start_ms: int | None, end_ms: 
 
 def _nab_time(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def read_scores(broker: Broker) -> list[Scored]:
-    """Every record of the scores topic, decoded, partition by partition in log order."""
-    decode = msgspec.json.Decoder(Scored).decode
-    info = broker.describe_topic(SCORES_TOPIC)
-    consumer = broker.consumer()
-    try:
-        parts = [TopicPartition(SCORES_TOPIC, p.partition) for p in info.partitions]
-        ends = {TopicPartition(SCORES_TOPIC, p.partition): p.high for p in info.partitions}
-        consumer.assign(parts)
-        out: list[Scored] = []
-        while any(consumer.position(tp) < ends[tp] for tp in parts):
-            out.extend(decode(r.value) for r in consumer.poll(50_000, timeout=0.5) if r.value)
-        return out
-    finally:
-        consumer.close()

@@ -71,27 +71,32 @@ class LabelledSeries:
 
     def row_values(self, profile: Profile) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
         """The value of a detection at each row (TP reward inside a window, negative FP
-        cost outside) and, for rows inside windows, which window (else −1)."""
-        value = np.empty(self.length)
-        window = np.full(self.length, -1, dtype=np.int64)
-        previous: tuple[int, int] | None = None
+        cost outside) and, for rows inside windows, which window (else −1). Windows do
+        not overlap, so the k-th in order holds the rows after k windows have ended."""
         ordered = sorted(self.windows)
-        w = 0
-        for i in range(self.length):
-            while w < len(ordered) and i > ordered[w][1]:
-                previous = ordered[w]
-                w += 1
-            if w < len(ordered) and ordered[w][0] <= i <= ordered[w][1]:
-                first, last = ordered[w]
-                width = last - first + 1
-                value[i] = profile.tp * scaled_sigmoid(-(last - i + 1) / width)
-                window[i] = w
-            elif previous is None:
-                value[i] = -profile.fp
-            else:
-                width = previous[1] - previous[0] + 1
-                value[i] = profile.fp * scaled_sigmoid(abs(previous[1] - i) / max(width - 1, 1))
+        firsts = np.array([w[0] for w in ordered], dtype=np.int64)
+        lasts = np.array([w[1] for w in ordered], dtype=np.int64)
+        rows = np.arange(self.length)
+        w = np.searchsorted(lasts, rows, side="left")  # windows ended before each row
+        at = np.minimum(w, max(len(ordered) - 1, 0))
+        inside = (w < len(ordered)) & (firsts[at] <= rows) if ordered else rows < 0
+        value = np.full(self.length, -profile.fp)
+        window = np.where(inside, w, -1)
+        if ordered:
+            width = (lasts - firsts + 1)[at]
+            value[inside] = profile.tp * _sigmoid(-(lasts[at] - rows + 1) / width)[inside]
+            after = ~inside & (w > 0)  # past a window: the cost eases right after it
+            prev = np.maximum(w - 1, 0)
+            gap = np.abs(lasts[prev] - rows) / np.maximum(lasts[prev] - firsts[prev], 1)
+            value[after] = profile.fp * _sigmoid(gap)[after]
         return value, window
+
+
+def _sigmoid(position: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``scaled_sigmoid`` of every position."""
+    with np.errstate(over="ignore"):  # exp overflows to inf far before a window: −1
+        curve = 2.0 / (1.0 + np.exp(5.0 * position)) - 1.0
+    return np.where(position > 3.0, -1.0, curve)
 
 
 def raw_score(
@@ -120,6 +125,35 @@ def _raw(
     return total - profile.fn * (windows - len(found))
 
 
+def _raw_all(
+    value: npt.NDArray[np.float64],
+    window: npt.NDArray[np.int64],
+    windows: int,
+    scores: npt.NDArray[np.float64],
+    thresholds: npt.NDArray[np.float64],
+    profile: Profile,
+) -> npt.NDArray[np.float64]:
+    """``_raw`` at every threshold at once: the false positives at threshold t are the
+    outside rows scoring ≥ t (a cumulative sum over them sorted by score), and a window's
+    earliest detection is the first row where the window's running maximum reaches t."""
+    live = scores.astype(np.float64, copy=True)
+    live[: probationary_rows(len(scores))] = -np.inf  # never detected
+    outside = window < 0
+    by_score = np.argsort(live[outside], kind="stable")
+    ascending = live[outside][by_score]
+    costs = np.concatenate(([0.0], np.cumsum(value[outside][by_score][::-1])))
+    total = costs[len(ascending) - np.searchsorted(ascending, thresholds, side="left")]
+    for w in range(windows):
+        rows = np.flatnonzero(window == w)
+        if not len(rows):
+            total = total - profile.fn
+            continue
+        earliest = np.searchsorted(np.maximum.accumulate(live[rows]), thresholds, side="left")
+        reward = value[rows[np.minimum(earliest, len(rows) - 1)]]
+        total = total + np.where(earliest < len(rows), reward, -profile.fn)
+    return total
+
+
 @dataclass(frozen=True)
 class CorpusScore:
     score: float  # normalised: null 0, perfect 100
@@ -141,12 +175,15 @@ def score_corpus(
     for series, scores in corpus.values():
         value, window = series.row_values(profile)
         prepared.append((value, window, len(series.windows), scores))
-    tried = thresholds if thresholds is not None else _candidates(corpus, candidates)
-    best_raw, best_threshold = -math.inf, 1.0
-    for threshold in tried:
-        raw = sum(_raw(v, w, n, s, threshold, profile) for v, w, n, s in prepared)
-        if raw > best_raw:
-            best_raw, best_threshold = raw, threshold
+    tried = np.asarray(
+        thresholds if thresholds is not None else _candidates(corpus, candidates), np.float64
+    )
+    raws = sum(
+        (_raw_all(v, w, n, s, tried, profile) for v, w, n, s in prepared), np.zeros(len(tried))
+    )
+    best = int(np.argmax(raws)) if len(tried) else -1  # the first of equals, as before
+    best_raw = float(raws[best]) if len(tried) else -math.inf
+    best_threshold = float(tried[best]) if len(tried) else 1.0
     null = -profile.fn * sum(n for _, _, n, _ in prepared)
     perfect = sum(
         _raw(v, w, n, _perfect_scores(series), 0.5, profile)

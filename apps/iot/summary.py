@@ -14,12 +14,12 @@ from rich.console import Console
 from streamsense.brokers import Broker
 from streamsense.testing import drain_topic
 
-from .nab_input import read_scores
-from .readings import ALERTS_TOPIC, Alert
+from .readings import ALERTS_TOPIC, SCORES_TOPIC, Alert
+from .score_batches import read_scores
 
 
 def summary(broker: Broker, console: Console, inputs: Mapping[str, Path]) -> None:
-    scores = read_scores(broker)
+    scores = read_scores(broker, SCORES_TOPIC)
     series = {s.series for s in scores}
     decode = msgspec.json.Decoder(Alert).decode
     alerts = [decode(r.value or b"") for r in drain_topic(broker, ALERTS_TOPIC)]

@@ -1,19 +1,14 @@
-"""`streamsense recs serve`: the recommendations API over the broker of a state dir (the
-one `streamsense replay apps/recs` or `run apps/recs` fill)."""
+"""`streamsense recs serve`: an alias of `streamsense serve apps/recs` (issue #16), kept
+for the scripts that used it before the generic command served this app."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from streamsense.cli.common import (
-    DEFAULT_STATE_DIR,
-    BrokerOption,
-    StateDirOption,
-    connect,
-    console,
-)
+from streamsense.cli.common import DEFAULT_STATE_DIR, BrokerOption, StateDirOption
 
 commands = typer.Typer(help="The recommendations app (issue #16).", no_args_is_help=True)
 
@@ -30,22 +25,14 @@ def serve(
     broker: BrokerOption = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
 ) -> None:
-    """GET /v1/recommend/{user}?k=20 and POST /v1/events/interactions."""
-    import uvicorn
+    """GET /v1/recommend/{user}?k=20 and POST /v1/events/interactions: the same as
+    `streamsense serve apps/recs` (see its --help for the other options)."""
+    from streamsense.cli.apps import serve as generic_serve
 
-    from .api import create_api
-    from .serving import RecsService
-    from .streams import interactions, items
-
-    target = connect(broker, state_dir)
-    for stream in (interactions, items):
-        for topic, config in stream.topic_configs().items():
-            target.create_topic(topic, config, exist_ok=True)
-    service = RecsService(target, interactions, items)
-    service.start()
-    console.print(f"serving recs on http://{host}:{port} (broker {target.url})")
-    try:
-        uvicorn.run(create_api(service), host=host, port=port, log_level="warning")
-    finally:
-        service.stop()
-        target.close()
+    generic_serve(
+        str(Path(__file__).resolve().parent),
+        port=port,
+        host=host,
+        broker=broker,
+        state_dir=state_dir,
+    )

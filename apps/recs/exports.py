@@ -4,10 +4,8 @@ timestamp (as in the input) and recommended (movie ids, best first)."""
 
 from __future__ import annotations
 
-from itertools import chain
 from pathlib import Path
 
-import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -15,10 +13,7 @@ import pyarrow.parquet as pq
 import streamsense as ss
 from streamsense.brokers import topic_chunks
 
-from .stage import Served
-
-SERVED_TOPIC = "recs.served"
-_decode = msgspec.json.Decoder(list[Served]).decode
+from .served import SERVED_TOPIC, ServedColumns, served_columns
 
 SCHEMA = pa.schema(
     {
@@ -30,35 +25,32 @@ SCHEMA = pa.schema(
 )
 
 
-def served_rows(broker: ss.Broker, chunk: int = 50_000) -> list[Served]:
-    """Every served record in log order (one partition)."""
-    rows: list[Served] = []
-    for got in topic_chunks(broker, SERVED_TOPIC, chunk=chunk):
-        # One decode per chunk: the values joined are a JSON array's body.
-        rows.extend(_decode(b"[" + b",".join(r.value or b"null" for r in got) + b"]"))
-    return rows
+def served_rows(broker: ss.Broker) -> ServedColumns:
+    """Every served row in log order (one partition)."""
+    values = (r.value for got in topic_chunks(broker, SERVED_TOPIC) for r in got if r.value)
+    return served_columns(values)
 
 
 def export_recommendations(
     broker: ss.Broker, path: Path, start_ms: int | None, end_ms: int | None
 ) -> int:
-    rows = served_rows(broker)
+    served = served_rows(broker)
     low = -(2**62) if start_ms is None else start_ms
     high = 2**62 if end_ms is None else end_ms
-    rows = [r for r in rows if low <= r.timestamp * 1000 < high]
-    lengths = np.fromiter((len(r.recommended) for r in rows), np.int32, len(rows))
-    offsets = np.zeros(len(rows) + 1, np.int32)
-    np.cumsum(lengths, out=offsets[1:])
-    flat = np.fromiter(chain.from_iterable(r.recommended for r in rows), np.int64, offsets[-1])
+    kept = (low <= served.timestamps * 1000) & (served.timestamps * 1000 < high)
+    lists = served.recommended[kept]
+    present = lists >= 0  # the -1 padding of short lists is not a movie
+    offsets = np.zeros(len(lists) + 1, np.int32)
+    np.cumsum(present.sum(axis=1), out=offsets[1:])
     table = pa.table(
         {
-            "userId": np.fromiter((r.userId for r in rows), np.int64, len(rows)),
-            "movieId": np.fromiter((r.movieId for r in rows), np.int64, len(rows)),
-            "timestamp": np.fromiter((r.timestamp for r in rows), np.int64, len(rows)),
-            # one flat array and offsets: no Python list per row on the Arrow side
-            "recommended": pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat)),
+            "userId": served.users[kept],
+            "movieId": served.movies[kept],
+            "timestamp": served.timestamps[kept],
+            # one flat array (row-major: each list best first) and offsets
+            "recommended": pa.ListArray.from_arrays(pa.array(offsets), pa.array(lists[present])),
         },
         schema=SCHEMA,
     )
     pq.write_table(table, path)
-    return len(rows)
+    return len(lists)

@@ -177,8 +177,10 @@ class RecsModel:
     def rate(self, users: Ids, movies: Ids, times_s: Ids) -> np.ndarray:
         """Each rating ranked for before it, then learned: movie ids [n, K_OUT], best first
         (-1 where the catalogue had fewer unrated movies)."""
-        user_idx = np.fromiter((self.user(int(u)) for u in users), np.int64, len(users))
-        item_idx = np.fromiter((self.item(int(m)) for m in movies), np.int64, len(movies))
+        # plain ints first: a numpy scalar per id cost more than the lookup
+        ids = np.asarray(users, np.int64).tolist(), np.asarray(movies, np.int64).tolist()
+        user_idx = np.fromiter(map(self.user, ids[0]), np.int64, len(users))
+        item_idx = np.fromiter(map(self.item, ids[1]), np.int64, len(movies))
         times = np.asarray(times_s, np.float64)
         self._room_for(len(user_idx))
         out = np.empty((len(user_idx), L.K_OUT), np.int32)
@@ -212,7 +214,7 @@ class RecsModel:
         touched = np.empty(n, np.int64)
         arrays = tuple(self.items), tuple(self.users), tuple(self.shared)
         filled = K.recommend(*arrays, u, self.params, knn, touched, best_id, best_s)
-        K.top_up(tuple(self.shared), u, best_id, filled, len(self.item_ids))
+        K.top_up(self.shared.pairs, u, best_id, filled, len(self.item_ids))
         return self.to_movie_ids(best_id), best_s
 
     def recent_movies(self, user: int, n: int) -> list[int]:

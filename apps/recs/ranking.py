@@ -44,6 +44,8 @@ from .layout import (
 # this module, lets every importer reuse the cache instead of failing to load it.
 __name__ = cache_name(__name__, "streamsense_apps_recs_ranking")
 
+MARK = 1e-12  # the scratch value of an item made a candidate (removed when scored)
+
 
 @njit(cache=True)
 def slot(pairs: np.ndarray, key: np.int64) -> int:
@@ -58,15 +60,20 @@ def slot(pairs: np.ndarray, key: np.int64) -> int:
 
 
 @njit(cache=True)
-def rated(shared: Arrays, user: int, item: int) -> bool:
+def has_pair(pairs: np.ndarray, user: int, item: int) -> bool:
     key = (np.int64(user) << 32) | item
-    found: bool = shared[S_PAIRS][slot(shared[S_PAIRS], key)] == key
+    found: bool = pairs[slot(pairs, key)] == key
     return found
 
 
 @njit(cache=True)
-def _popularity(items: Arrays, c: int, h: int, top: float) -> float:
-    return float(items[I_POP][c, h] / top) if top > 0 else 0.0
+def rated(shared: Arrays, user: int, item: int) -> bool:
+    return has_pair(shared[S_PAIRS], user, item)
+
+
+@njit(cache=True)
+def _popularity(pop: np.ndarray, c: int, h: int, top: float) -> float:
+    return float(pop[c, h] / top) if top > 0 else 0.0
 
 
 @njit(cache=True)
@@ -87,25 +94,25 @@ def _insert_top(best_id: np.ndarray, best_s: np.ndarray, filled: int, c: int, s:
 
 
 @njit(cache=True)
-def _profile(users: Arrays, u: int, params: np.ndarray) -> np.ndarray:
+def _profile(short: np.ndarray, long: np.ndarray, u: int, params: np.ndarray) -> np.ndarray:
     """The user's genre interest: short-term and long-term profiles, each normalised."""
     out = np.zeros(GENRES, np.float32)
-    s_sum = users[U_SHORT][u].sum()
-    l_sum = users[U_LONG][u].sum()
+    s_sum = short[u].sum()
+    l_sum = long[u].sum()
     w = params[P_SHORT]
     if s_sum > 0:
-        out += w * users[U_SHORT][u] / s_sum
+        out += w * short[u] / s_sum
     if l_sum > 0:
-        out += (1.0 - w) * users[U_LONG][u] / l_sum
+        out += (1.0 - w) * long[u] / l_sum
     return out
 
 
 @njit(cache=True)
-def _focus(users: Arrays, u: int) -> float:
+def _focus(short_profiles: np.ndarray, u: int) -> float:
     """How much the short-term profile keeps to one genre beyond half of it (0 to 1): a
     burst in one genre is a short-term intent (the seed's three cooking videos), a mixed
     sitting is not, and a flat genre weight either misses the first or costs Hit@10."""
-    short = users[U_SHORT][u]
+    short = short_profiles[u]
     total = short.sum()
     if total <= 0:
         return 0.0
@@ -113,19 +120,19 @@ def _focus(users: Arrays, u: int) -> float:
 
 
 @njit(cache=True)
-def _affinity(items: Arrays, c: int, profile: np.ndarray) -> float:
-    if items[I_N_GENRES][c] == 0:
+def _affinity(genre_list: np.ndarray, n_genres: np.ndarray, c: int, profile: np.ndarray) -> float:
+    if n_genres[c] == 0:
         return 0.0
     total = 0.0
-    for k in range(int(items[I_N_GENRES][c])):  # the movie's genres (a handful)
-        total += profile[items[I_GENRE_LIST][c, k]]
-    return total / float(np.sqrt(items[I_N_GENRES][c]))
+    for k in range(int(n_genres[c])):  # the movie's genres (a handful)
+        total += profile[genre_list[c, k]]
+    return total / float(np.sqrt(n_genres[c]))
 
 
 @njit(cache=True)
 def _touch(c: int, knn: np.ndarray, touched: np.ndarray, n: int) -> int:
     if knn[c] == 0.0:
-        knn[c] = 1e-12  # marks the item as a candidate
+        knn[c] = MARK
         touched[n] = c
         n += 1
     return n
@@ -133,47 +140,55 @@ def _touch(c: int, knn: np.ndarray, touched: np.ndarray, n: int) -> int:
 
 @njit(cache=True)
 def _candidates(
-    items: Arrays,
-    users: Arrays,
-    shared: Arrays,
-    u: int,
+    recent: np.ndarray,
+    seen: int,
+    times_rated: np.ndarray,
+    nbr_id: np.ndarray,
+    nbr_w: np.ndarray,
+    trending: np.ndarray,
+    by_genre: np.ndarray,
     profile: np.ndarray,
     params: np.ndarray,
     knn: np.ndarray,
     touched: np.ndarray,
 ) -> int:
     """Fill ``knn`` (item-item similarity to the recent items) over the candidates:
-    neighbours of recent items, trending items and the top items of the user's three
-    strongest genres; returns how many ``touched`` holds."""
+    neighbours of recent items (``recent``: the user's ring, ``seen`` rated so far),
+    trending items and the top items of the user's three strongest genres; returns how
+    many ``touched`` holds. Single arrays, not the state's tuples: a call given a tuple
+    counts a reference to each of its arrays up and down, atomically, and that was a
+    quarter of the kernels' time (issue #16)."""
     n = 0
-    seen = users[U_SEEN][u]
     look = min(seen, int(params[P_LOOKBACK]), RECENT)
     decay = params[P_RECENT_DECAY]
     min_co = params[P_MIN_CO]
     w = 1.0
     for r in range(look):
-        j = users[U_RECENT][u, (seen - 1 - r) % RECENT]
+        j = recent[(seen - 1 - r) % RECENT]
         # co-occurrence / count of j: how often c followed or preceded j (P(c | j)),
         # which beat cosine on the ratings before 2015 (BENCHMARKS.md)
-        scale = w / max(items[I_TIMES_RATED][j], 1.0)
+        scale = w / max(times_rated[j], 1.0)
         for m in range(NEIGHBOURS):
-            c = items[I_NBR_ID][j, m]
+            c = nbr_id[j, m]
             if c == EMPTY:
                 break
-            if items[I_NBR_W][j, m] < min_co:
+            if nbr_w[j, m] < min_co:
                 continue  # a chance pairing: not worth scoring
-            n = _touch(c, knn, touched, n)
-            knn[c] += scale * items[I_NBR_W][j, m]
+            if knn[c] == 0.0:  # (written out: a call per neighbour cost more than this)
+                knn[c] = MARK
+                touched[n] = c
+                n += 1
+            knn[c] += scale * nbr_w[j, m]
         w *= decay
-    for c in shared[S_TRENDING]:
-        if c != EMPTY:
-            n = _touch(c, knn, touched, n)
+    for m in range(len(trending)):
+        if trending[m] != EMPTY:
+            n = _touch(trending[m], knn, touched, n)
     for g in np.argsort(-profile)[:3]:
         if profile[g] <= 0:
             break
-        for c in shared[S_BY_GENRE][g]:
-            if c != EMPTY:
-                n = _touch(c, knn, touched, n)
+        for m in range(by_genre.shape[1]):
+            if by_genre[g, m] != EMPTY:
+                n = _touch(by_genre[g, m], knn, touched, n)
     return n
 
 
@@ -191,37 +206,52 @@ def recommend(
 ) -> int:
     """Rank for user ``u`` now into ``best_id``/``best_s`` (best first); never an item the
     user rated. Returns how many were found (the caller tops up from popularity)."""
-    profile = _profile(users, u, params)
-    n = _candidates(items, users, shared, u, profile, params, knn, touched)
-    genre_weight = params[P_GENRE] + params[P_FOCUS] * _focus(users, u)
+    profile = _profile(users[U_SHORT], users[U_LONG], u, params)
+    n = _candidates(
+        users[U_RECENT][u],
+        users[U_SEEN][u],
+        items[I_TIMES_RATED],
+        items[I_NBR_ID],
+        items[I_NBR_W],
+        shared[S_TRENDING],
+        shared[S_BY_GENRE],
+        profile,
+        params,
+        knn,
+        touched,
+    )
+    genre_weight = params[P_GENRE] + params[P_FOCUS] * _focus(users[U_SHORT], u)
+    pop, genre_list, n_genres = items[I_POP], items[I_GENRE_LIST], items[I_N_GENRES]
+    pairs, first = shared[S_PAIRS], shared[S_TRENDING][0]
     top = np.empty(HORIZONS)
     for h in range(HORIZONS):
-        top[h] = items[I_POP][shared[S_TRENDING][0], h] if shared[S_TRENDING][0] != EMPTY else 0.0
+        top[h] = pop[first, h] if first != EMPTY else 0.0
     filled = 0
     k = len(best_id)
     for t in range(n):
         c = touched[t]
-        sim = knn[c] - 1e-12
+        sim = knn[c] - MARK
         knn[c] = 0.0  # leave the scratch array clean for the next ranking
-        score = (
-            params[P_KNN] * sim
-            + genre_weight * _affinity(items, c, profile)
-            + params[P_TREND] * _popularity(items, c, 0, top[0])
-            + params[P_POP] * _popularity(items, c, 2, top[2])
-        )
+        score = params[P_KNN] * sim + genre_weight * _affinity(genre_list, n_genres, c, profile)
+        # a zero weight adds exactly 0.0: its term (a division, a load) is skipped
+        if params[P_TREND] != 0.0:
+            score += params[P_TREND] * _popularity(pop, c, 0, top[0])
+        if params[P_POP] != 0.0:
+            score += params[P_POP] * _popularity(pop, c, 2, top[2])
         # the hash probe only for a candidate that would make the list
-        if (filled < k or score > best_s[k - 1]) and not rated(shared, u, c):
+        if (filled < k or score > best_s[k - 1]) and not has_pair(pairs, u, c):
             filled = _insert_top(best_id, best_s, filled, c, score)
     return filled
 
 
 @njit(cache=True)
-def top_up(shared: Arrays, u: int, best_id: np.ndarray, filled: int, n_items: int) -> None:
+def top_up(pairs: np.ndarray, u: int, best_id: np.ndarray, filled: int, n_items: int) -> None:
     """Complete a short list (a new catalogue, few candidates) with unrated items in
-    catalogue order, so every answer has its full length while the catalogue allows."""
+    catalogue order (``pairs``: the rated set), so every answer has its full length while
+    the catalogue allows."""
     c = 0
     while filled < len(best_id) and c < n_items:
-        taken = rated(shared, u, c)
+        taken = has_pair(pairs, u, c)
         for k in range(filled):
             if best_id[k] == c:
                 taken = True

@@ -1,10 +1,12 @@
-"""What `streamsense recs serve` answers, free of HTTP: a user's list now, with reasons,
-and degradation.
+"""What `streamsense serve apps/recs` answers (api.py), free of HTTP: a user's list now,
+with reasons, and degradation.
 
-The service keeps its own model (the pipeline's stage class) up to date by following the
-``items`` and ``interactions`` topics of the broker from their start, in a thread: an
-interaction posted to the API goes to the broker like any other, and the answer waits until
-the follower has taken it, so the next answer includes it (read your writes).
+The service keeps its own model (the pipeline's stage class) up to date in a thread: it
+loads the state the pipeline's last write left in the stage's changelog (when there is
+one), then follows the ``items`` and ``interactions`` topics from the offsets that state
+names (else from their start). An interaction posted to the API goes to the broker like any
+other, and the answer waits until the follower has taken it, so the next answer includes it
+(read your writes).
 
 Degradation: ranking runs behind a circuit breaker; when the model is busy past the budget
 (a catch-up batch holds it), or the breaker is open after repeated slow or failed
@@ -28,6 +30,7 @@ import streamsense as ss
 from streamsense.brokers.base import Record, TopicPartition
 from streamsense.errors import CircuitOpen, RetryableError
 from streamsense.resilience.breaker import BreakerConfig, CircuitBreaker
+from streamsense.runtime.batch_state import latest_state
 
 from .layout import P_LOOKBACK
 from .model import RecsModel
@@ -56,6 +59,8 @@ class RecsService:
     interactions: ss.Stream[Rating]
     items: ss.Stream[Movie]
     stage: RecsStage = field(default_factory=RecsStage)
+    # The stage's state changelog (App.state_topic): None follows the topics from the start.
+    state_topic: str | None = None
     breaker: CircuitBreaker = field(default_factory=lambda: CircuitBreaker("recs-ranker", BREAKER))
     _positions: dict[str, int] = field(default_factory=dict)
     _producer_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -63,26 +68,42 @@ class RecsService:
     # Set once the follower has read both topics to their end (GET /v1/ready).
     caught_up: threading.Event = field(default_factory=threading.Event)
     _moved: threading.Condition = field(default_factory=threading.Condition)
+    _thread: threading.Thread | None = None
 
     def __post_init__(self) -> None:
         self._producer = self.broker.producer()
 
     # -- following the topics ---------------------------------------------------------------
-    def start(self) -> threading.Thread:
-        thread = threading.Thread(target=self._follow, name="recs-follow", daemon=True)
-        thread.start()
-        return thread
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._follow, name="recs-follow", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)  # it closes its consumer
         self._producer.close()
 
+    def _restore(self) -> dict[str, int]:
+        """The model from the pipeline's last state write; the offsets to follow from."""
+        topics = [s.topic for s in (self.items, self.interactions)]
+        stored = None
+        if self.state_topic is not None:
+            stored = latest_state(self.broker, self.state_topic, 0, topics)
+        if stored is None:
+            return {}
+        self.stage.restore(0, stored.meta, stored.entries)
+        return stored.offsets
+
     def _follow(self) -> None:
+        offsets = self._restore()
         consumer = self.broker.consumer()
         tps = [TopicPartition(s.topic, 0) for s in (self.items, self.interactions)]
         consumer.assign(tps)
         for tp in tps:
-            consumer.seek(tp, 0)
+            consumer.seek(tp, offsets.get(tp.topic, 0))
+        with self._moved:
+            self._positions.update(offsets)
         try:
             while not self._stop.is_set():
                 records = consumer.poll(5000, timeout=0.05)

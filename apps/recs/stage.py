@@ -2,9 +2,10 @@
 in two flows), and its state goes to the platform's state changelog, one entry per user and
 movie (state.py).
 
-For each rating it returns what the app would have served that user just before it (the
-``Served`` record the sink writes), then learns from the rating, all in one compiled call per
-micro-batch (kernels.py). Catalogue records return None: they only change the state.
+For each rating it ranks what the app would have served that user just before it, then
+learns from the rating, all in one compiled call per micro-batch (kernels.py); the lists go
+to ``recs.served`` as a few records per batch (served.py), committed with the batch's
+offsets. Every event returns None: nothing else follows the stage.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import msgspec
 import numpy as np
 
 import streamsense as ss
 from streamsense.brokers.base import OutRecord, TopicConfig
 
 from .model import RecsModel, default_params
+from .served import SERVED_TOPIC, served_records
 from .state import changed_entries, restored
 
 
@@ -43,15 +44,6 @@ class Movie(ss.Schema):
     time_ms: int = 0
 
 
-class Served(msgspec.Struct, array_like=True):
-    """What the app served the user just before the rating (best first)."""
-
-    userId: int
-    movieId: int
-    timestamp: int
-    recommended: list[int]
-
-
 class RecsStage:
     """One model per partition (the app's streams have one: movie state is global)."""
 
@@ -70,35 +62,25 @@ class RecsStage:
         return found
 
     def topic_configs(self, partitions: int) -> dict[str, TopicConfig]:
-        return {}
+        return {SERVED_TOPIC: TopicConfig(partitions)}
 
     def process_batch(
         self, partition: int, events: list[ss.Event[Any]], values: list[Any]
     ) -> tuple[list[Any], list[OutRecord]]:
         model = self.model(partition)
         ratings = [v for v in values if isinstance(v, Rating)]
+        nothing: list[Any] = [None] * len(values)
         with self.lock:
             for value in values:
                 if isinstance(value, Movie):
                     model.catalogue(value.movieId, value.genres.split("|"))
             if not ratings:
-                return [None] * len(values), []
-            served = model.rate(
-                [r.userId for r in ratings],
-                [r.movieId for r in ratings],
-                [r.timestamp for r in ratings],
-            )
-        rows = served.tolist()
-        for short in np.flatnonzero((served < 0).any(axis=1)).tolist():  # a tiny catalogue
-            rows[short] = [m for m in rows[short] if m >= 0]
-        lists = iter(rows)
-        out: list[Any] = []
-        for value in values:
-            if isinstance(value, Rating):
-                out.append(Served(value.userId, value.movieId, value.timestamp, next(lists)))
-            else:
-                out.append(None)
-        return out, []
+                return nothing, []
+            users = np.fromiter((r.userId for r in ratings), np.int64, len(ratings))
+            movies = np.fromiter((r.movieId for r in ratings), np.int64, len(ratings))
+            times = np.fromiter((r.timestamp for r in ratings), np.int64, len(ratings))
+            served = model.rate(users, movies, times)
+        return nothing, served_records(partition, users, movies, times, served)
 
     def on_idle(self, partition: int, now_ms: int) -> list[OutRecord]:
         return []

@@ -111,6 +111,13 @@ def changed_entries(model: RecsModel) -> tuple[bytes, list[tuple[bytes, bytes | 
     return _encode(meta), entries
 
 
+def pair_capacity(pairs: int) -> int:
+    """Room for ``pairs`` rated pairs at most a quarter full. The table is probed under a
+    bit mask, so its size is a power of two: 4 * pairs was not, and a restored table of
+    86,220 pairs could reach only some of its slots, and probing never ended (#16)."""
+    return 1 << max(13, (4 * pairs - 1).bit_length())
+
+
 def restored(params: np.ndarray, meta: bytes, entries: Iterable[tuple[bytes, bytes]]) -> RecsModel:
     """The model as of the meta's write; the worker then replays the events after it.
     On the embedded broker a write and its meta commit in one transaction. (At least once
@@ -134,7 +141,7 @@ def restored(params: np.ndarray, meta: bytes, entries: Iterable[tuple[bytes, byt
     model.item_index = {m: i for i, m in enumerate(model.item_ids) if m != -1}
     model.user_index = {u: i for i, u in enumerate(model.user_ids) if u != -1}
     total = sum(len(c) for c in chains.values())
-    model.shared = new_shared(max(4096, 2 * total), max(8192, 4 * total))
+    model.shared = new_shared(max(4096, 2 * total), pair_capacity(total))
     _load_shared(model, head, chains)
     return model
 

@@ -61,7 +61,8 @@ class DerivedInputs(Protocol):
 
 
 class ServingFactory(Protocol):
-    """``streamsense serve``: the decisions API of the app over the given broker."""
+    """``streamsense serve``: what the app serves over the given broker (decisions, its
+    own endpoints, or both: ``streamsense.serving.Serving``)."""
 
     def __call__(self, broker: Broker, state_dir: Path) -> Serving: ...
 

@@ -91,10 +91,10 @@ def test_a_stopped_redis_means_last_known_features_and_a_restarted_one_is_used_a
     guard = FeatureGuard("features:wclicks", online, config, clock=clock)
     serving = Serving(
         "t",
+        broker,
         {clicks.topic: clicks},
         {clicks.topic: online},
         cascade,
-        broker,
         "decisions",
         feature_guards={clicks.topic: guard},
     )

@@ -359,7 +359,7 @@ def test_a_default_guard_serves_every_stream() -> None:
     online = OnlineFeatures(FEATURE_SET, MemoryOnlineStore())
     cascade = Cascade()
     serving = Serving(
-        "t", {stream.topic: stream}, {stream.topic: online}, cascade, MemoryBroker(), "d"
+        "t", MemoryBroker(), {stream.topic: stream}, {stream.topic: online}, cascade, "d"
     )
     guard = serving.feature_guards[stream.topic]
     assert guard.online is online and serving.metrics_registry is cascade.registry

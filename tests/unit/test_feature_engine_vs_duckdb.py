@@ -38,6 +38,13 @@ AGGREGATIONS = {
     "first": (F.first("v"), "arg_min(b.v, b.t * 100000 + b.i)"),
     "last": (F.last("v"), "arg_max(b.v, b.t * 100000 + b.i)"),
     "approx": (F.approx_distinct_count("v"), "count(DISTINCT b.v)"),
+    "q90": (F.quantile("v", 0.9), "quantile_cont(b.v, 0.9)"),
+    "median": (F.quantile("v", 0.5), "quantile_cont(b.v, 0.5)"),
+    "rate": (
+        F.rate("v"),
+        "CASE WHEN max(b.t) > min(b.t) THEN (arg_max(b.v, b.t * 100000 + b.i)"
+        " - arg_min(b.v, b.t * 100000 + b.i)) * 1000.0 / (max(b.t) - min(b.t)) END",
+    ),
 }
 DEFAULT = -1.0
 

@@ -4,11 +4,13 @@ from pathlib import Path
 
 import msgspec
 import numpy as np
+import pytest
 
 import streamsense as ss
 from streamsense import features as F
 from streamsense.brokers import EmbeddedBroker, MemoryBroker
 from streamsense.brokers.log import LogBroker
+from streamsense.errors import ConfigError
 from streamsense.runtime.restore import Restorer
 from streamsense.runtime.topology import Topology
 from streamsense.runtime.worker import Worker, WorkerConfig
@@ -194,3 +196,50 @@ def test_the_workers_idle_check_runs_on_its_injected_clock() -> None:
     clock.advance(60_000)  # no real time passes: only the injected clock says it is idle
     [closed] = restorer.idle([0]).values()
     assert [msgspec.json.decode(r.value or b"")["feature"] for r in closed] == ["n_tumbling_30s"]
+
+
+def test_features_kept_by_column_are_the_vectors_and_late_events_still_go_late() -> None:
+    # vectors=False: payloads pass on (None for late ones) and the batch's features are one
+    # matrix, a row per event that went on: the same numbers the Enriched vectors carry.
+    items = shuffled_clicks(300)
+    events = [ss.Event(str(c.user), c.ts, c, clicks.topic, 0, i, c.ts) for i, c in enumerate(items)]
+    per_event = F.FeatureStage("f", FEATURES, allowed_lateness_ms=2000, feature_log=False)
+    by_column = F.FeatureStage(
+        "f", FEATURES, allowed_lateness_ms=2000, feature_log=False, vectors=False
+    )
+    for lo in range(0, len(items), 64):
+        batch, payloads = events[lo : lo + 64], items[lo : lo + 64]
+        enriched, late_a = per_event.process_batch(0, batch, list(payloads))
+        passed, late_b = by_column.process_batch(0, batch, list(payloads))
+        assert late_a == late_b
+        assert passed == [None if e is None else e.payload for e in enriched]
+        vectors = [list(e.features.values()) for e in enriched if e is not None]
+        assert by_column.batch_columns(0).tolist() == vectors
+    assert per_event.late_events == by_column.late_events > 0
+
+
+def test_the_feature_log_needs_the_vectors() -> None:
+    with pytest.raises(ConfigError, match="feature log"):
+        F.FeatureStage("f", FEATURES, vectors=False)
+
+
+def test_a_clean_stop_writes_the_state_changed_since_the_last_write(tmp_path: Path) -> None:
+    broker = EmbeddedBroker(tmp_path / "log.db")
+    items = shuffled_clicks(300)
+    feed(broker, items, build())
+    # An interval the run never reaches: only the clean stop writes the state.
+    config = WorkerConfig(batch_size=40, snapshot_every_events=10**9, snapshot_every_s=10**6)
+    Worker(build(allowed_lateness_ms=2000, idle_timeout_ms=None), broker, config).run(
+        until_caught_up=True
+    )
+    feed(broker, items[:50], build())
+    again = Worker(build(allowed_lateness_ms=2000, idle_timeout_ms=None), broker, config)
+    stats = again.run(until_caught_up=True)
+    assert stats.replayed_events == 0 and stats.events == 50  # restored as of the stop
+    straight = MemoryBroker()
+    feed(straight, items + items[:50], build())
+    Worker(build(allowed_lateness_ms=2000, idle_timeout_ms=None), straight).run(
+        until_caught_up=True
+    )
+    assert sorted(outputs(broker)) == sorted(outputs(straight))
+    broker.close()

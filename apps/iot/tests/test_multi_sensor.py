@@ -19,14 +19,10 @@ from ..kernels import DETECTORS
 from ..machine_stage import MACHINE_THRESHOLD
 from ..pipeline_run import run_pipeline
 from ..readings import ALERTS_TOPIC, MACHINE_SCORES_TOPIC, SCORES_TOPIC, Alert, Scored
+from ..score_batches import read_scores
 from ..simulator import FleetConfig, Precursor, simulate_fleet
 
 CONFIG = FleetConfig(machines=4, days=3.0, failing=2, seed=15)
-
-
-def scored(broker: MemoryBroker, topic: str) -> list[Scored]:
-    decode = msgspec.json.Decoder(Scored).decode
-    return [decode(r.value or b"") for r in drain_topic(broker, topic)]
 
 
 def inside(s: Scored, precursors: list[Precursor]) -> bool:
@@ -50,8 +46,8 @@ def test_single_sensor_detectors_miss_the_precursors_the_combination_catches(
     # Event-time order across the upstream partitions, however slow a loaded machine is.
     run_pipeline(build_app(detector), broker, path, ss.WorkerConfig(order_wait_ms=600_000))
     failing = {p.machine for p in precursors}
-    single = scored(broker, SCORES_TOPIC)
-    machine = scored(broker, MACHINE_SCORES_TOPIC)
+    single = read_scores(broker, SCORES_TOPIC)
+    machine = read_scores(broker, MACHINE_SCORES_TOPIC)
     assert len(machine) == len(single) == pq.read_metadata(path).num_rows
 
     healthy_single = max(s.score for s in single if s.machine not in failing)

@@ -95,3 +95,30 @@ def test_the_threshold_is_chosen_for_the_whole_corpus() -> None:
     result = score_corpus({"a": (s, good)}, STANDARD)
     assert 0.6 < result.threshold <= 0.8
     assert result.score == pytest.approx(100.0)
+
+
+def random_series(rng: np.random.Generator) -> LabelledSeries:
+    """A file of random length with up to three disjoint windows."""
+    length = int(rng.integers(1, 400))
+    windows, end = [], -1
+    for start in sorted(rng.choice(length, size=min(3, length), replace=False).tolist()):
+        if start > end and rng.random() < 0.7:
+            end = int(min(length - 1, start + rng.integers(0, 30)))
+            windows.append((start, end))
+    return LabelledSeries(tuple(windows), length)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_corpus_sweep_equals_scoring_each_threshold_alone(seed: int) -> None:
+    # score_corpus scores every threshold in one sweep; raw_score scores one, row by row.
+    rng = np.random.default_rng(seed)
+    corpus = {}
+    for name in "abc":
+        s = random_series(rng)
+        corpus[name] = (s, np.round(rng.random(s.length), 2))
+    thresholds = sorted({0.0, 1.5, *np.round(rng.random(15), 2).tolist()})
+    for profile in PROFILES.values():
+        result = score_corpus(corpus, profile, thresholds)
+        each = [sum(raw_score(s, x, t, profile) for s, x in corpus.values()) for t in thresholds]
+        assert result.raw == pytest.approx(max(each), abs=1e-9)
+        assert result.threshold == thresholds[int(np.argmax(np.round(each, 9)))]

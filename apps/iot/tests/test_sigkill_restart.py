@@ -14,7 +14,6 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -27,6 +26,7 @@ from streamsense.testing import drain_topic
 from ..app import app
 from ..pipeline_run import run_pipeline
 from ..readings import READINGS, SCORES_TOPIC, Scored
+from ..score_batches import read_scores
 from .nab_data import ROOT
 
 SERIES, LENGTH = 24, 1500
@@ -84,8 +84,7 @@ def wait_until(condition: Callable[[], bool], worker: subprocess.Popen[bytes]) -
 
 
 def scores(broker: EmbeddedBroker | MemoryBroker) -> list[Scored]:
-    decode = msgspec.json.Decoder(Scored).decode
-    return [decode(r.value or b"") for r in drain_topic(broker, SCORES_TOPIC)]
+    return read_scores(broker, SCORES_TOPIC)
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ import pytest
 
 from streamsense.brokers import EmbeddedBroker
 
-from ..exports import SERVED_TOPIC
+from ..exports import served_rows
 from ..simulator import SimulatorConfig, write_world
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -43,14 +43,13 @@ def _replay(files: dict[str, Path], state_dir: Path, out: Path) -> subprocess.Po
 
 
 def _served(state_dir: Path) -> int:
+    """Ratings served (and committed) so far."""
     db = state_dir / "broker.db"
     if not db.exists():
         return 0
     broker = EmbeddedBroker(db)
     try:
-        if SERVED_TOPIC not in broker.list_topics():
-            return 0
-        return broker.describe_topic(SERVED_TOPIC).messages
+        return len(served_rows(broker).users)
     finally:
         broker.close()
 

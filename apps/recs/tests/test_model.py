@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..model import RecsModel
-from ..state import changed_entries, restored
+from ..state import changed_entries, pair_capacity, restored
 
 GENRES = ["Drama", "Comedy", "Horror", "Animation"]
 
@@ -72,6 +72,31 @@ def test_restored_state_ranks_like_the_model_that_never_stopped() -> None:
     latest = {key: value for key, value in [*first, *later] if value is not None}
     again = restored(stopped.params, meta, list(latest.items()))
     tail = slice(1200, 2000)
+    assert np.array_equal(
+        kept.rate(users[tail], movies[tail], times[tail]),
+        again.rate(users[tail], movies[tail], times[tail]),
+    )
+
+
+def test_a_restored_pair_table_is_a_power_of_two_with_room() -> None:
+    for pairs in (0, 1, 2047, 2048, 2049, 86_220, 10**6):
+        size = pair_capacity(pairs)
+        assert size & (size - 1) == 0 and size >= 4 * pairs
+
+
+def test_a_large_restored_state_ranks_like_the_model_that_never_stopped() -> None:
+    rng = np.random.default_rng(8)
+    users, movies = rng.integers(0, 400, 9000), rng.integers(0, 600, 9000)
+    times = 1_000_000 + np.arange(9000) * 60
+    kept, stopped = RecsModel(), RecsModel()
+    catalogue(kept, 600)
+    catalogue(stopped, 600)
+    kept.rate(users[:8000], movies[:8000], times[:8000])
+    stopped.rate(users[:8000], movies[:8000], times[:8000])
+    meta, entries = changed_entries(stopped)
+    again = restored(stopped.params, meta, [(k, v) for k, v in entries if v is not None])
+    assert len(again.shared.pairs) == pair_capacity(int(again.shared.counters[2]))
+    tail = slice(8000, 9000)
     assert np.array_equal(
         kept.rate(users[tail], movies[tail], times[tail]),
         again.rate(users[tail], movies[tail], times[tail]),

@@ -15,6 +15,7 @@ from streamsense.brokers.base import (
     OffsetReset,
     OutRecord,
     PendingBatches,
+    PendingRecord,
     TopicConfig,
     TopicInfo,
     TopicPartition,
@@ -68,28 +69,36 @@ class LogBroker:
     # -- writing ----------------------------------------------------------------------------
     def resolve(self, record: OutRecord) -> OutRecord:
         """Fill in the partition (murmur2 of the key, or round robin) and the timestamp."""
+        timestamp = self.clock.now_ms() if record.timestamp is None else record.timestamp
+        return record._replace(partition=self._partition_of(record), timestamp=timestamp)
+
+    def _partition_of(self, record: OutRecord) -> int:
         partition = record.partition
         count = self.partition_count(record.topic)
         if partition is None:
             if record.key is None:
-                partition = next(self._round_robin) % count
-            else:
-                partition = partition_for(record.key, count)
-        elif not 0 <= partition < count:
+                return next(self._round_robin) % count
+            # murmur2 % 1 is 0: a topic of one partition needs no hash of the key
+            return 0 if count == 1 else partition_for(record.key, count)
+        if not 0 <= partition < count:
             raise ConfigError(f"topic {record.topic!r} has no partition {partition}")
-        timestamp = self.clock.now_ms() if record.timestamp is None else record.timestamp
-        return record._replace(partition=partition, timestamp=timestamp)
+        return partition
 
     def producer(self, *, batch_size: int = 10_000, linger_ms: float = 5.0) -> BatchingProducer:
         return BatchingProducer(self, batch_size=batch_size, linger_ms=linger_ms)
 
     def commit_transaction(self, txn: Transaction) -> None:
+        # resolve() inlined: no new record and partition object per record (a replay
+        # writes hundreds of thousands; issue #16 measured them)
         batches: PendingBatches = {}
+        by_partition: dict[tuple[str, int], list[PendingRecord]] = {}
         for record in [*txn.records, *txn.after_offsets]:
-            resolved = self.resolve(record)
-            tp = TopicPartition(resolved.topic, resolved.partition or 0)
-            pending = (resolved.timestamp or 0, resolved.key, resolved.value, resolved.headers)
-            batches.setdefault(tp, []).append(pending)
+            timestamp = self.clock.now_ms() if record.timestamp is None else record.timestamp
+            where = (record.topic, self._partition_of(record))
+            pending = by_partition.get(where)
+            if pending is None:
+                pending = by_partition[where] = batches[TopicPartition(*where)] = []
+            pending.append((timestamp, record.key, record.value, record.headers))
         self.store.append(batches, txn)
 
     # -- reading ----------------------------------------------------------------------------

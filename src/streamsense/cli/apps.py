@@ -232,7 +232,11 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     grpc_port: Annotated[
         int | None,
-        typer.Option(min=1, max=65535, help="Also serve gRPC (streamsense.v1.Decisions)."),
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Also serve gRPC (streamsense.v1.Decisions; the app's endpoints: v1.Endpoints).",
+        ),
     ] = None,
     production: Annotated[
         bool, typer.Option("--production", help="No /docs, /redoc or /openapi.json.")
@@ -255,8 +259,9 @@ def serve(
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
     verbose: VerboseOption = False,
 ) -> None:
-    """Serve an app's decisions over HTTP (`POST /v1/decide/{stream}`, see the docs at /docs)
-    and, with --grpc-port, gRPC. The API key comes from $STREAMSENSE_API_KEY."""
+    """Serve an app over HTTP: its decisions (`POST /v1/decide/{stream}`, see the docs at
+    /docs) and its own endpoints, if it has them; with --grpc-port, decisions over gRPC too.
+    The API key comes from $STREAMSENSE_API_KEY."""
     exposure = exposure_of(production, metrics, metrics_port)
     uvicorn = _required("uvicorn", "serving")
     _required("fastapi", "serving")
@@ -284,7 +289,8 @@ def serve(
         from streamsense.serving.grpc_service import with_grpc
 
         api = with_grpc(api, serving, host=host, port=grpc_port)
-        console.print(f"serving gRPC streamsense.v1.Decisions on {host}:{grpc_port}")
+        also = " and streamsense.v1.Endpoints" if serving.endpoints else ""
+        console.print(f"serving gRPC streamsense.v1.Decisions{also} on {host}:{grpc_port}")
     try:
         uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
     finally:

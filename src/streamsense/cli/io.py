@@ -22,6 +22,7 @@ from streamsense.cli.common import (
 )
 from streamsense.errors import StreamsenseError
 from streamsense.runtime.ingest import Source, count_rows, file_chunks
+from streamsense.runtime.input_files import read_through
 
 
 def produce(
@@ -36,10 +37,14 @@ def produce(
     broker: BrokerOption = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
 ) -> None:
-    """Produce every row of FILE into TOPIC, in file order, as JSON."""
+    """Produce every row of FILE into TOPIC, in file order, as JSON (a CSV cell as what it
+    spells: a number, a boolean, a time, else text). A file that cannot be read is refused
+    before anything is produced."""
     target = connect(broker, state_dir)
+    sent = 0
     try:
         source = Source(file, chosen_format(file, file_format))
+        read_through(file, source.fmt)  # all or nothing: a file corrupt halfway sends no row
         total = count_rows(file, source.fmt)
         producer = target.producer(batch_size=20_000)
         with Progress(console=console, transient=False) as progress:
@@ -47,13 +52,14 @@ def produce(
             for chunk in file_chunks(source, topic, key):
                 for record in chunk:
                     producer.send(topic, record.value, record.key)
+                sent += len(chunk)
                 progress.advance(task, len(chunk))
         producer.close()
     except StreamsenseError as error:
         fail(str(error))
     finally:
         target.close()
-    console.print(f"produced {total:,} records to {topic}")
+    console.print(f"produced {sent:,} records to {topic}")
 
 
 def consume(

@@ -45,8 +45,10 @@ class TimeRange:
 
 @dataclass(frozen=True)
 class RowsInTime:
-    """Keeps the rows whose ``column`` (a timestamp, or epoch ms) is in [start, end). Its
-    repr names the ingest's resumable cursor, so it must stay the same from run to run."""
+    """Keeps the rows whose ``column`` (a timestamp, or epoch ms) is in [start, end), and
+    the rows whose time could not be read (null): those are dead letters, never dropped
+    unseen (issue #21). Its repr names the ingest's resumable cursor, so it must stay the
+    same from run to run."""
 
     column: str
     start_ms: int | None
@@ -63,7 +65,7 @@ class RowsInTime:
             keep = pc.and_(keep, pc.greater_equal(values, self.start_ms * scale))
         if self.end_ms is not None:
             keep = pc.and_(keep, pc.less(values, self.end_ms * scale))
-        return batch.filter(keep)
+        return batch.filter(pc.fill_null(keep, True))
 
 
 def epoch_ms(text: str | None, option: str) -> int | None:

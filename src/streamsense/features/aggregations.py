@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 COUNT, SUM, MEAN, MIN, MAX, VAR, STD, DISTINCT, APPROX_DISTINCT, FIRST, LAST, CUSTOM = range(12)
+QUANTILE, RATE = 12, 13
+QUANTILE_SCALE = 1_000_000  # a quantile's level is kept in millionths (an integer parameter)
 _NAMES = [
     "count",
     "sum",
@@ -24,6 +26,8 @@ _NAMES = [
     "first",
     "last",
     "custom",
+    "quantile",
+    "rate",
 ]
 INTEGER_KINDS = (COUNT, DISTINCT, APPROX_DISTINCT)
 
@@ -47,7 +51,9 @@ class Aggregator(Protocol):
 class Aggregation:
     kind: int
     field: str | None = None
-    precision: int = 12  # approximate distinct counts: 2**precision registers
+    # The kernels' integer parameter: approximate distinct counts use 2**precision
+    # registers; a quantile's level is precision / QUANTILE_SCALE.
+    precision: int = 12
     aggregator: Aggregator | None = dataclasses.field(default=None, compare=False)
 
     @property
@@ -108,6 +114,20 @@ def last(field: str) -> Aggregation:
     return Aggregation(LAST, field)
 
 
+def quantile(field: str, q: float) -> Aggregation:
+    """The ``q``-quantile of the window's values, interpolated linearly between the two
+    nearest ranks (SQL's quantile_cont, numpy's default); ``q`` to the nearest millionth."""
+    if not 0.0 <= q <= 1.0:
+        raise ValueError("a quantile's level q must be between 0 and 1")
+    return Aggregation(QUANTILE, field, precision=round(q * QUANTILE_SCALE))
+
+
+def rate(field: str) -> Aggregation:
+    """Rate of change per second across the window: (last − first) / (time of the last −
+    time of the first); the default when fewer than two rows or no time lie between them."""
+    return Aggregation(RATE, field)
+
+
 def custom(aggregator: Aggregator, field: str) -> Aggregation:
     return Aggregation(CUSTOM, field, aggregator=aggregator)
 
@@ -124,6 +144,8 @@ __all__ = [
     "max",
     "mean",
     "min",
+    "quantile",
+    "rate",
     "std",
     "sum",
     "var",

@@ -109,6 +109,24 @@ def weekend(source: Stream[Any], name: str = "during_weekend") -> Computed:
     return Computed(name, source, during_weekend, (), "int64")
 
 
+def hour_of_day(source: Stream[Any], name: str = "hour_of_day") -> Computed:
+    """The event time's hour of the day (UTC), with its fraction: 13.5 at 13:30."""
+
+    def hours(times: npt.NDArray[np.int64], _: Columns) -> npt.NDArray[Any]:
+        return (times % 86_400_000) / 3_600_000.0
+
+    return Computed(name, source, hours, (), "float64")
+
+
+def weekday(source: Stream[Any], name: str = "weekday") -> Computed:
+    """The event time's day of the week (UTC): Monday 0 to Sunday 6."""
+
+    def days(times: npt.NDArray[np.int64], _: Columns) -> npt.NDArray[Any]:
+        return (times // 86_400_000 + 3) % 7  # 1970-01-01 was a Thursday
+
+    return Computed(name, source, days, (), "int64")
+
+
 def night(source: Stream[Any], name: str = "during_night", last_hour: int = 6) -> Computed:
     """1 when the event time's hour (UTC) is 0 to ``last_hour``."""
 

@@ -29,6 +29,9 @@ from streamsense.features.aggregations import (
     MAX,
     MEAN,
     MIN,
+    QUANTILE,
+    QUANTILE_SCALE,
+    RATE,
     STD,
     SUM,
     VAR,
@@ -125,8 +128,35 @@ def _hyperloglog(values, col, lo, hi, precision):  # type: ignore[no-untyped-def
 
 
 @jit
-def aggregate(values, col, lo, hi, kind, default, precision):  # type: ignore[no-untyped-def]
-    """Fold rows [lo, hi) of one value column; ``default`` for an empty window."""
+def _sorted(values, col, lo, hi):  # type: ignore[no-untyped-def]
+    """Rows [lo, hi) of a column, sorted. Short windows by insertion (no copy before the
+    sort, and fewer steps than a quicksort below ~100 rows); long ones by numpy."""
+    if hi - lo > 96:
+        return np.sort(values[lo:hi, col])
+    out = np.empty(hi - lo)
+    for i in range(hi - lo):
+        v = values[lo + i, col]
+        j = i
+        while j > 0 and out[j - 1] > v:
+            out[j] = out[j - 1]
+            j -= 1
+        out[j] = v
+    return out
+
+
+@jit
+def _quantile(ordered, q):  # type: ignore[no-untyped-def]
+    """Linear interpolation between the ranks around q·(n − 1), as SQL's quantile_cont."""
+    position = q * (len(ordered) - 1)
+    below = int(position)  # position ≥ 0: truncation is the floor
+    above = min(below + 1, len(ordered) - 1)
+    return ordered[below] + (position - below) * (ordered[above] - ordered[below])
+
+
+@jit
+def aggregate(times, values, col, lo, hi, kind, default, precision):  # type: ignore[no-untyped-def]
+    """Fold rows [lo, hi) of one value column (``times``: the rows' event times, epoch
+    ms); ``default`` for an empty window."""
     n = hi - lo
     if kind == COUNT:
         return float(n)
@@ -170,6 +200,13 @@ def aggregate(values, col, lo, hi, kind, default, precision):  # type: ignore[no
         return values[lo, col]
     if kind == LAST:
         return values[hi - 1, col]
+    if kind == QUANTILE:
+        return _quantile(_sorted(values, col, lo, hi), precision / QUANTILE_SCALE)
+    if kind == RATE:
+        span = times[hi - 1] - times[lo]
+        if span <= 0:
+            return default
+        return (values[hi - 1, col] - values[lo, col]) * 1000.0 / span
     return np.nan  # custom aggregations are folded in Python
 
 
@@ -242,15 +279,75 @@ def evict(slot, before, session_gap, keep_last, ptime, seg_start, seg_begin, seg
 
 
 @jit
+def _moments(values, col, lo, hi):  # type: ignore[no-untyped-def]
+    """Sum, min and max of rows [lo, hi) (not empty) in one pass, summed in row order as
+    ``aggregate`` sums them, so the values are bit for bit the same."""
+    total = 0.0
+    low = high = values[lo, col]
+    for r in range(lo, hi):
+        v = values[r, col]
+        total += v
+        if v < low:
+            low = v
+        if v > high:
+            high = v
+    return total, low, high
+
+
+@jit
+def _from_moments(values, col, lo, hi, kind, default, total, low, high):  # type: ignore[no-untyped-def]
+    """``aggregate`` of a moment kind, given the window's sum, min and max."""
+    n = hi - lo
+    if kind == SUM:
+        return total
+    if kind == MEAN:
+        return total / n
+    if kind == MIN:
+        return low
+    if kind == MAX:
+        return high
+    if n < 2:  # VAR, STD
+        return default
+    centre = total / n
+    squares = 0.0
+    for r in range(lo, hi):
+        d = values[r, col] - centre
+        squares += d * d
+    variance = squares / (n - 1)
+    return variance if kind == VAR else math.sqrt(variance)
+
+
+@jit
 def fold(ptime, pval, begin, end, t, out, i, wkind, wp1, wp2, akind, acol, adefault, aprec):  # type: ignore[no-untyped-def]
     """Every feature of one key's rows [begin, end) at time ``t`` into ``out[i]``: the one
-    fold the stream and request-time reads share."""
+    fold the stream and request-time reads share. Features of one window and column share
+    one pass for their sum, min and max, and one sort for their quantiles."""
     lo = hi = 0
+    ordered = np.empty(0)  # the window's values sorted, shared by its quantiles
+    sorted_col = moments_col = -1
+    total = low = high = 0.0
     for f in range(wkind.shape[0]):
         # Features are grouped by window: consecutive ones share the range search.
         if f == 0 or wkind[f] != wkind[f - 1] or wp1[f] != wp1[f - 1] or wp2[f] != wp2[f - 1]:
             lo, hi = window_range(ptime, begin, end, t, wkind[f], wp1[f], wp2[f])
-        out[i, f] = aggregate(pval, acol[f], lo, hi, akind[f], adefault[f], aprec[f])
+            sorted_col = moments_col = -1
+        kind, col = akind[f], acol[f]
+        if hi == lo:
+            out[i, f] = aggregate(ptime, pval, col, lo, hi, kind, adefault[f], aprec[f])
+        elif kind == QUANTILE:
+            if sorted_col != col:
+                ordered = _sorted(pval, col, lo, hi)
+                sorted_col = col
+            out[i, f] = _quantile(ordered, aprec[f] / QUANTILE_SCALE)
+        elif (
+            kind == SUM or kind == MEAN or kind == MIN or kind == MAX or kind == VAR or kind == STD
+        ):
+            if moments_col != col:
+                total, low, high = _moments(pval, col, lo, hi)
+                moments_col = col
+            out[i, f] = _from_moments(pval, col, lo, hi, kind, adefault[f], total, low, high)
+        else:
+            out[i, f] = aggregate(ptime, pval, col, lo, hi, kind, adefault[f], aprec[f])
 
 
 @jit

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 
 from streamsense.brokers.base import OutRecord, TopicConfig
 from streamsense.clock import SYSTEM_CLOCK, Clock
+from streamsense.errors import ConfigError
 from streamsense.events import Event
 from streamsense.features.definitions import FeatureSet
 from streamsense.features.engine import BatchResult, FeatureEngine
@@ -55,8 +57,18 @@ class FeatureStage:
         clock: Clock = SYSTEM_CLOCK,
         online: OnlineStore | None = None,
         feature_log: bool = True,
+        vectors: bool = True,
     ) -> None:
+        """``vectors``: each event goes on as ``Enriched`` (its payload and a dict of its
+        features); False passes the payloads on unchanged and keeps the batch's features
+        as one matrix (``batch_columns``) for a stage that reads them by column: for wide
+        feature sets a dict per event costs more than the engine's folds. The feature log
+        records each event's dict, so it needs them."""
+        if feature_log and not vectors:
+            raise ConfigError(f"feature stage {name!r}: the feature log needs vectors=True")
         self.name = name
+        self.vectors = vectors
+        self._columns: dict[int, npt.NDArray[np.float64]] = {}
         self.engine = FeatureEngine(features, allowed_lateness_ms=allowed_lateness_ms)
         self.idle_timeout_ms = idle_timeout_ms
         self.clock = clock
@@ -102,8 +114,29 @@ class FeatureStage:
         # One clock reading per batch: its events are served together.
         served_at = self._last_event_ms[partition] = self.clock.now_ms()
         result = self.engine.process_events(partition, events)
-        out: list[Any] = []
         extra: list[OutRecord] = []
+        if self.vectors:
+            out = self._enriched(events, values, result, served_at, extra)
+        else:
+            out = self._columns_kept(partition, values, result)
+            if result.late.any():
+                late = zip(events, result.late.tolist(), strict=True)
+                extra.extend(self._late_record(e, result) for e, is_late in late if is_late)
+        extra.extend(self._final_record(partition, f) for f in result.finals)
+        self._write_online(partition, events, result)
+        return out, extra
+
+    def _enriched(
+        self,
+        events: list[Event[Any]],
+        values: list[Any],
+        result: BatchResult,
+        served_at: int,
+        extra: list[OutRecord],
+    ) -> list[Any]:
+        """Each event's payload with its feature dict (None for late ones, which go to the
+        late topic), and its feature log record."""
+        out: list[Any] = []
         late = result.late.tolist()
         for event, value, vector, is_late in zip(
             events, values, self._vectors(result), late, strict=True
@@ -115,9 +148,21 @@ class FeatureStage:
                 out.append(Enriched(value, vector))
                 if self.feature_log_topic is not None:
                     extra.append(self._log_record(event, vector, served_at))
-        extra.extend(self._final_record(partition, f) for f in result.finals)
-        self._write_online(partition, events, result)
-        return out, extra
+        return out
+
+    def _columns_kept(self, partition: int, values: list[Any], result: BatchResult) -> list[Any]:
+        """``vectors=False``: the payloads on (None for late ones), features kept by column."""
+        if not result.late.any():
+            self._columns[partition] = result.values
+            return list(values)
+        self._columns[partition] = result.values[~result.late]
+        return [None if is_late else v for v, is_late in zip(values, result.late, strict=True)]
+
+    def batch_columns(self, partition: int) -> npt.NDArray[np.float64]:
+        """With ``vectors=False``: the features of the partition's last batch, a row per
+        event that went on (late ones left out), a column per feature in the order of
+        ``engine.features.names``."""
+        return self._columns[partition]
 
     def _log_record(
         self, event: Event[Any], vector: dict[str, float | int], served_at: int
@@ -198,4 +243,5 @@ class FeatureStage:
 
     def drop(self, partition: int) -> None:
         self.engine.partitions.pop(partition, None)
+        self._columns.pop(partition, None)
         self._last_event_ms.pop(partition, None)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -146,6 +146,22 @@ def read_state(
             time.monotonic() - started,
         )
     return state
+
+
+def latest_state(
+    broker: Broker, topic: str, partition: int, sources: Sequence[str]
+) -> StoredState | None:
+    """The state the last write of a batch stage left in ``topic`` (its sources' whole logs
+    count as committed: a write follows its offsets' commit). For a process that keeps its
+    own copy of a pipeline's model, such as a server: it loads this, then follows the
+    sources from the offsets it names. None when there is no such state."""
+    if topic not in broker.list_topics():
+        return None
+    ends = {}
+    for source in sources:
+        tp = TopicPartition(source, partition)
+        ends[tp] = broker.settled_end(tp)
+    return read_state(broker, topic, partition, ends)
 
 
 def _assemble(

@@ -65,7 +65,11 @@ class Committer:
     # -- committing -------------------------------------------------------------------------
     def commit(self, *, final: bool = False) -> None:
         progress = self._progress
-        if not progress.offsets and not any(progress.pending.values()):
+        idle = not progress.offsets and not any(progress.pending.values())
+        # A clean stop still writes batch-stage state changed since its last write: a
+        # replay shorter than the state interval left none, and the next run or a server
+        # loading the state had to replay the whole log (issue #16).
+        if idle and not (final and self._restorer.unwritten()):
             return
         offsets, pending = progress.take()
         involved = {tp.partition for tp in offsets} | {p for p, rs in pending.items() if rs}

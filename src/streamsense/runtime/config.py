@@ -17,7 +17,9 @@ class WorkerConfig:
     """How a worker batches, buffers, commits, snapshots, retries and sheds.
 
     ``buffer_records`` bounds each topic-partition's intake buffer (default: twice
-    ``batch_size``). ``shedding`` (off by default: shedding makes decisions depend on load)
+    ``batch_size``), and ``buffer_bytes`` its keys and values (None: no byte bound), so
+    large events cannot hold more memory than that while they wait (issue #21).
+    ``shedding`` (off by default: shedding makes decisions depend on load)
     sets the lag thresholds of ``ctx.load.shed_heavy``."""
 
     mode: Mode = "microbatch"
@@ -29,6 +31,7 @@ class WorkerConfig:
     snapshot_every_events: int = 200_000
     snapshot_every_s: float = 30.0
     buffer_records: int | None = None
+    buffer_bytes: int | None = 16 * 1024 * 1024
     retry: Backoff = field(default_factory=Backoff)
     shedding: SheddingConfig | None = None
     # A repartition target's records in event-time order (runtime/merge.py): "auto" orders
@@ -59,6 +62,7 @@ class WorkerStats:
     pauses: int = 0  # partitions paused (full buffer or waiting to retry)
     paused_s: float = 0.0  # partition-seconds spent paused
     largest_buffer: int = 0
+    largest_buffer_bytes: int = 0  # the most key and value bytes any one buffer held
     shed_changes: int = 0
     order_waits: int = 0  # times a repartition target's order waited its bound out
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)

@@ -12,21 +12,20 @@ dead letter at ingest.
 
 from __future__ import annotations
 
-import math
-import re
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from streamsense.errors import InputFileError
+from streamsense.runtime.cell_parsers import PARSERS, Kind
 
 __all__ = [
     "PARSERS",
@@ -37,13 +36,13 @@ __all__ = [
     "check_columns",
     "conform",
     "fields_of",
+    "python_times",
 ]
 
 REJECT_FIELD = "__streamsense_reject_field"
 REJECT_REASON = "__streamsense_reject_reason"
 REJECT_TEXT = "__streamsense_reject_text"  # a row the parser could not split: its line
 
-Kind = Literal["int", "float", "bool", "str", "datetime", "other"]
 _KINDS: dict[Any, Kind] = {
     int: "int",
     float: "float",
@@ -58,9 +57,10 @@ _TARGET: dict[Kind, pa.DataType] = {
     "str": pa.string(),
     "datetime": pa.timestamp("us"),
 }
-_INTEGER = re.compile(r"[+-]?\d+")
-_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-_BOOLEANS = {"true": True, "false": False}
+# Python's datetimes in whole epoch seconds (year 1 to 9999), and ticks per second by unit:
+# nanoseconds in 64 bits never leave that range.
+_PYTHON_SECONDS = (-62_135_596_800, 253_402_300_799)
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000}
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ class FieldType:
     column: str
     kind: Kind
     required: bool
+    nullable: bool = True  # False: an empty cell is refused (the schema has no None)
 
 
 def fields_of(schema: type[msgspec.Struct]) -> list[FieldType]:
@@ -85,7 +86,8 @@ def fields_of(schema: type[msgspec.Struct]) -> list[FieldType]:
             if k is not type(None)
         ]
         kind = _KINDS.get(kinds[0], "other") if len(kinds) == 1 else "other"
-        fields.append(FieldType(info.encode_name, kind, info.required))
+        nullable = union and type(None) in typing.get_args(info.type)
+        fields.append(FieldType(info.encode_name, kind, info.required, nullable))
     return fields
 
 
@@ -124,22 +126,73 @@ def check_columns(path: Path, schema: pa.Schema, fields: Sequence[FieldType]) ->
 
 def conform(batch: pa.RecordBatch, fields: Sequence[FieldType]) -> pa.RecordBatch:
     """``batch`` with the schema's columns cast to their kinds; rows with a cell that
-    cannot be cast exactly get the REJECT_FIELD and REJECT_REASON columns set."""
+    cannot be cast exactly, or a time Python cannot hold in any column, get the
+    REJECT_FIELD and REJECT_REASON columns set."""
     columns = dict(zip(batch.schema.names, batch.columns, strict=True))
     reject_field: list[str | None] = [None] * batch.num_rows
     reject_reason: list[str | None] = [None] * batch.num_rows
-    for field in fields:
-        if field.column not in columns or field.kind == "other":
-            continue
-        cast, failures = _cast(columns[field.column], field.kind)
-        columns[field.column] = cast
+    typed = {f.column: f for f in fields if f.column in columns and f.kind != "other"}
+    others = [name for name in columns if name not in typed]
+    for name in [*typed, *others]:  # a column the schema ignores: only its times checked
+        field = typed.get(name)
+        if field is not None:
+            cast, failures = _typed(columns[name], field)
+        else:
+            cast, failures = _within_python_times(columns[name])
+        columns[name] = cast
         for row, reason in failures:
             if reject_field[row] is None:
-                reject_field[row], reject_reason[row] = field.column, reason
+                reject_field[row], reject_reason[row] = name, reason
     if any(f is not None for f in reject_field):
         columns[REJECT_FIELD] = pa.array(reject_field, pa.string())
         columns[REJECT_REASON] = pa.array(reject_reason, pa.string())
     return pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
+
+
+def _typed(values: pa.Array, field: FieldType) -> tuple[pa.Array, list[tuple[int, str]]]:
+    """One column cast to its field's kind, and the (row, reason) of each refused cell."""
+    cast, failures = _cast(values, field.kind)
+    if not field.nullable:  # after the cells that could not be cast (null now too)
+        failed = {row for row, _ in failures}
+        failures += [(row, why) for row, why in _empty(cast) if row not in failed]
+    if field.kind == "datetime":
+        cast, far = _within_python_times(cast)
+        failures += far
+    return cast, failures
+
+
+def _empty(values: pa.Array) -> list[tuple[int, str]]:
+    """The rows with no value in a field the schema says must have one: refused here, so
+    what the file derives from the row (a label from a payment) is left out with it."""
+    if values.null_count == 0:
+        return []
+    rows = pc.indices_nonzero(pc.is_null(values)).to_pylist()
+    return [(row, "no value") for row in rows]
+
+
+def python_times(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch`` with every time Python cannot hold made null: a file read with no schema
+    (``produce``) has no dead letters, and one such cell must not fail the file."""
+    columns = [_within_python_times(column)[0] for column in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
+def _within_python_times(values: pa.Array) -> tuple[pa.Array, list[tuple[int, str]]]:
+    """Times Python cannot hold (before year 1 or after 9999: an Arrow timestamp in
+    seconds or milliseconds can be) made null, and the (row, reason) of each: turning the
+    batch into rows would raise OverflowError for the whole file (issue #21)."""
+    per_second = _PER_SECOND.get(values.type.unit) if pa.types.is_timestamp(values.type) else None
+    if per_second is None or len(values) == 0:
+        return values, []
+    low, high = _PYTHON_SECONDS[0] * per_second, (_PYTHON_SECONDS[1] + 1) * per_second - 1
+    ticks = pc.cast(values, pa.int64())
+    outside = pc.or_(pc.less(ticks, low), pc.greater(ticks, high))
+    rows = pc.indices_nonzero(pc.fill_null(outside, False)).to_pylist()
+    if not rows:
+        return values, []
+    reason = "is outside the times Python can hold (years 1 to 9999)"
+    failures = [(row, f"{ticks[row].as_py()} {values.type.unit} {reason}") for row in rows]
+    return pc.if_else(outside, pa.scalar(None, values.type), values), failures
 
 
 def _textual(source: pa.DataType) -> bool:
@@ -214,53 +267,3 @@ def _already(source: pa.DataType, kind: Kind) -> bool:
         "other": True,
     }
     return already[kind] or bool(pa.types.is_null(source))
-
-
-def _to_int(value: object) -> int:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
-        return int(value)
-    raise ValueError(f"{value!r} is not an integer")
-
-
-def _to_float(value: object) -> float:
-    if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
-        number = float(value)  # the double nearest the decimal, as JSON or Parquet holds it
-        if math.isfinite(number):
-            return number
-    raise ValueError(f"{value!r} is not a finite decimal number")
-
-
-def _to_bool(value: object) -> bool:
-    if isinstance(value, str) and value.strip().lower() in _BOOLEANS:
-        return _BOOLEANS[value.strip().lower()]
-    raise ValueError(f"{value!r} is not true or false")
-
-
-def _to_str(value: object) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise ValueError(f"{value!r} is not text")
-
-
-def _to_datetime(value: object) -> datetime:
-    if isinstance(value, str):
-        try:
-            when = datetime.fromisoformat(value.strip())
-        except ValueError:
-            pass
-        else:
-            return when if when.tzinfo is None else when.astimezone(UTC)
-    raise ValueError(f"{value!r} is not an ISO 8601 time")
-
-
-PARSERS: dict[Kind, Callable[[Any], Any]] = {
-    "int": _to_int,
-    "float": _to_float,
-    "bool": _to_bool,
-    "str": _to_str,
-    "datetime": _to_datetime,
-}

@@ -36,7 +36,14 @@ from streamsense.runtime.conform import (
     REJECT_TEXT,
     fields_of,
 )
-from streamsense.runtime.input_files import Format, count_rows, file_format, typed_batches
+from streamsense.runtime.csv_input import spelled
+from streamsense.runtime.input_files import (
+    Format,
+    count_rows,
+    file_format,
+    read_through,
+    typed_batches,
+)
 from streamsense.runtime.json_lines import LineCaster, check_json_lines, json_line_chunks
 from streamsense.runtime.partition_read import read_partition
 
@@ -74,6 +81,7 @@ def ingest_file(
     letters (``dead_letter`` is told each one's field); rows derived from another
     stream's file skip them, as that stream's ingest dead-letters them."""
     chosen = file_format(path, fmt)
+    read_through(path, chosen)  # all or nothing: a file corrupt halfway ingests no chunk
     source = Source(path, chosen, file_schema or stream.schema)
     reject = _dead_letter_for(stream, path) if file_schema in (None, stream.schema) else None
     broker.create_topic(CURSOR_TOPIC, TopicConfig(1, compacted=True), exist_ok=True)
@@ -194,7 +202,9 @@ def file_chunks(
 ) -> Iterator[list[OutRecord]]:
     """Records for the rows of a file, in file order, keyed by the ``key_name`` column
     (unkeyed when None), skipping the first ``skip`` rows. Rows that cannot be typed
-    become ``reject``'s dead letters (are skipped without it)."""
+    become ``reject``'s dead letters (are skipped without it). Read as is (no schema), a
+    CSV cell is what it spells (a number, a boolean, else text) and a ragged line is its
+    text: the worker dead-letters such a row alone, with its bytes."""
     if source.fmt == "jsonl":
         cast = None
         if source.schema is not None:
@@ -205,8 +215,9 @@ def file_chunks(
     fields = None if source.schema is None else fields_of(source.schema)
     batches = typed_batches(source.path, source.fmt, fields, chunk_rows)
     seen = 0
+    as_read = source.schema is None
     for batch in batches:
-        if reject is None:
+        if reject is None and not as_read:
             batch = _without_rejects(batch)
         if row_filter is not None:
             batch = row_filter(batch)
@@ -215,6 +226,8 @@ def file_chunks(
             continue
         first = max(0, skip - seen)
         rows = batch.slice(first).to_pylist()
+        if as_read and source.fmt == "csv":
+            rows = [spelled(row) for row in rows]
         yield [
             _record(topic, key_name, row, reject, seen + first + i + 1)
             for i, row in enumerate(rows)
@@ -225,6 +238,8 @@ def file_chunks(
 def _record(
     topic: str, key_name: str | None, row: dict[str, Any], reject: Reject | None, number: int
 ) -> OutRecord:
+    if row.get(REJECT_TEXT) is not None and reject is None:  # a ragged line, as it is
+        return OutRecord(topic, str(row[REJECT_TEXT]).encode())
     key = None if key_name is None or row.get(key_name) is None else str(row[key_name]).encode()
     if reject is not None and row.get(REJECT_FIELD) is not None:
         return reject(row, key, number)

@@ -23,8 +23,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from streamsense.errors import InputFileError
-from streamsense.runtime.conform import REJECT_FIELD, FieldType, check_columns, conform
-from streamsense.runtime.csv_input import csv_batches, csv_reader
+from streamsense.runtime.conform import (
+    REJECT_FIELD,
+    FieldType,
+    check_columns,
+    conform,
+    python_times,
+)
+from streamsense.runtime.csv_input import csv_batches, csv_reader, skip_ragged
 from streamsense.runtime.json_lines import check_json_lines, json_sample
 
 __all__ = [
@@ -35,6 +41,7 @@ __all__ = [
     "columns_of",
     "count_rows",
     "file_format",
+    "read_through",
     "typed_batches",
 ]
 
@@ -85,7 +92,7 @@ def columns_of(path: Path, fmt: Format | None = None) -> list[str]:
         if chosen == "parquet":
             return list(pq.ParquetFile(path).schema_arrow.names)
         if chosen == "csv":
-            return list(csv_reader(path, ()).schema.names)
+            return list(csv_reader(path, ragged=skip_ragged).schema.names)
     names: dict[str, None] = {}
     with _reading(path):
         sample = json_sample(path)
@@ -115,17 +122,28 @@ def typed_batches(
             source = pq.ParquetFile(path)
             schema = source.schema_arrow
             batches: Iterator[pa.RecordBatch] = source.iter_batches(batch_size=batch_rows)
-        elif fields is not None:  # ragged rows become rejected rows (dead letters)
+        else:  # ragged rows become rejected rows (dead letters, or their line as read)
             schema, batches = csv_batches(path, fields, batch_rows)
-        else:
-            reader = csv_reader(path, (), batch_rows)
-            schema, batches = reader.schema, iter(reader)
-        if fields is None:
-            yield from batches
+        if fields is None:  # as read: CSV columns typed by what their cells spell
+            yield from map(python_times, batches)
             return
         check_columns(path, schema, fields)
         for batch in batches:
             yield batch if REJECT_FIELD in batch.schema.names else conform(batch, fields)
+
+
+def read_through(path: Path, fmt: Format) -> None:
+    """Reads the whole of a Parquet or CSV file once, keeping nothing: what Arrow cannot
+    read (a corrupt page, an unfinished quote) ends in InputFileError before the first row
+    is ingested, not after some chunks have been (issue #21). JSON lines are read a line at
+    a time, each line its own record or dead letter: nothing to find beforehand."""
+    with _reading(path):
+        if fmt == "parquet":
+            for _ in pq.ParquetFile(path).iter_batches(batch_size=65_536):
+                pass
+        elif fmt == "csv":
+            for _ in csv_reader(path, 65_536, ragged=skip_ragged):
+                pass
 
 
 def check_file(path: Path, fmt: Format, fields: Sequence[FieldType]) -> None:
@@ -139,5 +157,5 @@ def check_file(path: Path, fmt: Format, fields: Sequence[FieldType]) -> None:
         if fmt == "parquet":
             schema = pq.ParquetFile(path).schema_arrow
         else:
-            schema = csv_reader(path, [f.column for f in fields]).schema
+            schema = csv_reader(path, ragged=skip_ragged).schema
         check_columns(path, schema, fields)

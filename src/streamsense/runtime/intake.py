@@ -1,12 +1,16 @@
 """Bounded buffers between the consumer and the flows, read lane by lane.
 
 Polled records wait here, one buffer per topic-partition, until the worker processes them.
-A buffer holds at most ``capacity`` records: the worker pauses a partition whose buffer
-reaches the high mark (its events then wait in the broker, where they are durable, and
-nothing is dropped) and resumes it once the buffer is down to the low mark. A poll asks
-for no more than the emptiest-allowed buffer can take; a record that still does not fit
-(a broker that returns a paused partition's prefetched records) is refused, and the
-worker seeks the partition back to it, so the bound holds whatever a poll returns.
+A buffer holds at most ``capacity`` records and, when ``max_bytes`` is set, at most that
+many bytes of values (at least one record, whatever its size): records may be up
+to the broker's record limit, so a count alone would let a stream of large events hold
+gigabytes (issue #21). The worker pauses a partition whose buffer is ``full`` (the high
+mark of either bound, or a record refused for its bytes; its events then wait in the
+broker, where they are durable, and nothing is dropped) and resumes it once the buffer is
+``drained`` to the low marks. A poll asks for no more than the emptiest-allowed buffer can
+take; a record that still does not fit (a broker that returns a paused partition's
+prefetched records, or too many bytes) is refused, and the worker seeks the partition back
+to it, so the bounds hold whatever a poll returns.
 
 Priority lanes: records are taken lane by lane, the priority lane first. While a backlog of
 the normal lane keeps its buffers full, those partitions stay paused, so polls fetch the
@@ -19,6 +23,8 @@ number, in event-time order while ``ordered`` is set (runtime/merge.py), else as
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -37,6 +43,7 @@ class Intake:
         lanes: Mapping[str, int],
         merged: Mapping[str, tuple[str, ...]] | None = None,
         merge: EventTimeMerge | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         """``lanes`` ranks source topics: lower ranks are taken first. ``merged`` maps
         each topic read in event-time order to the topics it is merged with."""
@@ -45,6 +52,10 @@ class Intake:
         self.capacity = capacity
         self.high = capacity * 3 // 4  # pause at or above
         self.low = capacity // 4  # resume at or below
+        self.max_bytes = max_bytes
+        self._bytes: dict[TopicPartition, int] = {}
+        self._short: set[TopicPartition] = set()  # refused a record for its bytes
+        self.largest_bytes = 0
         self._lanes = lanes
         self._merged = merged or {}
         self.merge = merge or EventTimeMerge(1000, SYSTEM_CLOCK)
@@ -77,6 +88,8 @@ class Intake:
             if buffer is None:
                 buffer = self._buffers[tp] = deque()
             room = self.capacity - len(buffer)
+            if self.max_bytes is not None:
+                room = min(room, self._byte_room(tp, run, not buffer))
             if len(run) > room:
                 refused[tp] = run[room].offset
                 run = run[:room]
@@ -84,6 +97,35 @@ class Intake:
             self.buffered += len(run)
             self.largest = max(self.largest, len(buffer))
         return refused
+
+    def _byte_room(self, tp: TopicPartition, run: Sequence[Record], empty: bool) -> int:
+        """How many of ``run`` fit in ``tp``'s byte budget (one at least, into an empty
+        buffer); counts them in."""
+        assert self.max_bytes is not None
+        held = self._bytes.get(tp, 0)
+        fits, total = len(run), _bytes_of(run)
+        if held + total > self.max_bytes:  # the rare case: find where it stops
+            running = itertools.accumulate(map(_bytes_of, zip(run)), initial=held)
+            fits = next(i for i, total in enumerate(running) if total > self.max_bytes) - 1
+            fits = max(fits, 1 if empty else 0)
+            total = _bytes_of(run[:fits])
+            self._short.add(tp)
+        held += total
+        self._bytes[tp] = held
+        self.largest_bytes = max(self.largest_bytes, held)
+        return fits
+
+    def full(self, tp: TopicPartition) -> bool:
+        """At a high mark, or short of bytes for what came: pause the partition."""
+        if self.size(tp) >= self.high or tp in self._short:
+            return True
+        return self.max_bytes is not None and self._bytes.get(tp, 0) >= self.max_bytes * 3 // 4
+
+    def drained(self, tp: TopicPartition) -> bool:
+        """Down to the low marks: resume the partition."""
+        if self.size(tp) > self.low or tp in self._short:
+            return False
+        return self.max_bytes is None or self._bytes.get(tp, 0) <= self.max_bytes // 4
 
     def take(self, limit: int) -> list[Record]:
         """Up to ``limit`` records to process next, all from the first lane that has any
@@ -103,14 +145,30 @@ class Intake:
             if len(out) >= limit:
                 break
             if len(unit) > 1 and self.ordered:
-                out.extend(self.merge.take(self._buffers, unit, limit - len(out)))
+                merged = self.merge.take(self._buffers, unit, limit - len(out))
+                self._count_out(merged)
+                out.extend(merged)
                 continue
             for tp in unit:
                 taken = self._buffers.get(tp)
+                first = len(out)
                 while taken and len(out) < limit:
                     out.append(taken.popleft())
+                if len(out) > first and self.max_bytes is not None:
+                    self._bytes[tp] -= _bytes_of(out[first:])
+                    self._short.discard(tp)
         self.buffered -= len(out)
         return out
+
+    def _count_out(self, records: Sequence[Record]) -> None:
+        """Takes the bytes of merged ``records`` off their buffers (in runs of one
+        topic-partition: a run at a time)."""
+        if self.max_bytes is None:
+            return
+        for (topic, partition), run in itertools.groupby(records, _partition_of):
+            tp = TopicPartition(topic, partition)
+            self._bytes[tp] -= _bytes_of(run)
+            self._short.discard(tp)
 
     def _units(self, tps: list[TopicPartition]) -> list[tuple[TopicPartition, ...]]:
         """What is taken as one: a plain topic-partition, or partition q of every topic
@@ -125,8 +183,8 @@ class Intake:
         return list(units)
 
     def backlogged(self) -> bool:
-        """Some buffer is at its high mark: the worker is behind on that partition."""
-        return any(len(buffer) >= self.high for buffer in self._buffers.values())
+        """Some buffer is full: the worker is behind on that partition."""
+        return any(self.full(tp) for tp in self._buffers)
 
     def size(self, tp: TopicPartition) -> int:
         buffer = self._buffers.get(tp)
@@ -143,5 +201,19 @@ class Intake:
         self.merge.forget(partitions)
         for tp in partitions:
             buffer = self._buffers.pop(tp, None)
+            self._bytes.pop(tp, None)
+            self._short.discard(tp)
             if buffer:
                 self.buffered -= len(buffer)
+
+
+_VALUE = operator.attrgetter("value")
+
+
+def _bytes_of(records: Iterable[Record]) -> int:
+    """The value bytes of ``records`` (keys are small beside them), summed in C."""
+    return sum(map(len, filter(None, map(_VALUE, records))))
+
+
+def _partition_of(record: Record) -> tuple[str, int]:
+    return record.topic, record.partition

@@ -17,7 +17,8 @@ import msgspec
 
 from streamsense.brokers.base import OutRecord
 from streamsense.errors import InputFileError
-from streamsense.runtime.conform import PARSERS, FieldType, fields_of
+from streamsense.runtime.cell_parsers import PARSERS
+from streamsense.runtime.conform import FieldType, fields_of
 
 __all__ = ["LineCaster", "check_json_lines", "json_line_chunks", "json_sample"]
 

@@ -111,6 +111,10 @@ class Restorer:
             self._replay_until.pop(tp, None)
         return replay, live
 
+    def unwritten(self) -> bool:
+        """Whether any partition's batch-stage state changed since its last write."""
+        return bool(self._stages) and any(n > 0 for n in self._since_snapshot.values())
+
     def count(self, partition: int, events: int) -> None:
         self._since_snapshot[partition] = self._since_snapshot.get(partition, 0) + events
 

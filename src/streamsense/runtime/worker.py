@@ -22,6 +22,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from itertools import groupby
+from operator import attrgetter
 
 from streamsense.brokers.base import Broker, Consumer, Record, TopicPartition
 from streamsense.clock import SYSTEM_CLOCK, Clock
@@ -38,6 +40,9 @@ from streamsense.runtime.progress import Progress
 from streamsense.runtime.restore import Restorer
 from streamsense.runtime.state import StateStore
 from streamsense.runtime.topology import Topology
+
+_TOPIC_PARTITION = attrgetter("topic", "partition")
+_TOPIC, _OFFSET = attrgetter("topic"), attrgetter("offset")
 
 __all__ = ["Mode", "Worker", "WorkerConfig", "WorkerStats"]
 
@@ -65,7 +70,13 @@ class Worker:
         self._state = StateStore(topology.changelogs)
         self._restorer = Restorer(topology, broker, self.config, clock)
         merge = EventTimeMerge(self.config.order_wait_ms, clock)
-        self._intake = Intake(self.config.buffer_capacity, topology.lanes, topology.merged, merge)
+        self._intake = Intake(
+            self.config.buffer_capacity,
+            topology.lanes,
+            topology.merged,
+            merge,
+            max_bytes=self.config.buffer_bytes,
+        )
         self._pauses = PauseBook(clock)
         self._retries = RetryBook(self.config.retry, clock)
         self._progress = Progress(broker, self._intake, self._retries)
@@ -179,10 +190,9 @@ class Worker:
 
     def _pause_full_buffers(self, consumer: Consumer) -> None:
         for tp in consumer.assignment():
-            size = self._intake.size(tp)
-            if size >= self._intake.high:
+            if self._intake.full(tp):
                 self._pauses.hold(consumer, [tp], "full")
-            elif size <= self._intake.low:
+            elif self._intake.drained(tp):
                 self._pauses.release(consumer, [tp], "full")
 
     def _batch_due(self, started: float) -> bool:
@@ -199,6 +209,7 @@ class Worker:
         self.stats.pauses = self._pauses.pauses
         self.stats.paused_s = self._pauses.paused_s
         self.stats.largest_buffer = self._intake.largest
+        self.stats.largest_buffer_bytes = self._intake.largest_bytes
         self.stats.shed_changes = self.load.changes
         self.stats.order_waits = self._intake.merge.waits
 
@@ -267,9 +278,10 @@ class Worker:
         Records go in the order taken, per flow and partition number (one keyed state):
         a repartition target's upstream topics are taken in event-time order together."""
         groups: dict[tuple[int, int], list[Record]] = {}
-        for record in records:
-            flow = id(self.topology.sources[record.topic])
-            groups.setdefault((flow, record.partition), []).append(record)
+        # A take comes in runs of one topic-partition: grouped run by run (C-level loops).
+        for (topic, partition), run in groupby(records, _TOPIC_PARTITION):
+            flow = id(self.topology.sources[topic])
+            groups.setdefault((flow, partition), []).extend(run)
         urgent = False
         for (_, partition), batch in groups.items():
             if self._retries.is_waiting(partition):
@@ -295,8 +307,10 @@ class Worker:
         if live:
             outcome = run_flow(flow, self._state, partition, live, restoring=False, load=self.load)
             self._progress.add(partition, outcome.records)
-            for record in live:  # offset order within each topic-partition
-                self._progress.offsets[TopicPartition(record.topic, partition)] = record.offset + 1
+            # Offset order within each topic-partition: the last record of each topic counts.
+            last = dict(zip(map(_TOPIC, live), map(_OFFSET, live), strict=True))
+            for topic, offset in last.items():
+                self._progress.offsets[TopicPartition(topic, partition)] = offset + 1
             self._progress.events_in_batch += len(live)
             self._restorer.count(partition, len(live))
             self._record(outcome.events, outcome.outputs, outcome.dead_letters)

@@ -16,7 +16,9 @@ rules.decide({"amount": 250.0, ...})  # RuleMatch(rule="huge_amount", action="bl
 heavy = serving.RemoteModel("http://127.0.0.1:8100")  # `streamsense model-server`
 fallbacks = serving.FallbackConfig(chain=("rules", "last_prediction", "default"), rules=...)
 cascade = serving.Cascade(rules=rules, light=model, config=serving.CascadeConfig(block_at=0.8))
-served = serving.Serving("payments", streams, features, cascade, broker, "payments.decisions")
+served = serving.Serving("payments", broker, streams, features, cascade, "payments.decisions")
+own = serving.Endpoint("GET", "/v1/recommend/{user}", lambda call: serving.Reply.json([...]))
+served = serving.Serving("recs", broker, endpoints=[own], on_start=..., ready=...)  # no decisions
 app.flow(transactions).stage("decide", decide).sink(serving.ReplySink("payments.decisions"))
 decisions = ss.Stream("payments.decisions", serving.Decision, key="key", time="event_time")
 app.flow(decisions).sink(serving.WebhookSink(url)).sink(serving.AlertLogSink("alerts.jsonl"))
@@ -27,6 +29,7 @@ from __future__ import annotations
 from streamsense.serving.cascade import Cascade, CascadeConfig
 from streamsense.serving.conditions import compile_condition
 from streamsense.serving.decision import Decision, DecisionRecord
+from streamsense.serving.endpoints import Call, Endpoint, Reply
 from streamsense.serving.fallbacks import FallbackConfig
 from streamsense.serving.headers import DECIDED_BY_API, DECIDED_BY_HEADER, EVENT_ID_HEADER
 from streamsense.serving.models import ConstantModel, Format, FunctionModel, LoadedModel
@@ -51,11 +54,13 @@ __all__ = [
     "EVENT_ID_HEADER",
     "Action",
     "AlertLogSink",
+    "Call",
     "Cascade",
     "CascadeConfig",
     "ConstantModel",
     "Decision",
     "DecisionRecord",
+    "Endpoint",
     "FallbackConfig",
     "Format",
     "FunctionModel",
@@ -64,6 +69,7 @@ __all__ = [
     "ModelRegistry",
     "ReloadingRuleSet",
     "RemoteModel",
+    "Reply",
     "ReplySink",
     "Rule",
     "RuleMatch",

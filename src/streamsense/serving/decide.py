@@ -86,13 +86,16 @@ def decide_event(
 ) -> DecisionRecord:
     """Decide one event (``body``: one JSON object) and publish it and its decision."""
     started = time.perf_counter()
+    cascade = serving.cascade
+    if cascade is None:
+        raise RequestError(404, f"{serving.name} serves no decisions")
     stream = _stream(serving, stream_name)
     _check_size(serving, body)
     try:
         payload = _one_payload(stream, body)
-        event_time = to_epoch_ms(getattr(payload, stream.time))
+        event_time = _checked_time(serving, stream, payload)
     except InvalidEvent as error:
-        raise RequestError(422, error.reason, error.field) from None
+        raise RequestError(422, error.reason, error.field or "body") from None
     key = stream.key_of(payload)
     event_id = f"{id_prefix}/{_PROCESS_ID}-{_next_number()}"
     feature_started = time.perf_counter()
@@ -104,7 +107,7 @@ def decide_event(
     else:
         features = dict(zip(guard.online.features.names, read.row.tolist(), strict=True))
         values = {**msgspec.structs.asdict(payload), **features}
-        record = serving.cascade.decide(event_id, key, values, feature_age_ms=read.age_ms)
+        record = cascade.decide(event_id, key, values, feature_age_ms=read.age_ms)
         record.features = features
         guard.apply(record, read)
     record.latency_ms["features"] = features_ms
@@ -144,18 +147,20 @@ def ingest_events(serving: Serving, producer: Producer, stream_name: str, body: 
     try:
         data = msgspec.json.decode(body)
     except msgspec.DecodeError as error:
-        raise RequestError(400, f"body is not JSON: {error}") from None
+        raise RequestError(400, f"body is not JSON: {error}", "body") from None
     items = data if isinstance(data, list) else [data]
     payloads = []
     for index, item in enumerate(items):
         try:
             if not isinstance(item, dict):
                 raise InvalidEvent("each event must be a JSON object")
-            payloads.append(stream.parse(item))
+            payload = stream.parse(item)
+            _checked_time(serving, stream, payload)
+            payloads.append(payload)
         except InvalidEvent as error:
             where = f"[{index}].{error.field}" if error.field else f"[{index}]"
             raise RequestError(
-                422, error.reason, where if isinstance(data, list) else error.field
+                422, error.reason, where if isinstance(data, list) else error.field or "body"
             ) from None
     for payload in payloads:
         out = stream.to_record(payload)
@@ -166,20 +171,35 @@ def ingest_events(serving: Serving, producer: Producer, stream_name: str, body: 
 def _stream(serving: Serving, name: str) -> Stream[Any]:
     stream = serving.streams.get(name)
     if stream is None:
-        raise RequestError(404, f"no stream {name!r} (there are {sorted(serving.streams)})")
+        raise RequestError(
+            404, f"no stream {name!r} (there are {sorted(serving.streams)})", "stream"
+        )
     return stream
+
+
+def _checked_time(serving: Serving, stream: Stream[Any], payload: Any) -> int:
+    """The event's time, refused as the worker would refuse it (a dead letter there): more
+    than the stream's ``max_future_ms`` ahead of the serving clock."""
+    event_time = to_epoch_ms(getattr(payload, stream.time))
+    now = serving.clock.now_ms()
+    if event_time > now + stream.max_future_ms:
+        raise InvalidEvent(
+            f"event time {event_time} is more than {stream.max_future_ms} ms after now ({now})",
+            field=stream.encoded_name(stream.time),
+        )
+    return event_time
 
 
 def _check_size(serving: Serving, body: bytes) -> None:
     if len(body) > serving.max_body_bytes:
-        raise RequestError(413, f"request body over {serving.max_body_bytes} bytes")
+        raise RequestError(413, f"request body over {serving.max_body_bytes} bytes", "body")
 
 
 def _one_payload(stream: Stream[Any], body: bytes) -> Any:
     try:
         data = msgspec.json.decode(body)
     except msgspec.DecodeError as error:
-        raise InvalidEvent(f"body is not JSON: {error}") from None
+        raise InvalidEvent(f"body is not JSON: {error}", field="body") from None
     if not isinstance(data, dict):
-        raise InvalidEvent("body must be one JSON object")
+        raise InvalidEvent("body must be one JSON object", field="body")
     return stream.parse(data)

@@ -9,19 +9,21 @@ ingest logic as the HTTP API (``serving.decide``), the same API key and size lim
 ``with_grpc(api, serving, port=N)`` runs the gRPC server inside the FastAPI app's lifespan, on
 the same event loop and with the same producer, so ``streamsense serve --grpc-port N`` serves
 both protocols from one process without sharing the online store or cascade across threads.
+An app's own endpoints are served beside it (``streamsense.v1.Endpoints``, grpc_endpoints.py).
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 import grpc.aio
 import msgspec
 from fastapi import FastAPI
+from google.protobuf.message import DecodeError, Message
 
 from streamsense.brokers.base import Producer
 from streamsense.errors import StreamsenseError
@@ -45,6 +47,7 @@ _STATUS_CODES = {
     503: grpc.StatusCode.UNAVAILABLE,
 }
 
+M = TypeVar("M", bound=Message)
 DecideContext = grpc.aio.ServicerContext[pb.DecideRequest, pb.DecideReply]
 IngestContext = grpc.aio.ServicerContext[pb.IngestRequest, pb.IngestReply]
 
@@ -57,8 +60,11 @@ class DecisionService:
         self.serving = serving
         self.producer = producer
 
-    async def decide(self, request: pb.DecideRequest, context: DecideContext) -> pb.DecideReply:
-        await _authorise(self.serving, context)
+    async def decide(
+        self, request: pb.DecideRequest | None, context: DecideContext
+    ) -> pb.DecideReply:
+        await authorise(self.serving, context)
+        request = await _parsed(request, context)
         try:
             record = decide_event(
                 self.serving, self.producer, request.stream, request.event, id_prefix="grpc"
@@ -69,8 +75,11 @@ class DecisionService:
             await context.abort(_failure_code(error), str(error))
         return reply_message(record)
 
-    async def ingest(self, request: pb.IngestRequest, context: IngestContext) -> pb.IngestReply:
-        await _authorise(self.serving, context)
+    async def ingest(
+        self, request: pb.IngestRequest | None, context: IngestContext
+    ) -> pb.IngestReply:
+        await authorise(self.serving, context)
+        request = await _parsed(request, context)
         try:
             accepted = ingest_events(self.serving, self.producer, request.stream, request.events)
         except RequestError as error:
@@ -85,16 +94,40 @@ class DecisionService:
             {
                 "Decide": grpc.unary_unary_rpc_method_handler(
                     self.decide,
-                    request_deserializer=pb.DecideRequest.FromString,
+                    request_deserializer=_lenient(pb.DecideRequest.FromString),
                     response_serializer=pb.DecideReply.SerializeToString,
                 ),
                 "Ingest": grpc.unary_unary_rpc_method_handler(
                     self.ingest,
-                    request_deserializer=pb.IngestRequest.FromString,
+                    request_deserializer=_lenient(pb.IngestRequest.FromString),
                     response_serializer=pb.IngestReply.SerializeToString,
                 ),
             },
         )
+
+
+def _lenient(parse: Callable[[bytes], M]) -> Callable[[bytes], M | None]:
+    """``parse``, with None for bytes that are no such message: grpc answers a deserializer
+    that raises with UNKNOWN (a server fault, and a logged traceback) where the client sent
+    garbage; the handler answers INVALID_ARGUMENT instead (issue #21)."""
+
+    def deserialize(data: bytes) -> M | None:
+        try:
+            return parse(data)
+        except DecodeError:
+            return None
+
+    return deserialize
+
+
+async def _parsed(request: M | None, context: grpc.aio.ServicerContext[Any, Any]) -> M:
+    if request is None:
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "the request is not a valid protobuf message of the method's type",
+            trailing_metadata=(("field", "request"),),
+        )
+    return request
 
 
 def reply_message(record: DecisionRecord) -> pb.DecideReply:
@@ -112,6 +145,11 @@ async def start_grpc_server(
     limit = serving.max_body_bytes + _ENVELOPE_BYTES
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit)])
     server.add_generic_rpc_handlers((DecisionService(serving, producer).handler(),))
+    if serving.endpoints:
+        # imported here: it imports ``authorise`` from this module
+        from streamsense.serving.grpc_endpoints import EndpointsService
+
+        server.add_generic_rpc_handlers((EndpointsService(serving).handler(),))
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     return server, bound
@@ -172,7 +210,7 @@ class DecisionsClient:
         return reply.accepted
 
 
-async def _authorise(serving: Serving, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+async def authorise(serving: Serving, context: grpc.aio.ServicerContext[Any, Any]) -> None:
     if serving.api_key is None:
         return
     header = ""
@@ -184,6 +222,7 @@ async def _authorise(serving: Serving, context: grpc.aio.ServicerContext[Any, An
         await context.abort(
             grpc.StatusCode.UNAUTHENTICATED,
             "missing or wrong API key (metadata authorization: Bearer <key>)",
+            trailing_metadata=(("field", "authorization"),),
         )
 
 
