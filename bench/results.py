@@ -179,6 +179,54 @@ def monitoring_tables(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def fraud_monitoring_tables(record: dict[str, Any]) -> str:
+    """BENCHMARKS.md's table for one fraud_monitoring_bench invocation: the fraud pipeline
+    with and without its monitoring, CPU per event and the share of throughput it costs."""
+    rows = record["rows"]
+    lines = ["| fraud pipeline | events/s | CPU µs/event |", "|---|---:|---:|"]
+    for peer in ("plain", "monitored"):
+        runs = [r for r in rows if r["peer"] == peer]
+        lines.append(
+            f"| {peer} | {spread([r['events_per_s'] for r in runs])} "
+            f"| {spread([r['cpu_us_per_event'] for r in runs], '.1f')} |"
+        )
+    costs = []
+    for index in sorted({r["round"] for r in rows}):
+        pair = {r["peer"]: r["cpu_us_per_event"] for r in rows if r["round"] == index}
+        costs.append(100 * (1 - pair["plain"] / pair["monitored"]))
+    listed = ", ".join(f"{c:.1f} %" for c in costs)
+    lines += ["", f"- share of throughput (CPU per event) monitoring costs, per round: {listed}"]
+    return "\n".join(lines)
+
+
+def acceptance_tables(record: dict[str, Any]) -> str:
+    """BENCHMARKS.md's table for one monitoring_acceptance run: each check, passed or not,
+    with its figure (the first alert and how long after the shift it came)."""
+    lines = ["| check | result | detail |", "|---|---|---|"]
+    for row in record["rows"]:
+        lines.append(
+            f"| {row['check']} | {'pass' if row['passed'] else '**FAIL**'} | {_detail(row)} |"
+        )
+    return "\n".join(lines)
+
+
+def _detail(row: dict[str, Any]) -> str:
+    first = row.get("first")
+    if isinstance(first, dict):
+        after = row.get("hours_after")
+        when = f"{after:.0f} h" if after is not None else f"{row.get('days_after', 0):.1f} days"
+        return (
+            f"{first['kind']} on {first['subject']} at {first['detected_at']} ({when} after), "
+            f"{first['statistic']} {first['value']:.3f} > {first['threshold']}"
+        )
+    if "by_kind_after_shift" in row:
+        return ", ".join(f"{k} {v}" for k, v in sorted(row["by_kind_after_shift"].items()))
+    if "drift_alerts_in_period" in row:
+        found = len(row["drift_alerts_in_period"])
+        return f"{found} drift alerts in the period, {row['alerts']} in all"
+    return ", ".join(f"{k}: {v}" for k, v in row.items() if k not in ("check", "passed"))
+
+
 @dataclass(frozen=True)
 class Column:
     field: str
@@ -419,6 +467,8 @@ TABLES: dict[str, Any] = {
     "backfill_bench": BACKFILL,
     "features_bench": PEER_TIMES,
     "handbook_peers": PEER_TIMES,
+    "fraud_monitoring_bench": fraud_monitoring_tables,
+    "monitoring_acceptance": acceptance_tables,
     "kafka_bench": kafka_tables,
     "broker_bench": broker_tables,
     "monitoring_bench": monitoring_tables,

@@ -49,6 +49,7 @@ from .features import (
 from .fraud_exports import export_decisions_file, export_features_file
 from .fraud_metrics import HANDBOOK_RESULTS, Evaluation, Protocol
 from .fraud_summary import summary
+from .monitoring import FraudMonitor, export_alerts
 
 DAY_MS = 86_400_000
 
@@ -145,14 +146,21 @@ def cards(label: Label, ctx: ss.Context) -> CompromisedCard | None:
     )
 
 
+def cards_and_monitor(label: Label, ctx: ss.Context) -> CompromisedCard | None:
+    """Each label also reaches the monitor, which joins it to its decision (issue #17)."""
+    MONITOR.observe_label(label, ctx)
+    return cards(label, ctx)
+
+
 DECIDE = Decide()
+MONITOR = FraudMonitor()  # drift and performance alerts → fraud.alerts (monitoring.py)
 app = ss.App("fraud")
 # ReplySink: each decision also names the request it answers, so a card-authorisation
 # caller (serving.request_reply.RequestReply) can wait for it.
 app.flow(transactions).batch(FEATURE_STAGE).stage("decide", DECIDE).sink(
     ReplySink("fraud.decisions")
-)
-app.flow(labels).stage("cards", cards).sink(ss.TopicSink("fraud.compromised-cards"))
+).sink(MONITOR)
+app.flow(labels).stage("cards", cards_and_monitor).sink(ss.TopicSink("fraud.compromised-cards"))
 
 
 _LAST_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999 in epoch microseconds
@@ -200,6 +208,7 @@ def configure(state_dir: Path) -> None:
     models in production there (call again after training to load the new ones)."""
     serving_setup.attach(FEATURE_STAGE, state_dir)
     DECIDE.cascade = serving_setup.load_cascade(state_dir)
+    MONITOR.configure(state_dir)  # the references of the models in production, if any
     # What is loaded by now (libraries, models) lives as long as the process: kept out of
     # the garbage collector's full passes, they cannot stall a decision for 100 ms.
     gc.collect()
@@ -248,7 +257,7 @@ application = ss.Application(
     ],
     derived_inputs=derived_inputs,
     configure=configure,
-    exports={"features": export_features, "decisions": export_decisions},
+    exports={"features": export_features, "decisions": export_decisions, "alerts": export_alerts},
     summary=summary,
     serving=serving,
     training=Training(train=train_on_replay, evaluate=score_live),

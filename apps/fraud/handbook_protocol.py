@@ -16,6 +16,7 @@ from streamsense.application import Session
 
 from .fraud_metrics import DAY_MS, HANDBOOK_RESULTS, Evaluation, Protocol, Scores, evaluate
 from .fraud_training import train
+from .monitoring_reference import save_references
 
 
 def train_on_replay(
@@ -44,7 +45,12 @@ def train_on_replay(
         f"{report.seconds:.1f} s: fraud-light v{report.light_version} and fraud-heavy "
         f"v{report.heavy_version} in production in {session.state_dir / 'models'}"
     )
-    session.configure()  # the pipeline now decides with the new models
+    # What monitoring compares the live pipeline with, kept with these versions (#17).
+    save_references(
+        session.broker, session.state_dir, model_inputs, protocol.train_start_ms,
+        protocol.train_end_ms, protocol.test_start_ms,
+    )  # fmt: skip
+    session.configure()  # the pipeline now decides with the new models, monitored
 
 
 def score_live(

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
+import pytest
 
 import streamsense as ss
 from streamsense.brokers import MemoryBroker, TopicConfig
@@ -139,3 +140,29 @@ def test_missing_or_non_numeric_values_count_as_missing() -> None:
     assert sink.write(events, values) == []  # written again: not counted twice
     (alert,) = sink.close_windows()
     assert (alert.statistic, alert.value, alert.rows) == ("missing_rate", 0.75, 1)
+
+
+def test_decision_records_in_a_batch_are_read_as_their_rows_are() -> None:
+    profile = build_profile(
+        {"amount": [1.0, 2.0, 3.0, 4.0], "score": [0.1, 0.2, 0.3, 0.4]}, [0, 1, 2, 3], bins=2,
+        scores=["score"],
+    )  # fmt: skip
+    rule = AlertRule(kind="feature_drift", statistic="missing_rate", threshold=0.0)
+    records = [
+        ss.serving.DecisionRecord(
+            event_id=str(i), key="k", score=0.5, action="allow", tier="light", features=f
+        )
+        for i, f in enumerate([{"amount": 3.0}, {"amount": 1.0, "score": 9.0}, {}])
+    ]
+    by_batch = MonitorSink(profile, [rule], topic="alerts", window_ms=DAY_MS)
+    by_row = MonitorSink(profile, [rule], topic="alerts", window_ms=DAY_MS, row_of=decision_row)
+    by_row.row_of = lambda value: decision_row(value)  # not decision_row itself: row by row
+    events = [
+        ss.Event(key="k", event_time=i, payload=r, topic="t", partition=0, offset=i, ingest_time=0)
+        for i, r in enumerate(records)
+    ]
+    by_batch.write(events, records)
+    by_row.write(events, records)
+    (alert,) = by_batch.close_windows()
+    assert by_row.close_windows() == [alert]
+    assert (alert.subject, alert.value) == ("amount", pytest.approx(1 / 3))

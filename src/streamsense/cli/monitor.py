@@ -4,6 +4,7 @@
         --out profile.json [--registry .streamsense/models --model light --version 3]
     streamsense monitor drift live.parquet --time ts --profile profile.json --window 1d \\
         [--rules rules.yaml] --out alerts.jsonl
+    streamsense monitor status APP [--state-dir DIR]    # the alerts an app's monitoring raised
 
 Rules are a YAML (or JSON) list of mappings (monitoring.alerts.AlertRule's fields, with
 ``window`` and ``cooldown`` as durations); without ``--rules``, PSI above 0.1 (the usual
@@ -20,7 +21,17 @@ import msgspec
 import typer
 from rich.table import Table
 
-from streamsense.cli.common import console, fail
+from streamsense.cli.common import (
+    DEFAULT_STATE_DIR,
+    AppArgument,
+    BrokerOption,
+    StateDirOption,
+    connect,
+    console,
+    fail,
+)
+from streamsense.cli.monitor_status import alerts_topics, read_alerts, status_table
+from streamsense.cli.session import load_spec
 from streamsense.errors import StreamsenseError
 from streamsense.features.windows import to_ms
 from streamsense.monitoring import (
@@ -147,3 +158,23 @@ def _seasonality(name: str) -> Seasonality:
         if name == choice:
             return choice
     fail(f"--seasonality: one of {', '.join(SEASONALITIES)}")
+
+
+@monitor_app.command("status")
+def status_command(
+    app: AppArgument,
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    broker: BrokerOption = None,
+) -> None:
+    """The alerts an app's monitoring raised: per kind and subject, how many and the last."""
+    application = load_spec(app)
+    topics = alerts_topics(application.app)
+    if not topics:
+        fail(f"{application.name} has no monitoring sink (none offers an alerts_topic)")
+    target = connect(broker, state_dir)
+    try:
+        raised = read_alerts(target, topics)
+    finally:
+        target.close()
+    title = f"{application.name}: {len(raised):,} alerts in {', '.join(topics)}"
+    console.print(status_table(raised, title))

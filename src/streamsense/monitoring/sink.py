@@ -32,7 +32,7 @@ import numpy.typing as npt
 from streamsense.brokers.base import OutRecord, TopicConfig
 from streamsense.events import Event
 from streamsense.monitoring.alerts import Alert, AlertEvaluator, AlertRule, observations
-from streamsense.monitoring.drift import Column, DriftWindows
+from streamsense.monitoring.drift import MIN_SLOT_ROWS, Column, DriftWindows
 from streamsense.monitoring.profile import ReferenceProfile
 from streamsense.runtime.app import source_headers
 
@@ -67,14 +67,24 @@ class MonitorSink:
         window_ms: int,
         allowed_lateness_ms: int = 0,
         row_of: RowOf = decision_row,
+        min_slot_rows: int = MIN_SLOT_ROWS,
     ) -> None:
         self.topic = topic
-        self.windows = DriftWindows(profile, window_ms, allowed_lateness_ms=allowed_lateness_ms)
+        self.windows = DriftWindows(
+            profile,
+            window_ms,
+            allowed_lateness_ms=allowed_lateness_ms,
+            min_slot_rows=min_slot_rows,
+        )
         self.evaluator = AlertEvaluator(rules)
         self.row_of = row_of
         self._numeric = {c.name: c.numeric is not None for c in profile.columns}
         self._counted: dict[int, int] = {}  # partition -> last offset counted
         self._raised: dict[int, deque[tuple[int, OutRecord]]] = {}
+
+    @property
+    def alerts_topic(self) -> str:
+        return self.topic
 
     def topic_configs(self, partitions: int) -> dict[str, TopicConfig]:
         return {self.topic: TopicConfig(1)}
@@ -122,15 +132,16 @@ class MonitorSink:
         return columns
 
     def _field_reader(self, values: Sequence[Any]) -> Callable[[str], list[object]]:
-        """Reads a column from the batch. Plain structs (not decision records) are read by
-        attribute, skipping a dict per row: most of the sink's own cost otherwise."""
+        """Reads a column from the batch. Structs are read by attribute (a decision record's
+        features from its ``features`` mapping, its score as ``score``), skipping a dict per
+        row: most of the sink's own cost otherwise."""
         first = values[0]
-        if (
-            self.row_of is decision_row
-            and isinstance(first, msgspec.Struct)
-            and not hasattr(first, "features")
-        ):
-            return lambda name: [getattr(v, name, None) for v in values]
+        if self.row_of is decision_row and isinstance(first, msgspec.Struct):
+            features = getattr(first, "features", None)
+            if isinstance(features, dict) and all(isinstance(v, msgspec.Struct) for v in values):
+                return _decision_field(values)
+            if features is None:
+                return lambda name: [getattr(v, name, None) for v in values]
         rows = [self.row_of(v) for v in values]
         return lambda name: [row.get(name) for row in rows]
 
@@ -141,6 +152,19 @@ class MonitorSink:
             f"{alert.kind}/{alert.subject}".encode(),
             headers=source_headers(event),
         )
+
+
+def _decision_field(values: Sequence[Any]) -> Callable[[str], list[object]]:
+    """Columns of decision records, as ``decision_row`` reads them (the score wins over a
+    feature of that name)."""
+    features = [v.features if isinstance(v.features, dict) else {} for v in values]
+
+    def field(name: str) -> list[object]:
+        if name == "score":
+            return [getattr(v, "score", None) for v in values]
+        return [f.get(name) for f in features]
+
+    return field
 
 
 def _numbers(values: list[object]) -> npt.NDArray[np.float64]:
