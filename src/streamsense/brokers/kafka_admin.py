@@ -109,7 +109,10 @@ class KafkaAdmin:
         self._wait_for(f"topic {name!r} to be ready", lambda: self._ready(name, config.partitions))
 
     def _check_existing(self, name: str, config: TopicConfig) -> None:
-        """A topic made by someone else must still hold what streamsense writes to it."""
+        """A topic made by someone else must still hold what streamsense writes to it. One
+        made a moment ago (by another worker starting beside this one) may not be known to
+        every broker yet: it is waited for, as for a topic this admin created."""
+        self._wait_for(f"topic {name!r} to be known", lambda: self._known(name))
         resource = ConfigResource(ResourceType.TOPIC, name)
         configs = self._admin.describe_configs([resource], request_timeout=REQUEST_TIMEOUT_S)
         try:
@@ -282,6 +285,14 @@ class KafkaAdmin:
             return False
         leaders = [p.leader for p in found.partitions.values()]
         return len(leaders) == partitions and all(leader >= 0 for leader in leaders)
+
+    def _known(self, name: str) -> bool:
+        """The topic's metadata is served with a leader for every partition it has."""
+        try:
+            found = self._metadata(name)
+        except TopicNotFound:
+            return False
+        return bool(found.partitions) and all(p.leader >= 0 for p in found.partitions.values())
 
     @staticmethod
     def _wait_for(what: str, done: Callable[[], bool]) -> None:
