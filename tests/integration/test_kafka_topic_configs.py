@@ -5,6 +5,7 @@ large record or the first restore."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -81,3 +82,31 @@ def test_an_existing_topic_that_holds_the_records_is_accepted(
     name = unique("made-before")
     kafka.create_topic(f"{name}.counts", TopicConfig(2), exist_ok=False)
     Worker(_app(name), kafka).ensure_topics()  # no error: created as streamsense would
+
+
+def test_workers_starting_at_once_both_find_their_topics(
+    kafka: KafkaBroker, kafka_bootstrap: str, unique: Names
+) -> None:
+    # Two workers of one group start together: one creates each topic, the other learns it
+    # already exists and checks its settings, possibly before the topic is known to the
+    # broker that answers. Both must come up (one died on UNKNOWN_TOPIC_OR_PART before).
+    for attempt in range(5):
+        app = _app(unique(f"together{attempt}"))
+        second = KafkaBroker(kafka_bootstrap)
+        errors: list[BaseException] = []
+
+        def start(
+            broker: KafkaBroker, app: ss.App = app, errors: list[BaseException] = errors
+        ) -> None:
+            try:
+                Worker(app, broker).ensure_topics()
+            except BaseException as error:  # reported below, with the attempt
+                errors.append(error)
+
+        threads = [threading.Thread(target=start, args=(b,)) for b in (kafka, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        second.close()
+        assert errors == [], f"attempt {attempt}: {errors}"
