@@ -456,7 +456,21 @@ def recs_tables(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+STATE_RESTORE = Layout(
+    by=("broker",),
+    columns=(
+        Column("keys", "keys"),
+        Column("records", "records"),
+        Column("state_mb", "MB", ".1f"),
+        Column("read_s", "read s", ".1f"),
+        Column("restore_s", "read + rebuild s", ".1f"),
+        Column("keys_per_s", "keys/s"),
+        Column("peak_rss_mb", "peak RSS added MB"),
+    ),
+)
+
 TABLES: dict[str, Any] = {
+    "state_restore_bench": STATE_RESTORE,
     "recs_bench": recs_tables,
     "recs_http_bench": recs_http_tables,
     "http_bench": http_tables,

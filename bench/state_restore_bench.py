@@ -8,7 +8,8 @@ day), its state written as one changelog write to the embedded broker (and to Ka
 ``--kafka`` is given). Timed, each restore in a fresh process (so its peak memory is its
 own): reading the changelog to its end, rebuilding the engine's buffers and the sweep that
 follows. Checked: the restored engine reads the same features as the writer for a sample
-of keys. Prints one JSON line per broker and keeps it under bench/results/.
+of keys. Prints one JSON line per broker and keeps them under bench/results/ (one results
+file, a row per broker).
 """
 
 from __future__ import annotations
@@ -16,20 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "bench")]
 
 import streamsense as ss  # noqa: E402
 from streamsense import features as F  # noqa: E402
@@ -101,13 +99,9 @@ def restore(url: str, expected_file: Path) -> dict[str, float]:
     return {"keys": keys, "read_s": read_s, "restore_s": total_s, "peak_rss_mb": peak_mb}
 
 
-def machine() -> str:
-    with open("/proc/cpuinfo") as info:
-        models = [line.split(":", 1)[1].strip() for line in info if "model name" in line]
-    return f"{os.cpu_count()} cores ({models[0] if models else platform.processor()})"
-
-
 def main() -> None:
+    from results import render, save_results
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--kafka", help="also measure on this Kafka bootstrap address")
@@ -129,6 +123,7 @@ def main() -> None:
         urls = [f"embedded://{tmp}/broker.db"]
         if args.kafka:
             urls.append(f"kafka://{args.kafka}")
+        rows = []
         for url in urls:
             records = write(url, meta, entries)
             command = [sys.executable, __file__, "--restore", url, str(expected_file)]
@@ -136,23 +131,18 @@ def main() -> None:
             sys.stderr.write(out.stderr)
             result = json.loads(out.stdout.strip().splitlines()[-1])
             result.update(
+                round=0,
                 broker=url.split("://")[0],
                 records=records,
                 state_mb=round(size / 1e6, 1),
                 keys_per_s=round(result["keys"] / result["restore_s"]),
-                machine=machine(),
-                date=datetime.now(UTC).isoformat(timespec="seconds"),
-                commit=subprocess.run(
-                    ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-                ).stdout.strip(),
             )
-            print(json.dumps(result))
-            results = Path(args.results)
-            results.mkdir(parents=True, exist_ok=True)
-            stamp = result["date"].replace(":", "")
-            (results / f"state_restore-{result['broker']}-{stamp}.json").write_text(
-                json.dumps(result, indent=1) + "\n"
-            )
+            print(json.dumps(result), flush=True)
+            rows.append(result)
+    settings = {"keys": args.keys, "kafka": bool(args.kafka)}
+    path = save_results(Path(args.results), "state_restore_bench", settings, rows)
+    print(f"raw results: {path}\n")
+    print(render(json.loads(path.read_text())))
 
 
 if __name__ == "__main__":
