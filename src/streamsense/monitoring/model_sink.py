@@ -16,7 +16,6 @@ in memory, as ``MonitorSink``'s is.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -27,7 +26,7 @@ from streamsense.events import Event
 from streamsense.monitoring.alerts import Alert, AlertEvaluator, Observation
 from streamsense.monitoring.estimate import EstimatedPerformance
 from streamsense.monitoring.performance import PerformanceWindows
-from streamsense.monitoring.sink import KEPT_ALERTS, MonitorSink
+from streamsense.monitoring.sink import CountedBatches, MonitorSink
 from streamsense.runtime.app import Context, source_headers
 
 T = TypeVar("T")
@@ -54,9 +53,8 @@ class ModelMonitorSink:
         self.estimate = estimate
         self.evaluator = evaluator
         self.decision_of = decision_of
-        self._counted: dict[int, int] = {}  # partition -> last decision offset counted
+        self._batches = CountedBatches()
         self._labels_counted: dict[int, int] = {}
-        self._raised: dict[int, deque[tuple[int, OutRecord]]] = {}
 
     @property
     def alerts_topic(self) -> str:
@@ -69,19 +67,17 @@ class ModelMonitorSink:
         records = self.drift.write(events, values) if self.drift is not None else []
         if (self.performance is None and self.estimate is None) or not events:
             return records
-        partition, counted = events[0].partition, self._counted.get(events[0].partition, -1)
-        raised = self._raised.setdefault(partition, deque(maxlen=KEPT_ALERTS))
-        # A batch written again returns the alerts it raised the first time (see sink.py).
-        records += [r for offset, r in raised if events[0].offset <= offset <= counted]
-        fresh = [(e, v) for e, v in zip(events, values, strict=True) if e.offset > counted]
+        again, first_new = self._batches.split(events)
+        records += again  # a batch written again returns the alerts it raised the first time
+        fresh = list(zip(events[first_new:], values[first_new:], strict=True))
         if not fresh:
             return records
-        self._counted[partition] = fresh[-1][0].offset
-        for alert in self.evaluator.evaluate(self._observe(fresh)):
-            record = self._record(alert, fresh[-1][0])
-            raised.append((fresh[-1][0].offset, record))
-            records.append(record)
-        return records
+        last = fresh[-1][0]
+        raised = [
+            self._record(alert, last) for alert in self.evaluator.evaluate(self._observe(fresh))
+        ]
+        self._batches.counted(last, raised)
+        return records + raised
 
     def _observe(self, fresh: list[tuple[Event[Any], Any]]) -> list[Observation]:
         """The batch's decisions into the windows; what the windows that closed observed."""

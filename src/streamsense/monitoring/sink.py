@@ -40,6 +40,34 @@ RowOf = Callable[[Any], Mapping[str, object]]
 KEPT_ALERTS = 1_024  # per partition, for batches written again
 
 
+class CountedBatches:
+    """What a sink needs to take a batch written again (a retried commit) without counting it
+    twice: per partition, the last offset counted and the alert records raised with the
+    offsets that raised them, so the batch's alerts come back as they were the first time."""
+
+    def __init__(self) -> None:
+        self._counted: dict[int, int] = {}
+        self._raised: dict[int, deque[tuple[int, OutRecord]]] = {}
+
+    def split(self, events: Sequence[Event[Any]]) -> tuple[list[OutRecord], int]:
+        """The records raised before by this batch's counted events, and the index of its
+        first event not counted yet (``len(events)`` when all were)."""
+        partition = events[0].partition
+        counted = self._counted.get(partition, -1)
+        first = events[0].offset
+        again = [r for offset, r in self._raised.get(partition, ()) if first <= offset <= counted]
+        fresh = 0
+        while fresh < len(events) and events[fresh].offset <= counted:
+            fresh += 1
+        return again, fresh
+
+    def counted(self, last: Event[Any], raised: Sequence[OutRecord]) -> None:
+        """Events up to ``last`` are counted; ``raised`` are the records they raised."""
+        self._counted[last.partition] = last.offset
+        kept = self._raised.setdefault(last.partition, deque(maxlen=KEPT_ALERTS))
+        kept.extend((last.offset, record) for record in raised)
+
+
 def decision_row(value: Any) -> Mapping[str, object]:
     """A decision record's features and score; any other JSON object as it is."""
     if isinstance(value, msgspec.Struct):
@@ -79,8 +107,7 @@ class MonitorSink:
         self.evaluator = AlertEvaluator(rules)
         self.row_of = row_of
         self._numeric = {c.name: c.numeric is not None for c in profile.columns}
-        self._counted: dict[int, int] = {}  # partition -> last offset counted
-        self._raised: dict[int, deque[tuple[int, OutRecord]]] = {}
+        self._batches = CountedBatches()
 
     @property
     def alerts_topic(self) -> str:
@@ -93,35 +120,21 @@ class MonitorSink:
         """One partition's batch, in offset order (the worker's contract for sinks)."""
         if not events:
             return []
-        partition = events[0].partition
-        counted = self._counted.get(partition, -1)
-        records = self._written_before(partition, events[0].offset, counted)
-        first_new = 0
-        while first_new < len(events) and events[first_new].offset <= counted:
-            first_new += 1
+        records, first_new = self._batches.split(events)
         if first_new == len(events):
             return records
         events, values = events[first_new:], values[first_new:]
         last = events[-1]
-        self._counted[partition] = last.offset
         times = np.fromiter((e.event_time for e in events), np.int64, len(events))
         columns = self._columns(values)
         alerts = self.evaluator.evaluate(observations(self.windows.update(columns, times)))
-        raised = self._raised.setdefault(partition, deque(maxlen=KEPT_ALERTS))
-        for alert in alerts:
-            record = self._record(alert, last)
-            raised.append((last.offset, record))
-            records.append(record)
-        return records
+        raised = [self._record(alert, last) for alert in alerts]
+        self._batches.counted(last, raised)
+        return records + raised
 
     def close_windows(self) -> list[Alert]:
         """Close the open windows (the end of a replay) and return what they raise."""
         return self.evaluator.evaluate(observations(self.windows.flush()))
-
-    def _written_before(self, partition: int, first: int, counted: int) -> list[OutRecord]:
-        """Alert records raised with events from ``first`` on that were counted already."""
-        raised = self._raised.get(partition, ())
-        return [record for offset, record in raised if first <= offset <= counted]
 
     def _columns(self, values: Sequence[Any]) -> dict[str, Column]:
         field = self._field_reader(values)
