@@ -24,6 +24,7 @@ service exposes that registry on /metrics (``Serving.metrics_registry`` defaults
 from __future__ import annotations
 
 import logging
+import operator
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -202,10 +203,7 @@ class Cascade:
         rows: list[int],
     ) -> npt.NDArray[np.float64] | None:
         """One call of ``model`` under the tier's policy for ``rows``; None if it failed."""
-        names = model.features
-        matrix = np.array(
-            [[float(candidates[i].values[name]) for name in names] for i in rows], np.float32
-        )
+        matrix = _matrix(model.features, candidates, rows)
         outcome = self._policies[tier].call(model.predict_proba, matrix)
         budget = self.config.light_budget_ms if tier == "light" else self.config.heavy_budget_ms
         over_budget = outcome.latency_ms > budget * len(rows)
@@ -243,6 +241,20 @@ class Candidate:
     key: str
     values: Mapping[str, Any]
     feature_age_ms: int = 0
+
+
+def _matrix(
+    names: Sequence[str], candidates: Sequence[Candidate], rows: list[int]
+) -> npt.NDArray[np.float32]:
+    """The model's inputs of ``rows``, one row each: each value as a Python float (exact
+    for the counts and amounts features hold), then float32, as the model takes them."""
+    cells: list[Any]
+    if len(names) < 2:  # itemgetter of one name gives the value, not a tuple
+        cells = [[candidates[i].values[name] for name in names] for i in rows]
+    else:
+        pick = operator.itemgetter(*names)
+        cells = [pick(candidates[i].values) for i in rows]
+    return np.array(cells, np.float64).reshape(len(rows), len(names)).astype(np.float32)
 
 
 def _record(candidate: Candidate) -> DecisionRecord:
