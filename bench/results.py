@@ -469,7 +469,20 @@ STATE_RESTORE = Layout(
     ),
 )
 
+FRAUD_REPLAY = Layout(
+    by=("code",),
+    columns=(
+        Column("events_per_s", "events/s"),
+        Column("payments_per_s", "payments/s"),
+        Column("cpu_s", "CPU s", ".1f"),
+        Column("peak_rss_mib", "peak RSS MiB"),
+        Column("broker_mib", "broker file MiB"),
+    ),
+    ratios=(Ratio("events_per_s", "code", "this commit"),),
+)
+
 TABLES: dict[str, Any] = {
+    "fraud_replay_bench": FRAUD_REPLAY,
     "state_restore_bench": STATE_RESTORE,
     "recs_bench": recs_tables,
     "recs_http_bench": recs_http_tables,
