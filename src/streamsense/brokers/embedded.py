@@ -19,8 +19,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import msgspec
-
 from streamsense.brokers import embedded_schema as schema
 from streamsense.brokers.base import (
     PartitionInfo,
@@ -32,6 +30,7 @@ from streamsense.brokers.base import (
     TopicPartition,
     Transaction,
 )
+from streamsense.brokers.batch_codec import pack, unpack
 from streamsense.brokers.log import LogBroker
 from streamsense.clock import SYSTEM_CLOCK, Clock
 from streamsense.errors import BrokerUnavailable, ConfigError, FencedError, TopicNotFound
@@ -40,8 +39,6 @@ from streamsense.errors import BrokerUnavailable, ConfigError, FencedError, Topi
 # that a seek into the middle of a batch decodes little.
 MAX_BATCH_RECORDS = 1024
 
-_encode = msgspec.msgpack.Encoder().encode
-_decode_batch = msgspec.msgpack.Decoder(list[Record]).decode
 
 # Wakes consumers in this process as soon as a writer in this process commits; writers in
 # other processes are noticed through PRAGMA data_version.
@@ -158,10 +155,10 @@ class SqliteLog:
             batches = []
             for start in range(0, len(rows), MAX_BATCH_RECORDS):
                 chunk = rows[start : start + MAX_BATCH_RECORDS]
-                payload = _encode(chunk)
+                payload, size = pack(chunk)
                 max_ts = max(r[3] for r in chunk)
                 batches.append(
-                    (topic_id, partition, chunk[0][2], chunk[-1][2], max_ts, len(payload), payload)
+                    (topic_id, partition, chunk[0][2], chunk[-1][2], max_ts, size, payload)
                 )
             schema.insert_batches(conn, batches)
         schema.set_next_offset(conn, topic_id, partition, base + len(rows))
@@ -191,7 +188,7 @@ class SqliteLog:
                 wanted = 1 + (max_records - len(out)) // MAX_BATCH_RECORDS
                 rows = schema.read_batches(self._conn, topic_id, tp.partition, offset, wanted)
                 for (payload,) in rows:
-                    batch = _decode_batch(payload)
+                    batch = unpack(payload)
                     if batch[0].offset < offset:  # the batch holding the position
                         batch = batch[offset - batch[0].offset :]
                     out.extend(batch)
