@@ -1,0 +1,161 @@
+"""A disk that fills mid-replay (issue #21 point 4): `streamsense replay` of tests/apps/shop
+with its state dir (the embedded broker's log) on a small tmpfs, run as users run it.
+
+The replay stops with one line naming the file and saying that freeing space and running
+the command again helps (exit 1, no traceback); what it committed is whole (every output,
+changelog entry and ingest cursor matches the committed offsets: nothing half-applied);
+rerun on the still-full disk it stops the same way; once the disk is grown it finishes
+with the outputs of a replay on a roomy disk, each exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from streamsense.brokers import Broker, EmbeddedBroker, TopicPartition
+from streamsense.runtime.loader import load_app
+from streamsense.testing import drain_topic
+from tests.small_disk import SmallDisk, small_disk
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOP = str(ROOT / "tests" / "apps" / "shop")
+ENV = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
+CUSTOMERS, ORDERS = 500, 50_000  # a clean replay's log is ~18 MB
+SOURCES = ("shop.orders", "shop.customers", "shop.keyed")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    orders: Path
+    customers: Path
+
+
+@dataclass(frozen=True)
+class Outputs:
+    keyed: list[tuple[bytes | None, bytes | None, bytes]]  # key, value, source: sorted
+    joined: list[str]  # each joined order as JSON, sorted
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
+    module = load_app(SHOP).module
+    files = module.write_demo_files(tmp_path_factory.mktemp("shop"), CUSTOMERS, ORDERS)
+    return Inputs(files["orders"], files["customers"])
+
+
+@pytest.fixture(scope="module")
+def clean(inputs: Inputs, tmp_path_factory: pytest.TempPathFactory) -> Outputs:
+    """The outputs of a replay on a disk with room."""
+    state = tmp_path_factory.mktemp("clean")
+    done = replay(inputs, state)
+    assert done.returncode == 0, done.stderr
+    with EmbeddedBroker(state / "broker.db") as broker:
+        return outputs(broker)
+
+
+def replay(inputs: Inputs, state: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "streamsense", "replay", SHOP, "--orders",
+               str(inputs.orders), "--customers", str(inputs.customers),
+               "--state-dir", str(state)]  # fmt: skip
+    return subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=120)
+
+
+def outputs(broker: Broker) -> Outputs:
+    keyed = [(r.key, r.value, dict(r.headers)["source"]) for r in drain_topic(broker, "shop.keyed")]
+    joined = [
+        json.dumps(row, sort_keys=True)
+        for record in drain_topic(broker, "shop.joined")
+        for row in json.loads(record.value or b"[]")
+    ]
+    return Outputs(sorted(keyed), sorted(joined))
+
+
+def assert_one_line_disk_full(done: subprocess.CompletedProcess[str], disk: SmallDisk) -> None:
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"error: disk full: cannot write {disk.path}/state/broker.db"), lines
+    assert f"free space on {disk.path}" in lines[0], lines
+    assert "run the same command again" in lines[0], lines
+
+
+@dataclass(frozen=True)
+class Progress:
+    ingested: int  # orders in the log
+    committed: int  # orders the pipeline committed
+
+
+def committed_state_is_whole(path: Path) -> Progress:
+    """What the log holds matches its commits exactly: the ingest cursor counts the rows
+    in the topics; every output and changelog entry comes from an offset below the
+    committed one, and every committed source offset has its output, once."""
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    with EmbeddedBroker(path) as broker:
+        tps = [TopicPartition(t, p) for t in SOURCES for p in (0, 1)]
+        committed = {tp: offset or 0 for tp, offset in broker.committed("shop", tps).items()}
+        high = {tp: broker.describe_topic(tp.topic).partitions[tp.partition].high for tp in tps}
+        cursors = {int(r.value or b"0") for r in drain_topic(broker, "__streamsense.ingest")}
+        assert sum(high[TopicPartition("shop.orders", p)] for p in (0, 1)) in cursors | {0}
+        made = Counter(dict(r.headers)["source"] for r in drain_topic(broker, "shop.keyed"))
+        made += Counter(dict(r.headers)["source"] for r in drain_topic(broker, "shop.joined"))
+        assert max(made.values(), default=1) == 1, "an output written twice"
+        expected = {
+            f"{tp.topic}/{tp.partition}/{offset}".encode()
+            for tp in tps
+            if tp.topic != "shop.keyed"
+            for offset in range(committed[tp])
+        }
+        keyed_sources = {s for s in made if not s.startswith(b"shop.keyed/")}
+        assert keyed_sources == expected, "outputs do not match the committed offsets"
+        for source in made.keys() - keyed_sources:  # joins: from committed keyed records
+            _, partition, offset = source.decode().split("/")
+            assert int(offset) < committed[TopicPartition("shop.keyed", int(partition))]
+        for record in drain_topic(broker, "shop.join.changelog"):
+            upto = dict(record.headers).get("upto:shop.keyed")
+            assert (
+                upto is None
+                or int(upto) <= committed[TopicPartition("shop.keyed", record.partition)]
+            )
+        orders = [TopicPartition("shop.orders", p) for p in (0, 1)]
+        return Progress(sum(high[tp] for tp in orders), sum(committed[tp] for tp in orders))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(
+    ("size", "phase"),
+    # Sizes found by trying (SQLite's WAL grows in steps): 6 MiB fills while the orders
+    # are ingested, 14 MiB while the pipeline runs (about half of them committed).
+    [("6m", "ingest"), ("14m", "pipeline")],
+)
+def test_a_disk_that_fills_mid_replay_stops_it_whole_and_the_rerun_finishes_exactly_once(
+    inputs: Inputs, clean: Outputs, tmp_path: Path, size: str, phase: str
+) -> None:
+    with small_disk(tmp_path / "disk", size) as disk:
+        state = disk.path / "state"
+        assert_one_line_disk_full(replay(inputs, state), disk)
+        progress = committed_state_is_whole(state / "broker.db")
+        if phase == "ingest":
+            assert 0 < progress.ingested < ORDERS and progress.committed == 0, progress
+        else:
+            assert progress.ingested == ORDERS and 0 < progress.committed < ORDERS, progress
+        assert_one_line_disk_full(replay(inputs, state), disk)  # still full: same answer
+        assert committed_state_is_whole(state / "broker.db") == progress
+
+        disk.resize("64m")
+        done = replay(inputs, state)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"shop: {ORDERS} orders joined" in " ".join(done.stdout.split())
+        assert committed_state_is_whole(state / "broker.db") == Progress(ORDERS, ORDERS)
+        with EmbeddedBroker(state / "broker.db") as broker:
+            assert outputs(broker) == clean
