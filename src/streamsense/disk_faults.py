@@ -22,15 +22,14 @@ from pathlib import Path
 
 from streamsense.errors import StorageFault, StorageFull, StreamsenseError
 
-__all__ = ["disk_faults", "full_message", "storage_fault", "write_transaction"]
+__all__ = ["RERUN", "disk_faults", "storage_fault", "write_transaction"]
 
 _SQLITE_FULL = 13
 _SQLITE_IOERR = 10
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
-_RESUME = (
-    "nothing past the last commit was written; {fix} and run the same command again to"
-    " resume from it"
-)
+# The same advice for every fault: what the failed write left, and how to go on.
+RERUN = "run the command again (a replay or a worker resumes from its last commit)"
+_ROLLED_BACK = "the transaction was rolled back; "
 
 
 def storage_fault(error: BaseException, path: str) -> StorageFault | None:
@@ -39,32 +38,35 @@ def storage_fault(error: BaseException, path: str) -> StorageFault | None:
         code = getattr(error, "sqlite_errorcode", None)
         primary = None if code is None else code & 0xFF  # extended codes keep it low
         if primary == _SQLITE_FULL or "database or disk is full" in str(error):
-            return StorageFull(full_message(path, str(error)), where=path)
+            return StorageFull(_full_message(path, str(error), _ROLLED_BACK), where=path)
         if primary == _SQLITE_IOERR:
-            return _io_fault(path, str(error))
+            return _io_fault(path, str(error), _ROLLED_BACK)
         return None
     if isinstance(error, OSError):
         if error.errno in _FULL_ERRNOS:
-            return StorageFull(full_message(path, os.strerror(error.errno)), where=path)
+            detail = os.strerror(error.errno)
+            return StorageFull(_full_message(path, detail, ""), where=path)
         if error.errno == errno.EIO:
-            return _io_fault(path, os.strerror(error.errno))
+            return _io_fault(path, os.strerror(error.errno), "")
     return None
 
 
-def full_message(path: str, detail: str) -> str:
+def _full_message(path: str, detail: str, rolled_back: str) -> str:
     """Says which file found no room, how much its filesystem has left and what to do."""
     mount = _mount_point(Path(path))
     try:
         free = _size(shutil.disk_usage(mount).free)
     except OSError:
         free = "unknown space"
-    fix = _RESUME.format(fix=f"free space on {mount}")
-    return f"disk full: cannot write {path} ({detail}; {free} free on {mount}): {fix}"
+    return (
+        f"disk full: cannot write {path} ({detail}; {free} free on {mount}): {rolled_back}"
+        f"free space on {mount} and {RERUN}"
+    )
 
 
-def _io_fault(path: str, detail: str) -> StorageFault:
-    fix = _RESUME.format(fix="check the disk")
-    return StorageFault(f"I/O error writing {path} ({detail}): {fix}", where=path)
+def _io_fault(path: str, detail: str, rolled_back: str) -> StorageFault:
+    message = f"I/O error writing {path} ({detail}): {rolled_back}check the disk and {RERUN}"
+    return StorageFault(message, where=path)
 
 
 def _mount_point(path: Path) -> Path:

@@ -61,10 +61,10 @@ def clean(inputs: Inputs, tmp_path_factory: pytest.TempPathFactory) -> Outputs:
         return outputs(broker)
 
 
-def replay(inputs: Inputs, state: Path) -> subprocess.CompletedProcess[str]:
+def replay(inputs: Inputs, state: Path, *more: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "streamsense", "replay", SHOP, "--orders",
                str(inputs.orders), "--customers", str(inputs.customers),
-               "--state-dir", str(state)]  # fmt: skip
+               "--state-dir", str(state), *more]  # fmt: skip
     return subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=120)
 
 
@@ -85,7 +85,7 @@ def assert_one_line_disk_full(done: subprocess.CompletedProcess[str], disk: Smal
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith(f"error: disk full: cannot write {disk.path}/state/broker.db"), lines
     assert f"free space on {disk.path}" in lines[0], lines
-    assert "run the same command again" in lines[0], lines
+    assert "and run the command again" in lines[0], lines
 
 
 @dataclass(frozen=True)
@@ -159,3 +159,26 @@ def test_a_disk_that_fills_mid_replay_stops_it_whole_and_the_rerun_finishes_exac
         assert committed_state_is_whole(state / "broker.db") == Progress(ORDERS, ORDERS)
         with EmbeddedBroker(state / "broker.db") as broker:
             assert outputs(broker) == clean
+
+
+@pytest.mark.slow
+def test_an_export_to_a_full_disk_is_one_line_and_the_rerun_writes_it(
+    inputs: Inputs, clean: Outputs, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"  # the log has room; the export's disk has not
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        out = disk.path / "joined.jsonl"
+        failed = replay(inputs, state, "--export-joined", str(out))
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        assert "Traceback" not in failed.stdout + failed.stderr, failed.stderr
+        lines = [line for line in failed.stderr.splitlines() if line.strip()]
+        assert lines == [
+            f"error: disk full: cannot write {out} (No space left on device; 0 B free on "
+            f"{disk.path}): free space on {disk.path} and run the command again (a replay or "
+            "a worker resumes from its last commit)"
+        ]
+        disk.resize("16m")
+        done = replay(inputs, state, "--export-joined", str(out))
+        assert done.returncode == 0, done.stdout + done.stderr
+        rows = sorted(json.dumps(json.loads(line), sort_keys=True) for line in out.open())
+        assert rows == clean.joined

@@ -174,7 +174,7 @@ def test_a_full_online_store_disk_stops_the_replay_and_the_rerun_matches_a_clean
     total = len(clean.decisions)
     with small_disk(tmp_path / "disk", "4m") as disk:
         url = f"sqlite://{disk.path / 'online.db'}"
-        expected = (f"disk full: cannot write {disk.path}/online.db", "run the same command again")
+        expected = (f"disk full: cannot write {disk.path}/online.db", "and run the command again")
         assert_one_line(replay(clean.payments, state, url), *expected)
         committed = committed_is_in_store(state, url, clean.payments)
         assert 0 < committed < total, committed
@@ -216,7 +216,7 @@ def test_a_redis_refusing_writes_stops_the_replay_and_the_rerun_matches_a_clean_
         refused,
         f"online store {server.url} refuses writes (OOM command not allowed",
         "raise maxmemory",
-        "run the same command again",
+        "and run the command again",
     )
     committed = committed_is_in_store(state, server.url, clean.payments)
     assert 0 < committed < total, committed

@@ -42,6 +42,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from streamsense.clock import SYSTEM_CLOCK, Clock
+from streamsense.disk_faults import RERUN
 from streamsense.errors import RetryableError, StorageFull
 from streamsense.store.memory_online import check_view, expiry_ms
 from streamsense.store.online import OnlineRow, ViewKeys
@@ -117,8 +118,7 @@ def _store_errors(url: str) -> Iterator[None]:
     except OutOfMemoryError as error:
         raise StorageFull(
             f"online store {url} refuses writes (OOM {error}): it is at its maxmemory and"
-            " evicts nothing; free memory or raise maxmemory there and run the same command"
-            " again: it resumes from the last commit",
+            f" evicts nothing; free memory or raise maxmemory there and {RERUN}",
             where=url,
         ) from error
 
