@@ -42,7 +42,7 @@ ONLINE_STORE_ENV = "STREAMSENSE_ONLINE_STORE"
 TRANSACTIONS = TopicPartition("transactions", 0)
 # Small batches: many online writes, so the store fills part-way through the replay.
 BATCH = "50"
-WRITES_BEFORE_FULL = 50  # of Redis's, two per batch (a customer and a terminal view)
+WRITES_BEFORE_FULL = 30  # of Redis's, two per batch (a customer and a terminal view)
 
 Decisions = dict[str, tuple[Any, ...]]  # event id → score, action, tier, features
 OnlineValues = dict[str, dict[str, tuple[int, dict[str, float | int]]]]  # view → key → row
