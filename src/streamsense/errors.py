@@ -52,10 +52,10 @@ class BrokerUnavailable(RetryableError):
 
 
 class StorageFault(RetryableError):
-    """A disk or store failed a write (an I/O error). The write was rolled back whole, so
-    nothing past the last commit exists; running the same command again once the cause is
-    fixed resumes from there. Retryable, but a worker stops on it rather than pausing and
-    retrying: unlike a busy lock or a restarting server it seldom clears by itself (see
+    """A disk or store failed a write (an I/O error). What the last commit left is intact
+    (a SQLite transaction is rolled back whole); running the command again once the cause
+    is fixed resumes from there. Retryable, but a worker stops on it rather than pausing
+    and retrying: unlike a busy lock or a restarting server it seldom clears by itself (see
     docs/reliability.md, "Disk full and I/O faults"). ``where`` names the file or store."""
 
     def __init__(self, message: str, *, where: str) -> None:

@@ -19,8 +19,8 @@ like the others.
 A decision waits on the reads, so the client fails fast: a stopped server refuses the
 connection at once, a hung one is given up after ``socket_timeout`` (connecting after
 ``connect_timeout``), and either raises ``RetryableError`` for the caller's breaker and
-fallback to act on. The client does not back off and retry by itself (that would hide
-the failure from the breaker for seconds); it makes one immediate second attempt on a fresh
+fallback to act on. The client does not back off and retry by itself (that would hide the
+failure from the breaker for seconds); it makes one immediate second attempt on a fresh
 connection, which is what a pooled connection broken by a server restart needs: the store
 reconnects by itself once the server is back. A server at its ``maxmemory`` under
 ``noeviction`` refuses writes with OOM (reads still work): ``StorageFull``.
@@ -110,7 +110,7 @@ def _glob_escape(text: str) -> str:
 def _store_errors(url: str) -> Iterator[None]:
     """A server down or hung: RetryableError (the worker pauses and retries, a reader's
     breaker and fallback act). A server at its ``maxmemory`` that evicts nothing refuses
-    writes with OOM: StorageFull (the worker stops; that does not clear by itself)."""
+    writes with OOM: StorageFull (the worker stops; that seldom clears by itself)."""
     try:
         yield
     except (RedisConnectionError, RedisTimeoutError) as error:
