@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 from collections import Counter
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def committed_state_is_whole(path: Path) -> Progress:
     """What the log holds matches its commits exactly: the ingest cursor counts the rows
     in the topics; every output and changelog entry comes from an offset below the
     committed one, and every committed source offset has its output, once."""
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     with EmbeddedBroker(path) as broker:
         tps = [TopicPartition(t, p) for t in SOURCES for p in (0, 1)]
