@@ -27,6 +27,10 @@ class SmallDisk:
     def free(self) -> int:
         return shutil.disk_usage(self.path).free
 
+    @property
+    def used(self) -> int:
+        return shutil.disk_usage(self.path).used
+
 
 @contextmanager
 def small_disk(path: Path, size: str) -> Iterator[SmallDisk]:

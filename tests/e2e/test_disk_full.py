@@ -1,5 +1,6 @@
-"""A disk that fills mid-replay (issue #21 point 4): `streamsense replay` of tests/apps/shop
-with its state dir (the embedded broker's log) on a small tmpfs, run as users run it.
+"""A disk that fills mid-replay (issue #21 point 4): `streamsense replay` (and `run`) of
+tests/apps/shop with its state dir (the embedded broker's log) on a small tmpfs, run as
+users run it.
 
 The replay stops with one line naming the file and saying that freeing space and running
 the command again helps (exit 1, no traceback); what it committed is whole (every output,
@@ -11,17 +12,20 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections import Counter
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from streamsense.brokers import Broker, EmbeddedBroker, TopicPartition
+from streamsense.brokers import Broker, EmbeddedBroker, TopicConfig, TopicPartition
 from streamsense.runtime.loader import load_app
 from streamsense.testing import drain_topic
 from tests.small_disk import SmallDisk, small_disk
@@ -31,6 +35,7 @@ SHOP = str(ROOT / "tests" / "apps" / "shop")
 ENV = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
 CUSTOMERS, ORDERS = 500, 50_000  # a clean replay's log is ~18 MB
 SOURCES = ("shop.orders", "shop.customers", "shop.keyed")
+CURSORS = "__streamsense.ingest"
 
 
 @dataclass(frozen=True)
@@ -105,8 +110,9 @@ def committed_state_is_whole(path: Path) -> Progress:
         tps = [TopicPartition(t, p) for t in SOURCES for p in (0, 1)]
         committed = {tp: offset or 0 for tp, offset in broker.committed("shop", tps).items()}
         high = {tp: broker.describe_topic(tp.topic).partitions[tp.partition].high for tp in tps}
-        cursors = {int(r.value or b"0") for r in drain_topic(broker, "__streamsense.ingest")}
-        assert sum(high[TopicPartition("shop.orders", p)] for p in (0, 1)) in cursors | {0}
+        if CURSORS in broker.list_topics():  # a replay's ingest (not `produce`)
+            cursors = {int(r.value or b"0") for r in drain_topic(broker, CURSORS)}
+            assert sum(high[TopicPartition("shop.orders", p)] for p in (0, 1)) in cursors | {0}
         made = Counter(dict(r.headers)["source"] for r in drain_topic(broker, "shop.keyed"))
         made += Counter(dict(r.headers)["source"] for r in drain_topic(broker, "shop.joined"))
         assert max(made.values(), default=1) == 1, "an output written twice"
@@ -183,3 +189,65 @@ def test_an_export_to_a_full_disk_is_one_line_and_the_rerun_writes_it(
         assert done.returncode == 0, done.stdout + done.stderr
         rows = sorted(json.dumps(json.loads(line), sort_keys=True) for line in out.open())
         assert rows == clean.joined
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_disk_that_fills_under_run_stops_the_worker_and_its_restart_catches_up(
+    inputs: Inputs, clean: Outputs, tmp_path: Path
+) -> None:
+    """`streamsense run`: a member of its group (a lease written as it polls; its leave as
+    it stops may find the disk full too, and then its restart waits out that lease, as
+    after a crash), not a replay owning every partition."""
+    with small_disk(tmp_path / "disk", "64m") as disk:
+        state = disk.path / "state"
+        produce(state / "broker.db", inputs)
+        disk.resize(f"{(disk.used + 4 * 2**20) // 1024}k")  # room for about a third
+        with run_worker(state) as worker:
+            stdout, stderr = worker.communicate(timeout=120)
+        stopped = subprocess.CompletedProcess(worker.args, worker.returncode, stdout, stderr)
+        assert_one_line_disk_full(stopped, disk)
+        progress = committed_state_is_whole(state / "broker.db")
+        assert progress.ingested == ORDERS and 0 < progress.committed < ORDERS, progress
+
+        disk.resize("64m")
+        with run_worker(state) as worker:
+            deadline = time.monotonic() + 120
+            while committed_orders(state / "broker.db") < ORDERS:
+                assert worker.poll() is None and time.monotonic() < deadline, worker.returncode
+                time.sleep(0.5)
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=60) == 0
+        assert committed_state_is_whole(state / "broker.db") == Progress(ORDERS, ORDERS)
+        with EmbeddedBroker(state / "broker.db") as broker:
+            assert outputs(broker) == clean
+
+
+def committed_orders(path: Path) -> int:
+    orders = [TopicPartition("shop.orders", p) for p in (0, 1)]
+    with EmbeddedBroker(path) as broker:
+        return sum(offset or 0 for offset in broker.committed("shop", orders).values())
+
+
+def produce(path: Path, inputs: Inputs) -> None:
+    """The input files into their topics, as `streamsense produce --key user` would."""
+    with EmbeddedBroker(path) as broker, broker.producer() as producer:
+        for topic, file in (("shop.orders", inputs.orders), ("shop.customers", inputs.customers)):
+            broker.create_topic(topic, TopicConfig(2), exist_ok=False)
+            for line in file.read_bytes().splitlines():
+                producer.send(topic, line, json.loads(line)["user"].encode())
+
+
+@contextmanager
+def run_worker(state: Path) -> Iterator[subprocess.Popen[str]]:
+    """`streamsense run` of the shop in the background; killed if still running at the end
+    (a failed assertion), so the test never waits on it."""
+    command = [sys.executable, "-m", "streamsense", "run", SHOP, "--state-dir", str(state)]
+    with subprocess.Popen(
+        command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as worker:
+        try:
+            yield worker
+        finally:
+            if worker.poll() is None:
+                worker.kill()
