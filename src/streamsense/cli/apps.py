@@ -38,6 +38,7 @@ from streamsense.cli.session import (
     worker_config,
 )
 from streamsense.cli.time_range import TimeRange
+from streamsense.disk_faults import disk_faults
 from streamsense.errors import MissingExtra
 from streamsense.extras import Extra, require
 from streamsense.runtime.worker import WorkerStats
@@ -105,7 +106,8 @@ def replay(
         print_stats(stats, elapsed)
         _summarise(session, files)
         for name, (write, path) in exports.items():
-            rows = write(session.broker, path, window.start_ms, window.end_ms)
+            with disk_faults(str(path)):  # a full disk: one line naming the file
+                rows = write(session.broker, path, window.start_ms, window.end_ms)
             console.print(f"exported {rows:,} rows of {name} → {path}")
     if not dead_letters_within(stats, max_dead_letters, sorted(files)):
         raise typer.Exit(1)
