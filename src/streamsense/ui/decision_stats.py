@@ -1,0 +1,111 @@
+"""Running aggregates of decision records, kept in memory while the UI is open: counts by
+action and tier per time bucket, recent latencies per tier, the degraded share and the
+newest records. Folding is O(records read); nothing here ever rereads a topic."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from streamsense.brokers.base import Record
+
+BUCKET_MS = 5_000
+KEPT_BUCKETS = 240  # 20 minutes of 5-second buckets
+KEPT_LATENCIES = 4_096  # per tier
+KEPT_RECENT = 50
+
+_decode = msgspec.json.Decoder().decode
+
+
+@dataclass
+class Bucket:
+    actions: Counter[str] = field(default_factory=Counter)
+    tiers: Counter[str] = field(default_factory=Counter)
+    degraded: int = 0
+
+
+@dataclass
+class DecisionStats:
+    """Everything the decisions pages draw, folded from the records as they arrive."""
+
+    buckets: dict[int, Bucket] = field(default_factory=dict)
+    latencies: dict[str, deque[float]] = field(default_factory=dict)  # tier → total ms
+    stage_latencies: dict[str, deque[float]] = field(default_factory=dict)  # part → ms
+    recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=KEPT_RECENT))
+    seen: int = 0
+    degraded: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def fold(self, records: list[Record]) -> None:
+        for record in records:
+            try:
+                value = _decode(record.value or b"")
+            except msgspec.DecodeError:
+                continue
+            if isinstance(value, dict) and "action" in value and "tier" in value:
+                self._add(record.timestamp, value)
+
+    def _add(self, written_ms: int, decision: dict[str, Any]) -> None:
+        start = written_ms - written_ms % BUCKET_MS
+        bucket = self.buckets.get(start)
+        if bucket is None:
+            bucket = self.buckets[start] = Bucket()
+            while len(self.buckets) > KEPT_BUCKETS:
+                del self.buckets[min(self.buckets)]
+        action, tier = str(decision["action"]), str(decision["tier"])
+        bucket.actions[action] += 1
+        bucket.tiers[tier] += 1
+        self.seen += 1
+        if decision.get("degraded"):
+            bucket.degraded += 1
+            self.degraded += 1
+            self.reasons.update(str(r) for r in decision.get("degraded_reasons") or ())
+        latency = decision.get("latency_ms") or {}
+        if "total" in latency:
+            _kept(self.latencies, tier).append(float(latency["total"]))
+        for part, ms in latency.items():
+            _kept(self.stage_latencies, str(part)).append(float(ms))
+        self.recent.appendleft({"written_ms": written_ms, **decision})
+
+    def percentiles(self, by_stage: bool = False) -> dict[str, tuple[float, float, int]]:
+        """Per tier (or per latency part): p50, p99 in ms and how many latencies back it."""
+        source = self.stage_latencies if by_stage else self.latencies
+        return {name: (*_p50_p99(values), len(values)) for name, values in sorted(source.items())}
+
+    def series(self, by: str) -> tuple[list[str], list[list[float]]]:
+        """Decisions per second for each action (``by="actions"``) or tier, per bucket:
+        the names and uPlot's columns (times in seconds first)."""
+        starts = sorted(self.buckets)
+        names = sorted({n for s in starts for n in getattr(self.buckets[s], by)})
+        columns: list[list[float]] = [[s / 1000 for s in starts]]
+        for name in names:
+            columns.append(
+                [getattr(self.buckets[s], by)[name] / (BUCKET_MS / 1000) for s in starts]
+            )
+        return names, columns
+
+    def degraded_series(self) -> list[list[float]]:
+        starts = sorted(self.buckets)
+        shares = [
+            100.0 * self.buckets[s].degraded / max(1, sum(self.buckets[s].actions.values()))
+            for s in starts
+        ]
+        return [[s / 1000 for s in starts], shares]
+
+
+def _kept(table: dict[str, deque[float]], name: str) -> deque[float]:
+    found = table.get(name)
+    if found is None:
+        found = table[name] = deque(maxlen=KEPT_LATENCIES)
+    return found
+
+
+def _p50_p99(values: deque[float]) -> tuple[float, float]:
+    if not values:
+        return (0.0, 0.0)
+    p50, p99 = np.percentile(np.fromiter(values, float, len(values)), [50, 99])
+    return (float(p50), float(p99))

@@ -1,0 +1,84 @@
+"""Models & monitoring: the registry's versions and aliases, the alerts the app's
+monitoring raised (drift per feature over time is the value of each drift alert at the
+window end that raised it, by subject), and live performance alerts."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import msgspec
+
+from streamsense.errors import StreamsenseError
+from streamsense.monitoring.alerts import Alert
+from streamsense.serving.registry import ModelMetadata
+from streamsense.ui.context import UiContext
+from streamsense.ui.sampler import Sampler
+from streamsense.ui.series import Chart
+from streamsense.ui.tail import tail
+
+FIRST_ALERTS = 500  # alerts read back per topic when the page first opens
+_alert = msgspec.json.Decoder(Alert)
+
+
+@dataclass
+class ModelView:
+    name: str
+    versions: list[ModelMetadata]
+    aliases: dict[str, int]
+
+
+@dataclass
+class MonitoringView:
+    models: list[ModelView]
+    registry: str | None
+    alerts_topics: list[str]
+    alerts: list[Alert] = field(default_factory=list)  # newest first
+
+
+def models(context: UiContext, sampler: Sampler) -> MonitoringView:
+    found: list[ModelView] = []
+    registry = context.registry
+    if registry is not None and registry.root.is_dir():
+        listed = registry.list()
+        for name in sorted({m.name for m in listed}):
+            versions = [m for m in listed if m.name == name]
+            found.append(ModelView(name, versions, registry.aliases(name)))
+    return MonitoringView(
+        models=found,
+        registry=None if registry is None else str(registry.root),
+        alerts_topics=context.alerts_topics(),
+        alerts=alerts(context, sampler)[:50],
+    )
+
+
+def alerts(context: UiContext, sampler: Sampler) -> list[Alert]:
+    """The newest alerts: those the sampler followed, else a bounded tail of each topic."""
+    with sampler.lock:
+        records = list(sampler.alerts)
+    if not records:
+        for topic in context.existing(context.alerts_topics()):
+            try:
+                records += tail(context.broker, topic, FIRST_ALERTS)
+            except StreamsenseError:
+                continue
+    decoded: list[Alert] = []
+    for record in records:
+        try:
+            decoded.append(_alert.decode(record.value or b""))
+        except msgspec.DecodeError:
+            continue
+    decoded.sort(key=lambda a: a.detected_at_ms, reverse=True)
+    return decoded
+
+
+def drift_chart(context: UiContext, sampler: Sampler, kinds: tuple[str, ...]) -> Chart:
+    """Each subject's alert values over event time (alerts of ``kinds``)."""
+    chosen = [a for a in alerts(context, sampler) if a.kind in kinds]
+    times = sorted({a.detected_at_ms / 1000 for a in chosen})
+    by_subject: dict[str, dict[float, float]] = defaultdict(dict)
+    for a in chosen:
+        by_subject[a.subject][a.detected_at_ms / 1000] = a.value
+    names = sorted(by_subject)
+    columns: list[list[float | None]] = [[by_subject[n].get(t) for t in times] for n in names]
+    return Chart(names, [times, *columns], "statistic")

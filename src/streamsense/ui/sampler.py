@@ -1,0 +1,128 @@
+"""Samples the deployment while someone looks at the UI: every ``interval_s``, each known
+topic's end offsets and the app's committed offsets (lag and rates over time come from
+these), and the records new on the decision and alert topics since the last sample (read
+from where the previous sample stopped, at most ``FOLLOW_CAP`` per partition and sample).
+
+It runs only while pages are open: ``touch`` (each UI request) starts it, and it stops by
+itself once no request came for ``idle_s``, so a closed UI costs the pipeline nothing."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from streamsense.brokers.base import Record, TopicPartition
+from streamsense.errors import StreamsenseError
+from streamsense.ui.context import UiContext
+from streamsense.ui.decision_stats import DecisionStats
+from streamsense.ui.tail import read_range
+
+log = logging.getLogger(__name__)
+
+KEPT_SAMPLES = 600
+FOLLOW_CAP = 5_000  # records per partition and sample; behind by more: skip ahead
+FIRST_LOOK = 2_000  # records per partition read back when following starts
+
+
+@dataclass(frozen=True)
+class Sample:
+    at_s: float
+    highs: dict[TopicPartition, int]
+    committed: dict[TopicPartition, int | None]
+
+
+@dataclass
+class Follower:
+    """Reads what is new on some topics, sample after sample."""
+
+    topics: list[str]
+    positions: dict[TopicPartition, int] = field(default_factory=dict)
+
+    def new_records(self, context: UiContext, highs: dict[TopicPartition, int]) -> list[Record]:
+        got: list[Record] = []
+        for tp, high in highs.items():
+            if tp.topic not in self.topics:
+                continue
+            start = self.positions.get(tp, max(0, high - FIRST_LOOK))
+            start = max(start, high - FOLLOW_CAP)
+            if high > start:
+                got += read_range(context.broker, tp, start, high)
+            self.positions[tp] = high
+        got.sort(key=lambda r: (r.timestamp, r.offset))
+        return got
+
+
+class Sampler:
+    def __init__(self, context: UiContext, interval_s: float = 1.0, idle_s: float = 60.0) -> None:
+        self.context = context
+        self.interval_s, self.idle_s = interval_s, idle_s
+        self.samples: deque[Sample] = deque(maxlen=KEPT_SAMPLES)
+        self.decisions = DecisionStats()
+        self.alerts: deque[Record] = deque(maxlen=1_000)
+        self._decided = Follower([])
+        self._alerted = Follower([])
+        self.lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._last_touch = 0.0
+        self._stop = threading.Event()
+
+    def touch(self) -> None:
+        """A page was asked for: sample (now, if not running) and keep sampling."""
+        with self.lock:
+            self._last_touch = time.monotonic()
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="ui-sampler", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def sample_once(self) -> Sample:
+        """One sample, taken now (the thread calls it; tests may too)."""
+        context = self.context
+        self._decided.topics = context.decision_topics()
+        self._alerted.topics = context.alerts_topics()
+        watched = _unique(
+            context.source_topics() + context.sink_topics() + context.dead_letter_topics()
+            + self._decided.topics + self._alerted.topics
+        )  # fmt: skip
+        highs: dict[TopicPartition, int] = {}
+        for topic in context.existing(watched):
+            for part in context.broker.describe_topic(topic).partitions:
+                highs[TopicPartition(topic, part.partition)] = part.high
+        sources = [tp for tp in highs if tp.topic in set(context.source_topics())]
+        group = context.group
+        committed = context.broker.committed(group, sources) if group and sources else {}
+        sample = Sample(time.time(), highs, committed)
+        decided = self._decided.new_records(context, highs)
+        alerted = self._alerted.new_records(context, highs)
+        with self.lock:
+            self.samples.append(sample)
+            self.decisions.fold(decided)
+            self.alerts.extend(alerted)
+        return sample
+
+    def snapshot(self) -> list[Sample]:
+        with self.lock:
+            return list(self.samples)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if time.monotonic() - self._last_touch > self.idle_s:
+                return  # nobody is looking: stop (a request starts it again)
+            try:
+                self.sample_once()
+            except StreamsenseError as error:  # the broker may come back
+                log.warning("UI sample failed: %s", error)
+            self._stop.wait(self.interval_s)
+
+
+def _unique(topics: list[str]) -> list[str]:
+    return list(dict.fromkeys(topics))
