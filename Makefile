@@ -36,13 +36,21 @@ demo-recs: $(STAMP)
 # Everything: lint, strict typing, unit, contract, integration (real Kafka) and e2e tests,
 # and beside them (another process, its own Kafka and Redis) every benchmark and peer at
 # tiny sizes: a check that they still install and run, with no thresholds.
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck chromium
 	@$(MAKE) --no-print-directory bench-smoke > .bench-smoke.log 2>&1 & smoke=$$!; \
 	$(PY) -m pytest; tests=$$?; \
 	wait $$smoke; bench=$$?; \
 	if [ $$bench -ne 0 ]; then tail -60 .bench-smoke.log; fi; \
 	echo "bench smoke: exit $$bench (log: .bench-smoke.log); tests: exit $$tests"; \
 	test $$tests -eq 0 -a $$bench -eq 0
+
+# The UI's browser tests drive Debian's Chromium (tests/e2e/test_ui_browser.py): installed
+# from the distribution's packages when missing (as root, or with sudo), never downloaded.
+.PHONY: chromium
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests apps bench

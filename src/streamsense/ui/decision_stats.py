@@ -79,22 +79,33 @@ class DecisionStats:
     def series(self, by: str) -> tuple[list[str], list[list[float]]]:
         """Decisions per second for each action (``by="actions"``) or tier, per bucket:
         the names and uPlot's columns (times in seconds first)."""
-        starts = sorted(self.buckets)
-        names = sorted({n for s in starts for n in getattr(self.buckets[s], by)})
+        starts = self._starts()
+        names = sorted({n for b in self.buckets.values() for n in getattr(b, by)})
         columns: list[list[float]] = [[s / 1000 for s in starts]]
         for name in names:
-            columns.append(
-                [getattr(self.buckets[s], by)[name] / (BUCKET_MS / 1000) for s in starts]
-            )
+            columns.append([self._count(s, by, name) / (BUCKET_MS / 1000) for s in starts])
         return names, columns
 
     def degraded_series(self) -> list[list[float]]:
-        starts = sorted(self.buckets)
-        shares = [
-            100.0 * self.buckets[s].degraded / max(1, sum(self.buckets[s].actions.values()))
-            for s in starts
-        ]
+        starts = self._starts()
+        shares = []
+        for s in starts:
+            bucket = self.buckets.get(s)
+            total = sum(bucket.actions.values()) if bucket else 0
+            shares.append(100.0 * bucket.degraded / total if bucket and total else 0.0)
         return [[s / 1000 for s in starts], shares]
+
+    def _starts(self) -> list[int]:
+        """Every bucket from the oldest kept to the newest, quiet ones included (zeros)."""
+        if not self.buckets:
+            return []
+        newest = max(self.buckets)
+        oldest = max(min(self.buckets), newest - (KEPT_BUCKETS - 1) * BUCKET_MS)
+        return list(range(oldest, newest + 1, BUCKET_MS))
+
+    def _count(self, start: int, by: str, name: str) -> int:
+        bucket = self.buckets.get(start)
+        return 0 if bucket is None else int(getattr(bucket, by)[name])
 
 
 def _kept(table: dict[str, deque[float]], name: str) -> deque[float]:
