@@ -81,18 +81,26 @@ class Deployment:
 
 
 @contextmanager
-def ui_deployment(state_dir: Path) -> Iterator[Deployment]:
+def ui_deployment(
+    state_dir: Path, app: str = SHOP, env: dict[str, str] | None = None, feed: bool = True
+) -> Iterator[Deployment]:
+    """Serve and run ``app`` on ``state_dir``; with ``feed``, orders of the shop app are
+    posted all along (the deployment's ``producer``)."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "STREAMSENSE_API_KEY": API_KEY}
+    env = {
+        **os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "STREAMSENSE_API_KEY": API_KEY,
+        **(env or {}),
+    }  # fmt: skip
     state_dir.mkdir(parents=True, exist_ok=True)
     common = ["--state-dir", str(state_dir)]
-    serve = _start(["serve", SHOP, "--port", str(port), *common], env, state_dir / "serve.log")
-    worker = _start(["run", SHOP, *common], env, state_dir / "worker.log")
+    serve = _start(["serve", app, "--port", str(port), *common], env, state_dir / "serve.log")
+    worker = _start(["run", app, *common], env, state_dir / "worker.log")
     url = f"http://127.0.0.1:{port}"
     deployment = Deployment(url, state_dir, serve, worker, Producer(url))
     try:
         _wait_ready(deployment)
-        deployment.producer.start()
+        if feed:
+            deployment.producer.start()
         yield deployment
     finally:
         deployment.producer.stop()

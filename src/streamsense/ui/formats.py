@@ -19,6 +19,11 @@ def ms_time(value: int | None) -> str:
     return datetime.fromtimestamp(value / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def iso_ms(value: int) -> str:
+    """Epoch milliseconds as the ISO time a form field takes back."""
+    return datetime.fromtimestamp(value / 1000, UTC).isoformat(timespec="milliseconds")
+
+
 def age(seconds: float | None) -> str:
     if seconds is None:
         return "–"
@@ -28,4 +33,6 @@ def age(seconds: float | None) -> str:
     return f"{seconds:.1f} s"
 
 
-FILTERS: dict[str, Callable[..., Any]] = {"number": number, "ms_time": ms_time, "age": age}
+FILTERS: dict[str, Callable[..., Any]] = {
+    "number": number, "ms_time": ms_time, "iso_ms": iso_ms, "age": age,
+}  # fmt: skip

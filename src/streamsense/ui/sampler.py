@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 KEPT_SAMPLES = 600
 FOLLOW_CAP = 5_000  # records per partition and sample; behind by more: skip ahead
-FIRST_LOOK = 2_000  # records per partition read back when following starts
+FIRST_LOOK = 1_000  # records per partition read back when following starts
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,8 @@ class Sampler:
         self.alerts: deque[Record] = deque(maxlen=1_000)
         self._decided = Follower([])
         self._alerted = Follower([])
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # guards what pages read: samples, decisions, alerts
+        self._sampling = threading.Lock()  # one sample at a time (followers' positions)
         self._thread: threading.Thread | None = None
         self._last_touch = 0.0
         self._stop = threading.Event()
@@ -84,8 +85,21 @@ class Sampler:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
+    def latest(self, *, follow: bool = True) -> Sample:
+        """The newest sample, taken now if there is none yet (a page's first look); without
+        ``follow``, such a first sample reads offsets only (the thread reads the records)."""
+        with self._sampling:
+            with self.lock:
+                if self.samples:
+                    return self.samples[-1]
+            return self._sample(follow=follow)
+
     def sample_once(self) -> Sample:
         """One sample, taken now (the thread calls it; tests may too)."""
+        with self._sampling:
+            return self._sample()
+
+    def _sample(self, *, follow: bool = True) -> Sample:
         context = self.context
         self._decided.topics = context.decision_topics()
         self._alerted.topics = context.alerts_topics()
@@ -101,8 +115,8 @@ class Sampler:
         group = context.group
         committed = context.broker.committed(group, sources) if group and sources else {}
         sample = Sample(time.time(), highs, committed)
-        decided = self._decided.new_records(context, highs)
-        alerted = self._alerted.new_records(context, highs)
+        decided = self._decided.new_records(context, highs) if follow else []
+        alerted = self._alerted.new_records(context, highs) if follow else []
         with self.lock:
             self.samples.append(sample)
             self.decisions.fold(decided)

@@ -14,6 +14,7 @@ htmx, charts drawn by uPlot from JSON (both vendored in static/ with their licen
 from __future__ import annotations
 
 import logging
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote
@@ -43,10 +44,7 @@ def create_ui(
     context: UiContext, *, root: str = "/ui", sampler: Sampler | None = None
 ) -> Starlette:
     """The UI of ``context``; ``root`` is where it is mounted (links are built on it)."""
-    templates = Environment(
-        loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
-    )
-    templates.filters.update(formats.FILTERS)
+    templates = _templates()
     auth = UiAuth(context.api_key)
     sampled = sampler or Sampler(context)
     ui = _Ui(context, sampled, auth, templates, root.rstrip("/"))
@@ -64,6 +62,16 @@ def create_ui(
     app = Starlette(routes=routes)  # the sampler is a daemon thread: no shutdown hook
     app.state.sampler = sampled
     return app
+
+
+@cache
+def _templates() -> Environment:
+    """One environment per process: templates are compiled once, whatever the UIs."""
+    templates = Environment(
+        loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
+    )
+    templates.filters.update(formats.FILTERS)
+    return templates
 
 
 class _Ui:

@@ -13,6 +13,8 @@ from streamsense.ui.context import UiContext
 from streamsense.ui.sampler import Sampler
 from streamsense.ui.series import Chart
 
+SHOWN_RECENT = 12
+
 
 @dataclass
 class DecisionsView:
@@ -30,6 +32,7 @@ class DecisionsView:
 
 
 def decisions(context: UiContext, sampler: Sampler) -> DecisionsView:
+    sampler.latest()  # a first look at the decision topics if none was taken yet
     topics = context.decision_topics()
     breakers = {name: b.metrics() for name, b in context.breakers().items()}
     with sampler.lock:
@@ -41,7 +44,7 @@ def decisions(context: UiContext, sampler: Sampler) -> DecisionsView:
             reasons=dict(stats.reasons.most_common()),
             latencies=stats.percentiles(),
             breakers=breakers,
-            recent=list(stats.recent)[:20],
+            recent=list(stats.recent)[:SHOWN_RECENT],
         )
 
 

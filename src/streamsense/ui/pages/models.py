@@ -17,6 +17,8 @@ from streamsense.ui.sampler import Sampler
 from streamsense.ui.series import Chart
 from streamsense.ui.tail import tail
 
+CHART_SUBJECTS = 8
+SHOWN_ALERTS = 20
 FIRST_ALERTS = 500  # alerts read back per topic when the page first opens
 _alert = msgspec.json.Decoder(Alert)
 
@@ -48,7 +50,7 @@ def models(context: UiContext, sampler: Sampler) -> MonitoringView:
         models=found,
         registry=None if registry is None else str(registry.root),
         alerts_topics=context.alerts_topics(),
-        alerts=alerts(context, sampler)[:50],
+        alerts=alerts(context, sampler)[:SHOWN_ALERTS],
     )
 
 
@@ -73,8 +75,14 @@ def alerts(context: UiContext, sampler: Sampler) -> list[Alert]:
 
 
 def drift_chart(context: UiContext, sampler: Sampler, kinds: tuple[str, ...]) -> Chart:
-    """Each subject's alert values over event time (alerts of ``kinds``)."""
+    """Alert values over event time (alerts of ``kinds``), for the ``CHART_SUBJECTS``
+    subjects that reached the highest values (a chart of forty lines reads as none)."""
     chosen = [a for a in alerts(context, sampler) if a.kind in kinds]
+    highest: dict[str, float] = {}
+    for a in chosen:
+        highest[a.subject] = max(highest.get(a.subject, a.value), a.value)
+    kept = set(sorted(highest, key=lambda s: -highest[s])[:CHART_SUBJECTS])
+    chosen = [a for a in chosen if a.subject in kept]
     times = sorted({a.detected_at_ms / 1000 for a in chosen})
     by_subject: dict[str, dict[float, float]] = defaultdict(dict)
     for a in chosen:

@@ -35,7 +35,8 @@ class Overview:
 
 def overview(context: UiContext, sampler: Sampler) -> Overview:
     samples = sampler.snapshot()
-    newest = samples[-1] if samples else sampler.sample_once()
+    # A first sample of offsets only: the sampler thread reads the records.
+    newest = samples[-1] if samples else sampler.latest(follow=False)
     flows = [_flow(shape, newest, samples) for shape in context.flows()]
     with sampler.lock:
         latencies = sampler.decisions.percentiles(by_stage=True)
