@@ -6,6 +6,11 @@ worker is stopped and draining once it runs again, and the auth wall holds."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +19,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.e2e.ui_deployment import API_KEY, AUTH, Deployment, ui_deployment
+from tests.e2e.live_serve import free_port
+from tests.e2e.ui_deployment import API_KEY, AUTH, ROOT, SHOP, Deployment, ui_deployment
 
 pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")  # `make test` installs it when missing (make chromium)
@@ -29,12 +35,18 @@ class Watcher:
         self.problems: list[str] = []
         page.on("console", lambda m: self._console(m.type, m.text))
         page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
-        page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url} {r.failure}"))
+        page.on("requestfailed", lambda r: self._failed(r.url, r.failure or ""))
         page.on("response", lambda r: self._status(r.status, r.url))
 
     def _console(self, kind: str, text: str) -> None:
         if kind == "error":
             self.problems.append(f"console: {text}")
+
+    def _failed(self, url: str, failure: str) -> None:
+        # A poll still in flight when the test navigates away is cancelled by the browser
+        # (ERR_ABORTED): the page's own doing, not a failed request.
+        if "ERR_ABORTED" not in failure:
+            self.problems.append(f"failed: {url} {failure}")
 
     def _status(self, status: int, url: str) -> None:
         if status >= 400:
@@ -200,3 +212,33 @@ def _peak(page: Page, newest_lag: str) -> float:
 
 def _number(text: str) -> int:
     return int(text.replace(",", ""))
+
+
+def test_streamsense_ui_serves_a_running_deployment_alone(deployment: Deployment) -> None:
+    """`streamsense ui APP --state-dir D`: the same pages from another process."""
+    port = free_port()
+    command = [sys.executable, "-m", "streamsense", "ui", SHOP, "--port", str(port),
+               "--state-dir", str(deployment.state_dir)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "STREAMSENSE_API_KEY": API_KEY}
+    log = deployment.state_dir / "ui-alone.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        page = _first_answer(f"{url}/ui/streams", process, log)
+        assert page.status_code == 200 and "shop.orders" in page.text
+        assert httpx.get(f"{url}/ui/overview", timeout=10).status_code == 303  # no key: login
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def _first_answer(url: str, process: subprocess.Popen[bytes], log: Path) -> httpx.Response:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return httpx.get(url, headers=AUTH, timeout=10)
+        except httpx.TransportError:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.3)

@@ -19,6 +19,11 @@ def ms_time(value: int | None) -> str:
     return datetime.fromtimestamp(value / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def value(x: object) -> str:
+    """A feature value: floats to 6 significant digits (no float noise), the rest as is."""
+    return f"{x:.6g}" if isinstance(x, float) else str(x)
+
+
 def iso_ms(value: int) -> str:
     """Epoch milliseconds as the ISO time a form field takes back."""
     return datetime.fromtimestamp(value / 1000, UTC).isoformat(timespec="milliseconds")
@@ -34,5 +39,5 @@ def age(seconds: float | None) -> str:
 
 
 FILTERS: dict[str, Callable[..., Any]] = {
-    "number": number, "ms_time": ms_time, "iso_ms": iso_ms, "age": age,
+    "number": number, "ms_time": ms_time, "iso_ms": iso_ms, "age": age, "value": value,
 }  # fmt: skip
