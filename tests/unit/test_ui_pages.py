@@ -7,18 +7,22 @@ import time
 from pathlib import Path
 
 import msgspec
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 import streamsense as ss
 from streamsense.brokers.base import Record, TopicPartition
 from streamsense.errors import InvalidEvent
+from streamsense.monitoring.profile import build_profile
+from streamsense.monitoring.reference import save_reference
 from streamsense.serving.registry import ModelRegistry
 from streamsense.testing import MemoryBroker, drain_topic
 from streamsense.ui import UiContext, ui_context
 from streamsense.ui.actions import ActionError, perform
 from streamsense.ui.auth import COOKIE, UiAuth
 from streamsense.ui.decision_stats import BUCKET_MS, DecisionStats
+from streamsense.ui.live_drift import LiveDrift
 from streamsense.ui.pages import features, overview, streams
 from streamsense.ui.sampler import Sample, Sampler
 from streamsense.ui.series import rate
@@ -215,10 +219,33 @@ def test_every_page_renders_and_the_wall_holds(with_app: bool) -> None:
             assert answer.status_code == 200, (path, answer.text[:500])
             assert time.perf_counter() - started < 5
     assert client.get("/streams?topic=shop.orders&n=2", headers=headers).status_code == 200
-    for chart in ("throughput", "lag", "actions", "tiers", "degraded", "drift", "performance"):
+    for chart in ("throughput", "lag", "actions", "tiers", "degraded", "drift", "live-drift"):
         assert set(client.get(f"/api/chart/{chart}", headers=headers).json()) == {
             "names", "columns", "unit"
         }  # fmt: skip
     logged = client.post("/login", data={"key": "k", "next": "/streams"}, follow_redirects=False)
     assert logged.status_code == 303 and COOKIE in logged.cookies
     assert client.get("/overview/live").status_code == 200  # the cookie alone
+
+
+def test_live_drift_compares_new_decisions_with_the_production_reference(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(1)
+    registry = ModelRegistry(tmp_path / "models")
+    artifact = tmp_path / "m.pkl"
+    artifact.write_bytes(b"not run")
+    registry.register("m", artifact, "pickle", ["amount", "count"])
+    registry.set_alias("m", "production", 1)
+    columns = {"amount": rng.normal(50, 10, 5000), "count": rng.poisson(3, 5000).astype(float)}
+    save_reference(registry, "m", "production", build_profile(columns, np.arange(5000)))
+    drift = LiveDrift(registry)
+    shifted = [
+        {"score": 0.1, "features": {"amount": float(a) * 2.5, "count": float(c)}}
+        for a, c in zip(rng.normal(50, 10, 1000), rng.poisson(3, 1000), strict=True)
+    ]
+    drift.observe(shifted, now_s=0.0)
+    now = drift.current()
+    assert drift.model == "m v1" and len(drift.points) >= 4
+    assert now["amount"] > 1.0 and now["count"] < 0.1
+    assert LiveDrift(None).current() == {}

@@ -19,5 +19,6 @@ CHARTS: dict[str, Callable[[UiContext, Sampler], Chart]] = {
     "tiers": lambda c, s: decisions.by_chart(s, "tiers"),
     "degraded": lambda c, s: decisions.degraded_chart(s),
     "drift": lambda c, s: models.drift_chart(c, s, DRIFT_KINDS),
+    "live-drift": lambda c, s: models.live_drift_chart(s),
     "performance": lambda c, s: models.drift_chart(c, s, PERFORMANCE_KINDS),
 }

@@ -40,7 +40,9 @@ class DecisionStats:
     degraded: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
 
-    def fold(self, records: list[Record]) -> None:
+    def fold(self, records: list[Record]) -> list[dict[str, Any]]:
+        """Adds the decision records among ``records``; returns them decoded."""
+        added: list[dict[str, Any]] = []
         for record in records:
             try:
                 value = _decode(record.value or b"")
@@ -48,6 +50,8 @@ class DecisionStats:
                 continue
             if isinstance(value, dict) and "action" in value and "tier" in value:
                 self._add(record.timestamp, value)
+                added.append(value)
+        return added
 
     def _add(self, written_ms: int, decision: dict[str, Any]) -> None:
         start = written_ms - written_ms % BUCKET_MS

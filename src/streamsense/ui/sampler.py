@@ -18,6 +18,7 @@ from streamsense.brokers.base import Record, TopicPartition
 from streamsense.errors import StreamsenseError
 from streamsense.ui.context import UiContext
 from streamsense.ui.decision_stats import DecisionStats
+from streamsense.ui.live_drift import LiveDrift
 from streamsense.ui.tail import read_range
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class Sampler:
         self.interval_s, self.idle_s = interval_s, idle_s
         self.samples: deque[Sample] = deque(maxlen=KEPT_SAMPLES)
         self.decisions = DecisionStats()
+        self.drift = LiveDrift(context.registry)
         self.alerts: deque[Record] = deque(maxlen=1_000)
         self._decided = Follower([])
         self._alerted = Follower([])
@@ -119,7 +121,7 @@ class Sampler:
         alerted = self._alerted.new_records(context, highs) if follow else []
         with self.lock:
             self.samples.append(sample)
-            self.decisions.fold(decided)
+            self.drift.observe(self.decisions.fold(decided))
             self.alerts.extend(alerted)
         return sample
 

@@ -19,6 +19,7 @@ from streamsense.ui.tail import tail
 
 CHART_SUBJECTS = 8
 SHOWN_ALERTS = 20
+SHOWN_DRIFT = 15
 FIRST_ALERTS = 500  # alerts read back per topic when the page first opens
 _alert = msgspec.json.Decoder(Alert)
 
@@ -36,6 +37,8 @@ class MonitoringView:
     registry: str | None
     alerts_topics: list[str]
     alerts: list[Alert] = field(default_factory=list)  # newest first
+    drift_model: str = ""  # whose reference the live drift compares with ("": none)
+    drift_now: list[tuple[str, float]] = field(default_factory=list)  # highest first
 
 
 def models(context: UiContext, sampler: Sampler) -> MonitoringView:
@@ -46,12 +49,28 @@ def models(context: UiContext, sampler: Sampler) -> MonitoringView:
         for name in sorted({m.name for m in listed}):
             versions = [m for m in listed if m.name == name]
             found.append(ModelView(name, versions, registry.aliases(name)))
+    with sampler.lock:
+        drift_model, drift_now = sampler.drift.model, sampler.drift.current()
     return MonitoringView(
         models=found,
         registry=None if registry is None else str(registry.root),
         alerts_topics=context.alerts_topics(),
         alerts=alerts(context, sampler)[:SHOWN_ALERTS],
+        drift_model=drift_model,
+        drift_now=sorted(drift_now.items(), key=lambda kv: -kv[1])[:SHOWN_DRIFT],
     )
+
+
+def live_drift_chart(sampler: Sampler) -> Chart:
+    """PSI per column over time, for the ``CHART_SUBJECTS`` columns drifting most now."""
+    with sampler.lock:
+        points = list(sampler.drift.points)
+    if not points:
+        return Chart([], [[]], "PSI")
+    latest = points[-1][1]
+    names = sorted(latest, key=lambda n: -latest[n])[:CHART_SUBJECTS]
+    columns = [[point.get(name) for _, point in points] for name in names]
+    return Chart(names, [[at for at, _ in points], *columns], "PSI")
 
 
 def alerts(context: UiContext, sampler: Sampler) -> list[Alert]:
