@@ -249,3 +249,33 @@ def test_live_drift_compares_new_decisions_with_the_production_reference(
     assert drift.model == "m v1" and len(drift.points) >= 4
     assert now["amount"] > 1.0 and now["count"] < 0.1
     assert LiveDrift(None).current() == {}
+
+
+def test_features_page_verifies_served_vectors(tmp_path: Path) -> None:
+    from streamsense.brokers import EmbeddedBroker
+    from streamsense.runtime.worker import Worker
+    from tests.apps.counter import make_clicks
+    from tests.apps.windowed import FEATURES, clicks, emit
+
+    broker = EmbeddedBroker(tmp_path / "b.db")
+    app = ss.App("ui-features")
+    stage = ss.features.FeatureStage("features", FEATURES, idle_timeout_ms=None)
+    app.flow(clicks).batch(stage).stage("emit", emit).sink(ss.TopicSink("ui-features.out"))
+    worker = Worker(app, broker)
+    worker.ensure_topics()
+    with broker.producer() as producer:
+        for click in make_clicks(300, users=5):
+            out = clicks.to_record(click)
+            producer.send(out.topic, out.value, out.key)
+    worker.run(until_caught_up=True)
+    context = ui_context(broker, name="ui-features", app=app)
+    (shown,) = features.feature_stages(context)
+    assert shown.features == FEATURES.names and shown.newest_served_ms is not None
+    report, why = features.verify_stage(context, "features")
+    assert why == "" and report is not None and report.ok and report.sampled == 200
+    assert "not a feature stage" in features.verify_stage(context, "emit")[1]
+    ui = create_ui(context, root="/")
+    page = TestClient(ui).get("/features?verify=features")
+    ui.state.sampler.close()  # before the broker it reads
+    assert "200 served vectors checked" in page.text
+    broker.close()

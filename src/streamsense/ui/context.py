@@ -108,6 +108,20 @@ class UiContext:
             found[guard.breaker.name] = guard.breaker
         return found
 
+    def breaker_transitions(self) -> dict[str, dict[str, int]]:
+        """Per breaker, how often it went to each state (its Prometheus counter)."""
+        registry = None if self.serving is None else self.serving.metrics_registry
+        found: dict[str, dict[str, int]] = {}
+        for metric in [] if registry is None else registry.collect():
+            if metric.name != "streamsense_circuit_breaker_transitions":
+                continue
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    to = found.setdefault(sample.labels["breaker"], {})
+                    state = sample.labels["to_state"]
+                    to[state] = to.get(state, 0) + int(sample.value)
+        return found
+
     def existing(self, topics: list[str]) -> list[str]:
         known = set(self.broker.list_topics())
         return [t for t in topics if t in known]

@@ -39,7 +39,13 @@ def _features(context: UiContext, sampler: Sampler, query: Query) -> dict[str, A
     views = context.views()
     chosen, key = query.get("view", next(iter(views), "")), query.get("key", "")
     found = features.lookup(context, chosen, key, query.get("at", "")) if key else None
+    verified, why = (
+        features.verify_stage(context, query["verify"]) if query.get("verify") else (None, "")
+    )
     return {
+        "verified": verified,
+        "verified_stage": query.get("verify", ""),
+        "not_verified": why,
         "stages": features.feature_stages(context),
         "views": views,
         "chosen": chosen,

@@ -24,6 +24,7 @@ class DecisionsView:
     reasons: dict[str, int]
     latencies: dict[str, tuple[float, float, int]]  # per tier
     breakers: dict[str, BreakerMetrics]
+    transitions: dict[str, dict[str, int]]  # breaker → state → times it went there
     recent: list[dict[str, Any]]
 
     @property
@@ -44,6 +45,7 @@ def decisions(context: UiContext, sampler: Sampler) -> DecisionsView:
             reasons=dict(stats.reasons.most_common()),
             latencies=stats.percentiles(),
             breakers=breakers,
+            transitions=context.breaker_transitions(),
             recent=list(stats.recent)[:SHOWN_RECENT],
         )
 

@@ -11,8 +11,13 @@ import msgspec
 
 from streamsense.errors import StreamsenseError
 from streamsense.events import to_epoch_ms
+from streamsense.features.engine import FeatureEngine
+from streamsense.store.verify import VerifyReport, verify
 from streamsense.ui.context import UiContext
 from streamsense.ui.tail import tail
+
+VERIFY_LIMIT = 200_000  # records (source and feature log) a page may replay
+VERIFY_SAMPLE = 200
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,31 @@ def _newest(context: UiContext, topic: str | None) -> int | None:
             return record.timestamp
         return int(served) if isinstance(served, int) else record.timestamp
     return None
+
+
+def verify_stage(context: UiContext, stage_name: str) -> tuple[VerifyReport | None, str]:
+    """``streamsense verify`` of one feature stage, sampled, when its logs are small enough
+    to replay while a page waits; else why not."""
+    stage = None if context.app is None else context.app.batch_stages().get(stage_name)
+    engine = getattr(stage, "engine", None)
+    log_topic = getattr(stage, "feature_log_topic", None)
+    if stage is None or not isinstance(engine, FeatureEngine) or not isinstance(log_topic, str):
+        return None, f"{stage_name!r} is not a feature stage with a feature log"
+    topics = context.existing([engine.source.topic, log_topic])
+    sizes = [context.broker.describe_topic(topic).messages for topic in topics]
+    if sum(sizes) > VERIFY_LIMIT:
+        return None, (
+            f"{sum(sizes):,} records to replay: more than a page should wait for "
+            f"(run `streamsense verify`)"
+        )
+    try:
+        report = verify(
+            engine.features, context.broker, log_topic, sample=VERIFY_SAMPLE,
+            allowed_lateness_ms=engine.lateness_ms,
+        )  # fmt: skip
+    except StreamsenseError as error:
+        return None, str(error)
+    return report, ""
 
 
 def lookup(context: UiContext, view_name: str, key: str, at: str) -> Lookup:
