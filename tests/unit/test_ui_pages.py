@@ -279,3 +279,11 @@ def test_features_page_verifies_served_vectors(tmp_path: Path) -> None:
     ui.state.sampler.close()  # before the broker it reads
     assert "200 served vectors checked" in page.text
     broker.close()
+
+
+def test_the_login_page_warns_over_plain_http_from_another_host() -> None:
+    context = ui_context(MemoryBroker(), name="bare", api_key="k")
+    ui = create_ui(context, root="/")
+    remote = TestClient(ui, base_url="http://ops.example").get("/login").text
+    local = TestClient(ui, base_url="http://127.0.0.1").get("/login").text
+    assert "plain HTTP" in remote and "plain HTTP" not in local

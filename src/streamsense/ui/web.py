@@ -38,6 +38,8 @@ from streamsense.ui.sampler import Sampler
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 MAX_FORM_BYTES = 16 * 1024
+# Browsers keep a Secure cookie from plain HTTP only on these hosts.
+LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
 def create_ui(
@@ -153,13 +155,18 @@ class _Ui:
 
     async def login(self, request: Request) -> Response:
         wanted = _local(request.query_params.get("next", ""), f"{self.root}/overview")
+        plain = request.url.scheme == "http" and request.url.hostname not in LOOPBACK
         if request.method == "GET":
-            return self._html(request, "login.html", page="", next=wanted, failed=False)
+            return self._html(
+                request, "login.html", page="", next=wanted, failed=False, plain=plain
+            )
         form = await _form(request)
         wanted = _local(form.get("next", ""), wanted)
         if not self.auth.key_matches(form.get("key", "")):
             log.warning("UI login refused from %s", request.client.host if request.client else "?")
-            return self._html(request, "login.html", page="", next=wanted, failed=True, status=401)
+            return self._html(
+                request, "login.html", page="", next=wanted, failed=True, plain=plain, status=401
+            )
         answer = RedirectResponse(wanted, 303)
         answer.set_cookie(
             COOKIE, self.auth.new_session(), max_age=self.auth.session_s, httponly=True,
