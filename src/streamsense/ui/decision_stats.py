@@ -1,6 +1,8 @@
 """Running aggregates of decision records, kept in memory while the UI is open: counts by
 action and tier per time bucket, recent latencies per tier, the degraded share and the
-newest records. Folding is O(records read); nothing here ever rereads a topic."""
+newest records. Folding is O(records read); nothing here ever rereads a topic. Records are
+decoded into the few fields counted (``Slim``: msgspec skips the rest, the features above
+all, without building them); only the newest are decoded whole, for the table."""
 
 from __future__ import annotations
 
@@ -19,6 +21,19 @@ KEPT_LATENCIES = 4_096  # per tier
 KEPT_RECENT = 50
 
 _decode = msgspec.json.Decoder().decode
+
+
+class Slim(msgspec.Struct):
+    """What the aggregates need of a decision record."""
+
+    action: str
+    tier: str
+    degraded: bool = False
+    degraded_reasons: list[str] = msgspec.field(default_factory=list)
+    latency_ms: dict[str, float] = msgspec.field(default_factory=dict)
+
+
+_slim = msgspec.json.Decoder(Slim).decode
 
 
 @dataclass
@@ -40,40 +55,38 @@ class DecisionStats:
     degraded: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
 
-    def fold(self, records: list[Record]) -> list[dict[str, Any]]:
-        """Adds the decision records among ``records``; returns them decoded."""
-        added: list[dict[str, Any]] = []
+    def fold(self, records: list[Record]) -> None:
+        """Adds the decision records among ``records`` (others are skipped)."""
         for record in records:
             try:
-                value = _decode(record.value or b"")
-            except msgspec.DecodeError:
+                decision = _slim(record.value or b"")
+            except (msgspec.DecodeError, msgspec.ValidationError):
                 continue
-            if isinstance(value, dict) and "action" in value and "tier" in value:
-                self._add(record.timestamp, value)
-                added.append(value)
-        return added
+            self._add(record.timestamp, decision)
+        for record in records[-KEPT_RECENT:]:
+            whole = decoded(record)
+            if whole is not None:
+                self.recent.appendleft({"written_ms": record.timestamp, **whole})
 
-    def _add(self, written_ms: int, decision: dict[str, Any]) -> None:
+    def _add(self, written_ms: int, decision: Slim) -> None:
         start = written_ms - written_ms % BUCKET_MS
         bucket = self.buckets.get(start)
         if bucket is None:
             bucket = self.buckets[start] = Bucket()
             while len(self.buckets) > KEPT_BUCKETS:
                 del self.buckets[min(self.buckets)]
-        action, tier = str(decision["action"]), str(decision["tier"])
-        bucket.actions[action] += 1
-        bucket.tiers[tier] += 1
+        bucket.actions[decision.action] += 1
+        bucket.tiers[decision.tier] += 1
         self.seen += 1
-        if decision.get("degraded"):
+        if decision.degraded:
             bucket.degraded += 1
             self.degraded += 1
-            self.reasons.update(str(r) for r in decision.get("degraded_reasons") or ())
-        latency = decision.get("latency_ms") or {}
+            self.reasons.update(decision.degraded_reasons)
+        latency = decision.latency_ms
         if "total" in latency:
-            _kept(self.latencies, tier).append(float(latency["total"]))
+            _kept(self.latencies, decision.tier).append(latency["total"])
         for part, ms in latency.items():
-            _kept(self.stage_latencies, str(part)).append(float(ms))
-        self.recent.appendleft({"written_ms": written_ms, **decision})
+            _kept(self.stage_latencies, part).append(ms)
 
     def percentiles(self, by_stage: bool = False) -> dict[str, tuple[float, float, int]]:
         """Per tier (or per latency part): p50, p99 in ms and how many latencies back it."""
@@ -110,6 +123,17 @@ class DecisionStats:
     def _count(self, start: int, by: str, name: str) -> int:
         bucket = self.buckets.get(start)
         return 0 if bucket is None else int(getattr(bucket, by)[name])
+
+
+def decoded(record: Record) -> dict[str, Any] | None:
+    """A decision record whole, or None if the record is not one."""
+    try:
+        value = _decode(record.value or b"")
+    except msgspec.DecodeError:
+        return None
+    if isinstance(value, dict) and "action" in value and "tier" in value:
+        return value
+    return None
 
 
 def _kept(table: dict[str, deque[float]], name: str) -> deque[float]:

@@ -17,11 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from streamsense.brokers.base import Record
 from streamsense.errors import StreamsenseError
 from streamsense.monitoring.profile import ReferenceProfile, bin_index
 from streamsense.monitoring.reference import load_reference
 from streamsense.monitoring.stats import frequencies, psi
 from streamsense.serving.registry import ModelRegistry
+from streamsense.ui.decision_stats import decoded
 
 WINDOW_ROWS = 500
 EVERY_ROWS = 100
@@ -43,6 +45,20 @@ class LiveDrift:
     _reference: ReferenceProfile | None = None
     _loaded_at: float = -RELOAD_S
     _since_point: int = 0
+
+    def follow(self, records: list[Record], now_s: float | None = None) -> None:
+        """Takes the decision records new since the last call: only the newest
+        ``WINDOW_ROWS`` are decoded (the others would leave the window at once)."""
+        now = time.time() if now_s is None else now_s
+        self._reload(now)
+        if self._reference is None or not records:
+            return
+        skipped = max(0, len(records) - WINDOW_ROWS)
+        if skipped >= EVERY_ROWS and self.rows:
+            self.points.append((now, self.current()))  # the window before the jump
+        self._since_point += skipped % EVERY_ROWS
+        newest = [decoded(r) for r in records[skipped:]]
+        self.observe([d for d in newest if d is not None], now)
 
     def observe(self, decisions: list[dict[str, Any]], now_s: float | None = None) -> None:
         now = time.time() if now_s is None else now_s

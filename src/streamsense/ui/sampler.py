@@ -121,7 +121,8 @@ class Sampler:
         alerted = self._alerted.new_records(context, highs) if follow else []
         with self.lock:
             self.samples.append(sample)
-            self.drift.observe(self.decisions.fold(decided))
+            self.decisions.fold(decided)
+            self.drift.follow(decided)
             self.alerts.extend(alerted)
         return sample
 

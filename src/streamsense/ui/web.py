@@ -73,6 +73,8 @@ def _templates() -> Environment:
         loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
     )
     templates.filters.update(formats.FILTERS)
+    for name in templates.list_templates():  # compiled now, not on a page's first visit
+        templates.get_template(name)
     return templates
 
 
