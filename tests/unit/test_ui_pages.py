@@ -249,6 +249,13 @@ def test_live_drift_compares_new_decisions_with_the_production_reference(
     assert drift.model == "m v1" and len(drift.points) >= 4
     assert now["amount"] > 1.0 and now["count"] < 0.1
     assert LiveDrift(None).current() == {}
+    followed = LiveDrift(registry)
+    records = [
+        Record("d", 0, i, 0, None, msgspec.json.encode({"action": "allow", "tier": "t", **d}))
+        for i, d in enumerate(shifted * 2)
+    ]
+    followed.follow(records, now_s=0.0)  # 2,000 new: only the newest 500 are decoded
+    assert len(followed.rows) == 500 and followed.current()["amount"] > 1.0
 
 
 def test_features_page_verifies_served_vectors(tmp_path: Path) -> None:
