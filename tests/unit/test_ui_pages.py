@@ -294,3 +294,20 @@ def test_the_login_page_warns_over_plain_http_from_another_host() -> None:
     remote = TestClient(ui, base_url="http://ops.example").get("/login").text
     local = TestClient(ui, base_url="http://127.0.0.1").get("/login").text
     assert "plain HTTP" in remote and "plain HTTP" not in local
+
+
+def test_above_the_read_cap_decisions_are_sampled_and_weighted() -> None:
+    broker = MemoryBroker()
+    broker.create_topic("shop.decisions", ss.TopicConfig(1))
+    context = shop(broker)
+    context._decision_topics = ["shop.decisions"]
+    sampler = Sampler(context)
+    send(broker, "shop.decisions", [decision("allow", "light", 1.0)] * 10)
+    sampler.sample_once()  # the first look: the newest records, as they are
+    send(broker, "shop.decisions", [decision("block", "light", 1.0)] * 1_000)
+    sampler.sample_once()  # 1,000 new: the newest 200 read, each counting for 5
+    stats = sampler.decisions
+    assert stats.seen == pytest.approx(1_010)
+    blocks = sum(b.actions.get("block", 0.0) for b in stats.buckets.values())
+    allows = sum(b.actions.get("allow", 0.0) for b in stats.buckets.values())
+    assert (allows, blocks) == pytest.approx((10, 1_000))

@@ -38,9 +38,11 @@ _slim = msgspec.json.Decoder(Slim).decode
 
 @dataclass
 class Bucket:
-    actions: Counter[str] = field(default_factory=Counter)
-    tiers: Counter[str] = field(default_factory=Counter)
-    degraded: int = 0
+    """Counts (weighted: a sampled record counts for the records it stands for)."""
+
+    actions: dict[str, float] = field(default_factory=dict)
+    tiers: dict[str, float] = field(default_factory=dict)
+    degraded: float = 0.0
 
 
 @dataclass
@@ -51,36 +53,37 @@ class DecisionStats:
     latencies: dict[str, deque[float]] = field(default_factory=dict)  # tier → total ms
     stage_latencies: dict[str, deque[float]] = field(default_factory=dict)  # part → ms
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=KEPT_RECENT))
-    seen: int = 0
-    degraded: int = 0
-    reasons: Counter[str] = field(default_factory=Counter)
+    seen: float = 0.0
+    degraded: float = 0.0
+    reasons: Counter[str] = field(default_factory=Counter)  # of the records read
 
-    def fold(self, records: list[Record]) -> None:
-        """Adds the decision records among ``records`` (others are skipped)."""
+    def fold(self, records: list[Record], weight: float = 1.0) -> None:
+        """Adds the decision records among ``records`` (others are skipped), each counting
+        for ``weight`` decisions (more than one when they are a sample of the new ones)."""
         for record in records:
             try:
                 decision = _slim(record.value or b"")
             except (msgspec.DecodeError, msgspec.ValidationError):
                 continue
-            self._add(record.timestamp, decision)
+            self._add(record.timestamp, decision, weight)
         for record in records[-KEPT_RECENT:]:
             whole = decoded(record)
             if whole is not None:
                 self.recent.appendleft({"written_ms": record.timestamp, **whole})
 
-    def _add(self, written_ms: int, decision: Slim) -> None:
+    def _add(self, written_ms: int, decision: Slim, weight: float) -> None:
         start = written_ms - written_ms % BUCKET_MS
         bucket = self.buckets.get(start)
         if bucket is None:
             bucket = self.buckets[start] = Bucket()
             while len(self.buckets) > KEPT_BUCKETS:
                 del self.buckets[min(self.buckets)]
-        bucket.actions[decision.action] += 1
-        bucket.tiers[decision.tier] += 1
-        self.seen += 1
+        bucket.actions[decision.action] = bucket.actions.get(decision.action, 0.0) + weight
+        bucket.tiers[decision.tier] = bucket.tiers.get(decision.tier, 0.0) + weight
+        self.seen += weight
         if decision.degraded:
-            bucket.degraded += 1
-            self.degraded += 1
+            bucket.degraded += weight
+            self.degraded += weight
             self.reasons.update(decision.degraded_reasons)
         latency = decision.latency_ms
         if "total" in latency:
@@ -120,9 +123,9 @@ class DecisionStats:
         oldest = max(min(self.buckets), newest - (KEPT_BUCKETS - 1) * BUCKET_MS)
         return list(range(oldest, newest + 1, BUCKET_MS))
 
-    def _count(self, start: int, by: str, name: str) -> int:
+    def _count(self, start: int, by: str, name: str) -> float:
         bucket = self.buckets.get(start)
-        return 0 if bucket is None else int(getattr(bucket, by)[name])
+        return 0.0 if bucket is None else float(getattr(bucket, by).get(name, 0.0))
 
 
 def decoded(record: Record) -> dict[str, Any] | None:

@@ -24,7 +24,11 @@ from streamsense.ui.tail import read_range
 log = logging.getLogger(__name__)
 
 KEPT_SAMPLES = 600
-FOLLOW_CAP = 5_000  # records per partition and sample; behind by more: skip ahead
+FOLLOW_CAP = 5_000  # alert records per partition and sample; behind by more: skip ahead
+# Decision records read per partition and sample (a second): above that rate the running
+# aggregates come from the newest ones, each counting for several (the UI's CPU then stays
+# flat however fast decisions come).
+DECISIONS_READ = 200
 FIRST_LOOK = 1_000  # records per partition read back when following starts
 
 
@@ -37,23 +41,38 @@ class Sample:
 
 @dataclass
 class Follower:
-    """Reads what is new on some topics, sample after sample."""
+    """Reads what is new on some topics, sample after sample: per partition at most ``cap``
+    of the newest records (the first time, the newest ``FIRST_LOOK``)."""
 
     topics: list[str]
+    cap: int = FOLLOW_CAP
     positions: dict[TopicPartition, int] = field(default_factory=dict)
 
-    def new_records(self, context: UiContext, highs: dict[TopicPartition, int]) -> list[Record]:
+    def new_records(
+        self, context: UiContext, highs: dict[TopicPartition, int]
+    ) -> tuple[list[Record], float]:
+        """The records read, oldest first, and how many new records each stands for (1.0
+        unless a partition had more than ``cap`` new ones: then the read is a sample)."""
         got: list[Record] = []
+        new = read = 0
+        capped = False
         for tp, high in highs.items():
             if tp.topic not in self.topics:
                 continue
-            start = self.positions.get(tp, max(0, high - FIRST_LOOK))
-            start = max(start, high - FOLLOW_CAP)
+            first = tp not in self.positions
+            start = max(0, high - FIRST_LOOK) if first else self.positions[tp]
+            if not first and high - start > self.cap:
+                capped, new = True, new + high - start
+                start = high - self.cap
+            elif not first:
+                new += high - start
             if high > start:
-                got += read_range(context.broker, tp, start, high)
+                records = read_range(context.broker, tp, start, high)
+                got += records
+                read += 0 if first else len(records)
             self.positions[tp] = high
         got.sort(key=lambda r: (r.timestamp, r.offset))
-        return got
+        return got, (new / read if capped and read else 1.0)
 
 
 class Sampler:
@@ -64,7 +83,7 @@ class Sampler:
         self.decisions = DecisionStats()
         self.drift = LiveDrift(context.registry)
         self.alerts: deque[Record] = deque(maxlen=1_000)
-        self._decided = Follower([])
+        self._decided = Follower([], cap=DECISIONS_READ)
         self._alerted = Follower([])
         self.lock = threading.Lock()  # guards what pages read: samples, decisions, alerts
         self._sampling = threading.Lock()  # one sample at a time (followers' positions)
@@ -117,11 +136,11 @@ class Sampler:
         group = context.group
         committed = context.broker.committed(group, sources) if group and sources else {}
         sample = Sample(time.time(), highs, committed)
-        decided = self._decided.new_records(context, highs) if follow else []
-        alerted = self._alerted.new_records(context, highs) if follow else []
+        decided, weight = self._decided.new_records(context, highs) if follow else ([], 1.0)
+        alerted, _ = self._alerted.new_records(context, highs) if follow else ([], 1.0)
         with self.lock:
             self.samples.append(sample)
-            self.decisions.fold(decided)
+            self.decisions.fold(decided, weight)
             self.drift.follow(decided)
             self.alerts.extend(alerted)
         return sample

@@ -19,8 +19,8 @@ SHOWN_RECENT = 12
 @dataclass
 class DecisionsView:
     topics: list[str]
-    seen: int
-    degraded: int
+    seen: float  # decisions counted (records read, each weighted when sampled)
+    degraded: float
     reasons: dict[str, int]
     latencies: dict[str, tuple[float, float, int]]  # per tier
     breakers: dict[str, BreakerMetrics]
