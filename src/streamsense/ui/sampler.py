@@ -1,4 +1,4 @@
-"""Samples the deployment while someone looks at the UI: every ``interval_s``, each known
+"""Samples the deployment while someone looks at the UI: every ``interval_s`` (2 s), each known
 topic's end offsets and the app's committed offsets (lag and rates over time come from
 these), and the records new on the decision and alert topics since the last sample (read
 from where the previous sample stopped, at most ``FOLLOW_CAP`` per partition and sample).
@@ -25,10 +25,10 @@ log = logging.getLogger(__name__)
 
 KEPT_SAMPLES = 600
 FOLLOW_CAP = 5_000  # alert records per partition and sample; behind by more: skip ahead
-# Decision records read per partition and sample (a second): above that rate the running
+# Decision records read per partition and sample (2 s): above that rate the running
 # aggregates come from the newest ones, each counting for several (the UI's CPU then stays
 # flat however fast decisions come).
-DECISIONS_READ = 200
+DECISIONS_READ = 400
 FIRST_LOOK = 1_000  # records per partition read back when following starts
 
 
@@ -76,7 +76,7 @@ class Follower:
 
 
 class Sampler:
-    def __init__(self, context: UiContext, interval_s: float = 1.0, idle_s: float = 60.0) -> None:
+    def __init__(self, context: UiContext, interval_s: float = 2.0, idle_s: float = 60.0) -> None:
         self.context = context
         self.interval_s, self.idle_s = interval_s, idle_s
         self.samples: deque[Sample] = deque(maxlen=KEPT_SAMPLES)

@@ -90,10 +90,12 @@ class _Ui:
     async def home(self, request: Request) -> Response:
         return RedirectResponse(f"{self.root}/overview", 303)
 
-    async def page(self, request: Request) -> Response:
+    # Pages and charts read the broker (blocking calls): plain functions, which Starlette
+    # runs in its thread pool, so a page never holds up the API's event loop.
+    def page(self, request: Request) -> Response:
         return self._render_page(request, live=False)
 
-    async def live(self, request: Request) -> Response:
+    def live(self, request: Request) -> Response:
         return self._render_page(request, live=True)
 
     def _render_page(self, request: Request, *, live: bool) -> Response:
@@ -103,23 +105,24 @@ class _Ui:
         refused = self._refusal(request, page=not live)
         if refused is not None:
             return refused
-        self.sampler.touch()
         try:
             data = PAGES[name](self.context, self.sampler, dict(request.query_params))
         except StreamsenseError as error:
             data = {"error": str(error)}
+        self.sampler.touch()  # after the page's own reads: its first sample is not waited for
         template = f"{name}_live.html" if live else f"{name}.html"
         return self._html(request, template, page=name, **data)
 
-    async def chart(self, request: Request) -> Response:
+    def chart(self, request: Request) -> Response:
         refused = self._refusal(request, page=False)
         if refused is not None:
             return refused
         draw = CHARTS.get(request.path_params["name"])
         if draw is None:
             return JSONResponse({"error": "no such chart"}, 404)
+        drawn = draw(self.context, self.sampler).as_json()
         self.sampler.touch()
-        return JSONResponse(draw(self.context, self.sampler).as_json())
+        return JSONResponse(drawn)
 
     # -- actions ----------------------------------------------------------------------------
 
