@@ -76,8 +76,9 @@ class DecisionStats:
         bucket = self.buckets.get(start)
         if bucket is None:
             bucket = self.buckets[start] = Bucket()
-            while len(self.buckets) > KEPT_BUCKETS:
-                del self.buckets[min(self.buckets)]
+            horizon = max(self.buckets) - (KEPT_BUCKETS - 1) * BUCKET_MS
+            for old in [b for b in self.buckets if b < horizon]:
+                del self.buckets[old]  # kept: the last KEPT_BUCKETS buckets' time, no more
         bucket.actions[decision.action] = bucket.actions.get(decision.action, 0.0) + weight
         bucket.tiers[decision.tier] = bucket.tiers.get(decision.tier, 0.0) + weight
         self.seen += weight
