@@ -40,7 +40,7 @@ demo-recs: $(STAMP)
 # suite, the month on Kafka) and the rest, which share the session's Kafka and Redis. Much
 # of their time is waiting (session timeouts, kills, restarts), so two cores carry both.
 OWN_BROKER_TESTS := tests/chaos tests/integration/test_kafka_month_replay.py
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck chromium
 	@$(MAKE) --no-print-directory bench-smoke > .bench-smoke.log 2>&1 & smoke=$$!; \
 	$(PY) -m pytest -p no:cacheprovider $(OWN_BROKER_TESTS) > .tests-own-brokers.log 2>&1 & \
 	own=$$!; \
@@ -53,6 +53,14 @@ test: $(STAMP) lint typecheck
 	echo "bench smoke: exit $$bench (log: .bench-smoke.log); tests: exit $$tests;" \
 		"tests with their own brokers: exit $$owned (log: .tests-own-brokers.log)"; \
 	test $$tests -eq 0 -a $$owned -eq 0 -a $$bench -eq 0
+
+# The UI's browser tests drive Debian's Chromium (tests/e2e/test_ui_browser.py): installed
+# from the distribution's packages when missing (as root, or with sudo), never downloaded.
+.PHONY: chromium
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests apps bench

@@ -456,6 +456,29 @@ def recs_tables(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def ui_tables(record: dict[str, Any]) -> str:
+    """The operator UI's first renders per page (median and range over rounds) and its CPU
+    while a page is open."""
+    renders: dict[str, list[float | None]] = defaultdict(list)
+    for r in record["rows"]:
+        if r["kind"] == "first_render":
+            renders[r["page"]].append(r["ms"])
+    settings = record["settings"]
+    lines = [
+        f"{settings['decisions']:,} decisions stored; each page's first GET on a fresh UI, "
+        "server time in ms, median (range) over the rounds:",
+        "",
+        "| page | first render ms |",
+        "|---|---:|",
+    ]
+    lines += [f"| {page} | {spread(times)} |" for page, times in renders.items()]
+    for r in record["rows"]:
+        if r["kind"] == "open_page_cpu":
+            lines += ["", f"A page open, {r['rate']:,.0f} decisions/s written: the UI used "
+                      f"{100 * r['cpu_share']:.1f} % of a core."]  # fmt: skip
+    return "\n".join(lines)
+
+
 STATE_RESTORE = Layout(
     by=("broker",),
     columns=(
@@ -515,6 +538,7 @@ TABLES: dict[str, Any] = {
     "broker_bench": broker_tables,
     "monitoring_bench": monitoring_tables,
     "iot_bench": iot_tables,
+    "ui_bench": ui_tables,
 }
 BLOCK = re.compile(r"(<!-- results: (\w+) -->\n)(.*?)(<!-- /results -->)", re.DOTALL)
 
