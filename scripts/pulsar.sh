@@ -3,7 +3,8 @@
 # metadata store in one JVM) on 127.0.0.1 for tests.
 #
 #   scripts/pulsar.sh start    start in the background (no-op if running);
-#                              the last stdout line is the service URL (pulsar://host:port)
+#                              the last stdout line is the broker URL
+#                              (pulsar://host:port?admin=http://host:port)
 #   scripts/pulsar.sh stop     stop it (idempotent)
 #   scripts/pulsar.sh status   "running <url>" (exit 0) / "stopped <url>" (exit 3)
 #   scripts/pulsar.sh restart  stop, then start on the same data (a broker restart)
@@ -40,7 +41,8 @@ START_TIMEOUT="${PULSAR_START_TIMEOUT:-120}"
 STOP_TIMEOUT="${PULSAR_STOP_TIMEOUT:-20}"
 read -r -a MEM_OPTS <<<"${PULSAR_MEM:--Xms512m -Xmx1g -XX:MaxDirectMemorySize=1g}"
 JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
-ADDRESS="pulsar://127.0.0.1:$PULSAR_PORT"
+# The broker URL streamsense takes (--broker): the binary protocol plus the admin API.
+ADDRESS="pulsar://127.0.0.1:$PULSAR_PORT?admin=http://127.0.0.1:$PULSAR_HTTP_PORT"
 HEALTH_URL="http://127.0.0.1:$PULSAR_HTTP_PORT/admin/v2/brokers/health"
 
 log() { echo "pulsar.sh: $*" >&2; }

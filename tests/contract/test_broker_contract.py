@@ -1,5 +1,5 @@
-"""One contract for every broker: memory, embedded and Kafka (see conftest.Backend for how
-the tests wait on a real broker, and for the two points Kafka shows differently)."""
+"""One contract for every broker: memory, embedded, Kafka and Pulsar (see conftest.Backend for
+how the tests wait on a real broker, and for the points Kafka and Pulsar show differently)."""
 
 from __future__ import annotations
 
@@ -306,7 +306,12 @@ def test_retention_by_age_removes_the_oldest_records(
     producer.send(t, b"new", partition=0, timestamp=now)
     producer.close()
     removed = backend.apply_retention(broker, t, lambda p: p.low > 0)
-    assert removed == (1 if backend.manual_clock else 0)  # Kafka removes them itself
+    if backend.manual_clock:
+        assert removed == 1
+    elif backend.retention_on_call:
+        assert removed >= 1  # Pulsar: a shared broker, so other tests' topics count too
+    else:
+        assert removed == 0  # Kafka removes them itself
     info = broker.describe_topic(t).partitions[0]
     assert (info.low, info.high) == (1, 2)
     assert [r.value for r in drain_topic(broker, t)] == [b"new"]

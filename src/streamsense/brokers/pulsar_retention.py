@@ -1,0 +1,78 @@
+"""Retention on Pulsar, record by record, as the other brokers apply it.
+
+Pulsar itself deletes whole ledgers, and only data that every subscription has
+acknowledged, so it cannot drop the one record a retention limit asks for. streamsense does
+it the way Kafka's DeleteRecords does: ``enforce_retention`` moves a partition's log start
+offset (a property of the topic, ``streamsense.low.N``) past the records outside the limit;
+describe_topic, readers and lag all start there. The topic also gets Pulsar's own retention
+policy, so the broker frees the storage of whole ledgers below it in its own time.
+
+The same rule as the memory broker (brokers.memory.outside_retention): age by record
+timestamp, size by key plus value bytes, compacted topics are never trimmed."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from streamsense.brokers.base import Record, TopicConfig, TopicPartition
+from streamsense.brokers.memory import outside_retention
+from streamsense.errors import RetryableError
+
+if TYPE_CHECKING:
+    from streamsense.brokers.pulsar import PulsarBroker
+
+LOW_PROPERTY = "streamsense.low."
+READ_TIMEOUT_S = 60.0
+
+
+def low_property(partition: int) -> str:
+    return f"{LOW_PROPERTY}{partition}"
+
+
+def native_retention(config: TopicConfig) -> dict[str, int] | None:
+    """Pulsar's retention policy for a topic (minutes and MB, rounded up), or None."""
+    if config.compacted or (config.retention_ms is None and config.retention_bytes is None):
+        return None
+    minutes = -1 if config.retention_ms is None else -(-config.retention_ms // 60_000)
+    megabytes = -1 if config.retention_bytes is None else -(-config.retention_bytes // (1 << 20))
+    return {"retentionTimeInMinutes": minutes, "retentionSizeInMB": megabytes}
+
+
+def enforce(broker: PulsarBroker, topic: str, config: TopicConfig, now_ms: int) -> int:
+    """Move each partition's start past the records outside retention; how many were."""
+    if config.compacted or (config.retention_ms is None and config.retention_bytes is None):
+        return 0
+    removed = 0
+    moved: dict[str, str] = {}
+    for partition in range(config.partitions):
+        tp = TopicPartition(topic, partition)
+        bounds = broker.bounds(tp)
+        records = _read(broker, tp, bounds.low, bounds.high)
+        drop = outside_retention(records, config, now_ms)
+        if drop:
+            removed += drop
+            new_low = records[drop].offset if drop < len(records) else bounds.high
+            moved[low_property(partition)] = str(new_low)
+    if moved:
+        broker.admin.set_properties(topic, moved)
+    return removed
+
+
+def _read(broker: PulsarBroker, tp: TopicPartition, low: int, high: int) -> list[Record]:
+    records: list[Record] = []
+    if low >= high:
+        return records
+    consumer = broker.consumer()
+    deadline = time.monotonic() + READ_TIMEOUT_S
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, low)
+        while consumer.position(tp) < high:
+            if time.monotonic() > deadline:
+                raise RetryableError(f"{tp}: could not read {low}..{high} for retention")
+            batch = consumer.poll(10_000, timeout=1.0)
+            records.extend(r for r in batch if r.offset < high)
+    finally:
+        consumer.close()
+    return records
