@@ -71,7 +71,10 @@ class PulsarBroker:
         self.client = pulsar.Client(
             f"pulsar://{service}",
             operation_timeout_seconds=30,
-            logger=logging.getLogger("streamsense.brokers.pulsar.client"),
+            # The C++ client's own logger, not Python's logging: its threads still log while
+            # the interpreter shuts down, and a C++ thread that then asks for the GIL is
+            # ended by the interpreter, which aborts the process ("terminate called").
+            logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn),
         )
         self.admin = PulsarAdmin(admin_url)
         self.index = OffsetIndex(self.admin)
@@ -236,6 +239,12 @@ class PulsarBroker:
         if self._committer is not None:
             self._committer.close()
         self.client.close()
+
+    def __enter__(self) -> PulsarBroker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _parse_address(address: str) -> tuple[str, str]:

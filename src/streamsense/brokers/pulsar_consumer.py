@@ -208,3 +208,9 @@ class PulsarConsumer:
             self._membership.leave()
             self._membership = None
         self._release(list(self._positions))
+
+    def __enter__(self) -> PulsarConsumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -75,6 +75,12 @@ class PulsarProducer:
                 producer.close()
             self._producers.clear()
 
+    def __enter__(self) -> PulsarProducer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _producer(self, topic: str, partition: int) -> Any:
         key = (topic, partition)
         producer = self._producers.get(key)
