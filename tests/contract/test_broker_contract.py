@@ -107,6 +107,23 @@ def test_records_keep_value_key_timestamp_and_headers(broker: Broker, unique: Na
     assert (second.value, second.key, second.offset) == (None, b"k2", 1)
 
 
+def test_binary_empty_and_missing_keys_and_values_come_back_as_sent(
+    broker: Broker, unique: Names
+) -> None:
+    """Keys and values are bytes: any byte, the empty string and None are three things
+    (Pulsar's string keys and properties carry them through the codec in pulsar_codec)."""
+    t = unique("t")
+    broker.create_topic(t, TopicConfig(partitions=1))
+    cases = [(b"\x00\xff\x80k", b"\x00\x01"), (b"", b""), (None, None), (b"k", b""), (b"", None)]
+    headers = (("a", b"\xff"), ("a", b""), ("b", b"2"))
+    producer = broker.producer()
+    for key, value in cases:
+        producer.send(t, value, key, partition=0, headers=headers)
+    producer.close()
+    got = [(r.key, r.value, r.headers) for r in drain_topic(broker, t)]
+    assert got == [(key, value, headers) for key, value in cases]
+
+
 def test_sending_to_a_missing_partition_fails(broker: Broker, unique: Names) -> None:
     t = unique("t")
     broker.create_topic(t, TopicConfig(partitions=2))
