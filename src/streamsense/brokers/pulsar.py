@@ -13,7 +13,10 @@ How the contract in ``base`` maps onto Pulsar:
   (pulsar_offsets). Consumers read with readers at those offsets (pulsar_consumer).
 * Groups: one owner per partition through failover subscriptions (pulsar_group).
   Committed offsets are properties of the group's subscription on each partition topic,
-  stored by the broker with the subscription's cursor (durable, survives restarts).
+  stored by the broker with the subscription's cursor (durable, survives restarts); a
+  member's commit also acknowledges cumulatively up to the last record it read, so the
+  cursor follows and Pulsar can free what the group has consumed. (The property, not the
+  cursor, is the committed offset: a commit may name an offset no message has yet.)
 * ``commit_transaction`` is AT LEAST ONCE. Pulsar has transactions, and scripts/pulsar.sh
   turns the coordinator on, but the Python client (pulsar-client 3.x) has no transaction
   API. So outputs are written and flushed first, then the offsets are stored: a crash in
@@ -195,6 +198,8 @@ class PulsarBroker:
         self._write(writer, txn.records)
         if txn.offsets:
             self.store_offsets(txn.group, txn.offsets)
+            if isinstance(txn.consumer, PulsarConsumer):
+                txn.consumer.acknowledge(txn.offsets)
         self._write(writer, txn.after_offsets)
 
     def _writer(self) -> PulsarProducer:

@@ -37,6 +37,8 @@ class PulsarConsumer:
         self._positions: dict[TopicPartition, int] = {}
         self._readers: dict[TopicPartition, Any] = {}
         self._paused: set[TopicPartition] = set()
+        # The last record returned per partition: (offset, ledger, entry), for the ack.
+        self._last: dict[TopicPartition, tuple[int, int, int]] = {}
         self._membership: FailoverMembership | None = None
         self._on_assign: RebalanceCallback | None = None
         self._on_revoke: RebalanceCallback | None = None
@@ -99,6 +101,7 @@ class PulsarConsumer:
         for tp in partitions:
             self._close_reader(tp)
             self._positions.pop(tp, None)
+            self._last.pop(tp, None)
             self._paused.discard(tp)
 
     # -- reading ----------------------------------------------------------------------------
@@ -136,6 +139,7 @@ class PulsarConsumer:
                 continue  # a reader starts at or before the position, never after it
             into.append(to_record(message, tp.topic, tp.partition, offset))
             self._positions[tp] = offset + 1
+            self._last[tp] = (offset, mid.ledger_id(), mid.entry_id())
             limit -= 1
 
     def _reader(self, tp: TopicPartition) -> Any:
@@ -190,7 +194,18 @@ class PulsarConsumer:
     def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
         if self._group is None:
             raise ConfigError("commit needs a consumer group")
-        self._broker.store_offsets(self._group, dict(offsets or self._positions))
+        committed = dict(offsets or self._positions)
+        self._broker.store_offsets(self._group, committed)
+        self.acknowledge(committed)
+
+    def acknowledge(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """After a commit: move the group's subscription cursors along (pulsar_group)."""
+        if self._membership is None:
+            return
+        for tp, offset in offsets.items():
+            last = self._last.get(tp)
+            if last is not None and last[0] + 1 == offset:
+                self._membership.acknowledge(tp, last[1], last[2])
 
     def committed(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
         if self._group is None:

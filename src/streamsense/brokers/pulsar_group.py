@@ -9,9 +9,11 @@ when a member leaves, or its connection drops (a killed process), the broker han
 partitions to the others at once. A member that hangs with its connection open keeps them
 until Pulsar's keep-alive (30 s) gives up on it.
 
-The subscriptions only elect owners: they are opened with a receive queue of 0 and never
+The subscriptions elect owners: they are opened with a receive queue of 0 and never
 receive, so the broker delivers nothing through them. Records are read by readers at the
-group's committed offsets (pulsar_consumer), which stay streamsense's offsets. The Python
+group's committed offsets (pulsar_consumer), which stay streamsense's offsets; a commit
+also acknowledges cumulatively up to the last record read, so the subscription's cursor
+follows the group and Pulsar's retention can free what the group has consumed. The Python
 client does not report active/inactive changes, so a member learns what it owns from the
 topic's stats (``activeConsumerName``), refreshed at most every REFRESH_S while polling: an
 old owner may keep reading for that long after a new one started. At least once allows
@@ -42,7 +44,7 @@ class FailoverMembership:
         self.group = group
         self.name = f"member-{uuid.uuid4().hex}"
         self._topics: list[str] = []
-        self._subscriptions: list[Any] = []
+        self._subscriptions: dict[TopicPartition, Any] = {}
         self._checked = 0.0
 
     def join(self, topics: Sequence[str], partitions: dict[str, int]) -> None:
@@ -62,7 +64,7 @@ class FailoverMembership:
                 except pulsar.PulsarException as error:
                     self.leave()
                     raise BrokerUnavailable(f"cannot join group {self.group!r}: {error}") from error
-                self._subscriptions.append(subscription)
+                self._subscriptions[TopicPartition(topic, partition)] = subscription
         self._checked = 0.0
 
     def due(self) -> bool:
@@ -78,10 +80,19 @@ class FailoverMembership:
                     mine.add(TopicPartition(topic, partition))
         return mine
 
+    def acknowledge(self, tp: TopicPartition, ledger: int, entry: int) -> None:
+        """Move the subscription's cursor up to this message (a cumulative ack), so that
+        Pulsar's retention may delete what the group has consumed. Best effort: only the
+        active member may, and the committed offset stays the subscription's property."""
+        subscription = self._subscriptions.get(tp)
+        if subscription is not None:
+            with contextlib.suppress(pulsar.PulsarException):
+                subscription.acknowledge_cumulative(pulsar.MessageId(-1, ledger, entry, -1))
+
     def leave(self) -> None:
-        for subscription in self._subscriptions:
+        for subscription in self._subscriptions.values():
             # Already gone with its connection: leaving is done either way.
             with contextlib.suppress(pulsar.PulsarException):
                 subscription.close()
-        self._subscriptions = []
+        self._subscriptions = {}
         self._topics = []
