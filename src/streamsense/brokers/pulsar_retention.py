@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 LOW_PROPERTY = "streamsense.low."
 READ_TIMEOUT_S = 60.0
+# Retention longer than this (~68 years) is "forever" in Pulsar's policy (see native_retention).
+NATIVE_MINUTES_MAX = (2**31 - 1) // 60
 
 
 def low_property(partition: int) -> str:
@@ -35,6 +37,8 @@ def native_retention(config: TopicConfig) -> dict[str, int] | None:
     if config.compacted or (config.retention_ms is None and config.retention_bytes is None):
         return None
     minutes = -1 if config.retention_ms is None else -(-config.retention_ms // 60_000)
+    if minutes > NATIVE_MINUTES_MAX:
+        minutes = -1  # the broker checks minutes * 60 as a Java int: past it, keep forever
     megabytes = -1 if config.retention_bytes is None else -(-config.retention_bytes // (1 << 20))
     return {"retentionTimeInMinutes": minutes, "retentionSizeInMB": megabytes}
 
