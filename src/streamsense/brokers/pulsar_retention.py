@@ -13,6 +13,7 @@ timestamp, size by key plus value bytes, compacted topics are never trimmed."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from streamsense.brokers.base import Record, TopicConfig, TopicPartition
@@ -52,7 +53,7 @@ def enforce(broker: PulsarBroker, topic: str, config: TopicConfig, now_ms: int) 
     for partition in range(config.partitions):
         tp = TopicPartition(topic, partition)
         bounds = broker.bounds(tp)
-        records = _read(broker, tp, bounds.low, bounds.high)
+        records = _deciding(broker, tp, bounds.low, bounds.high, config, now_ms)
         drop = outside_retention(records, config, now_ms)
         if drop:
             removed += drop
@@ -63,10 +64,32 @@ def enforce(broker: PulsarBroker, topic: str, config: TopicConfig, now_ms: int) 
     return removed
 
 
-def _read(broker: PulsarBroker, tp: TopicPartition, low: int, high: int) -> list[Record]:
+def _deciding(
+    broker: PulsarBroker, tp: TopicPartition, low: int, high: int, config: TopicConfig, now: int
+) -> list[Record]:
+    """The records retention is decided on, oldest first: all of them when size counts, and
+    the partition's stored bytes (an upper bound of its records' sizes) exceed the limit;
+    else, for age, those up to the first one young enough to keep."""
+    by_size = config.retention_bytes is not None and (
+        int(broker.admin.internal_stats(tp.topic, tp.partition).get("totalSize", 0))
+        > config.retention_bytes
+    )
+    if not by_size and config.retention_ms is None:
+        return []
+    cutoff = None if by_size or config.retention_ms is None else now - config.retention_ms
     records: list[Record] = []
+    for batch in _batches(broker, tp, low, high):
+        records.extend(batch)
+        if cutoff is not None and any(r.timestamp >= cutoff for r in batch):
+            break
+    return records
+
+
+def _batches(
+    broker: PulsarBroker, tp: TopicPartition, low: int, high: int
+) -> Iterator[list[Record]]:
     if low >= high:
-        return records
+        return
     consumer = broker.consumer()
     deadline = time.monotonic() + READ_TIMEOUT_S
     try:
@@ -75,8 +98,6 @@ def _read(broker: PulsarBroker, tp: TopicPartition, low: int, high: int) -> list
         while consumer.position(tp) < high:
             if time.monotonic() > deadline:
                 raise RetryableError(f"{tp}: could not read {low}..{high} for retention")
-            batch = consumer.poll(10_000, timeout=1.0)
-            records.extend(r for r in batch if r.offset < high)
+            yield [r for r in consumer.poll(10_000, timeout=1.0) if r.offset < high]
     finally:
         consumer.close()
-    return records
