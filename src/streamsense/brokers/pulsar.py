@@ -37,6 +37,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qsl, urlsplit
 
 import pulsar
@@ -60,6 +61,8 @@ from streamsense.errors import ConfigError, FencedError, TopicNotFound
 
 OFFSET_PROPERTY = "streamsense.offset"
 _CONFIG = "streamsense.config."
+# Admin calls made side by side (a topic's partitions, a commit's offsets).
+ADMIN_THREADS = 4
 # Pulsar compacts a topic once this much is waiting (its compaction policy).
 COMPACTION_THRESHOLD_BYTES = 1 << 20
 
@@ -85,6 +88,7 @@ class PulsarBroker:
         self._lock = threading.Lock()
         self._clients: weakref.WeakSet[PulsarProducer | PulsarConsumer] = weakref.WeakSet()
         self._committer: PulsarProducer | None = None
+        self._pool = ThreadPoolExecutor(ADMIN_THREADS, thread_name_prefix="pulsar-admin")
 
     # -- topics ---------------------------------------------------------------------------
     def create_topic(self, name: str, config: TopicConfig, *, exist_ok: bool = False) -> None:
@@ -121,10 +125,12 @@ class PulsarBroker:
     def describe_topic(self, name: str) -> TopicInfo:
         properties = self.admin.properties(name)
         config = _config_from(properties, self.partition_count(name))
-        parts = []
-        for partition in range(config.partitions):
-            bounds = self._bounds(TopicPartition(name, partition), properties)
-            parts.append(PartitionInfo(partition, bounds.low, bounds.high))
+        # One admin call per partition: asked side by side, as they wait on the broker.
+        tps = [TopicPartition(name, p) for p in range(config.partitions)]
+        bounds = self._pool.map(lambda tp: self._bounds(tp, properties), tps)
+        parts = [
+            PartitionInfo(tp.partition, b.low, b.high) for tp, b in zip(tps, bounds, strict=True)
+        ]
         return TopicInfo(name, config, tuple(parts))
 
     def partition_count(self, topic: str) -> int:
@@ -173,18 +179,21 @@ class PulsarBroker:
     def committed(
         self, group: str, partitions: Sequence[TopicPartition]
     ) -> dict[TopicPartition, int | None]:
-        result: dict[TopicPartition, int | None] = {}
-        for tp in partitions:
+        def read(tp: TopicPartition) -> int | None:
             stored = self.admin.subscription_properties(tp.topic, tp.partition, group)
             offset = (stored or {}).get(OFFSET_PROPERTY)
-            result[tp] = None if offset is None else int(offset)
-        return result
+            return None if offset is None else int(offset)
+
+        return dict(zip(partitions, self._pool.map(read, partitions), strict=True))
 
     def store_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
-        for tp, offset in offsets.items():
+        def store(item: tuple[TopicPartition, int]) -> None:
+            tp, offset = item
             self.admin.set_subscription_properties(
                 tp.topic, tp.partition, group, {OFFSET_PROPERTY: str(offset)}
             )
+
+        list(self._pool.map(store, offsets.items()))
 
     def commit_transaction(self, txn: Transaction) -> None:
         """At least once: outputs, then offsets, then ``after_offsets`` (module docstring)."""
@@ -243,6 +252,7 @@ class PulsarBroker:
                 logging.getLogger(__name__).debug("closing %r failed", client, exc_info=True)
         if self._committer is not None:
             self._committer.close()
+        self._pool.shutdown(wait=False)
         self.client.close()
 
     def __enter__(self) -> PulsarBroker:

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 # Messages a reader fetches ahead of poll.
 RECEIVE_QUEUE = 1000
+# How long poll waits on one idle reader before it looks at the others again: the most a
+# record on another partition waits for an idle poll to notice it.
+WAIT_SLICE_MS = 5
 
 
 class PulsarConsumer:
@@ -106,22 +109,34 @@ class PulsarConsumer:
 
     # -- reading ----------------------------------------------------------------------------
     def poll(self, max_records: int = 500, timeout: float = 0.0) -> list[Record]:
+        """A sweep takes what every reader has received already (without waiting); while
+        nothing came and time is left, one reader at a time is waited on for a slice
+        (WAIT_SLICE_MS), in turn. The wait is in the client's C++ code, without the GIL:
+        a listener per reader delivering to one Python queue was tried and was much slower,
+        each message then needing the GIL from the busy worker thread."""
         self._rebalance()
         deadline = time.monotonic() + timeout
         records: list[Record] = []
-        wait_ms = 1
+        active = [tp for tp in self._positions if tp not in self._paused]
+        turn = 0
         while True:
-            for tp in [tp for tp in self._positions if tp not in self._paused]:
-                self._read(tp, max_records - len(records), wait_ms, records)
+            for tp in active:
+                self._read(tp, max_records - len(records), 0, records)
                 if len(records) >= max_records:
                     return records
             remaining = deadline - time.monotonic()
-            if records or remaining <= 0:
+            if records or remaining <= 0 or not active:
                 return records
-            active = max(1, len(self._positions) - len(self._paused))
-            wait_ms = max(1, min(int(remaining * 1000), 50) // active)
+            tp = active[turn % len(active)]
+            turn += 1
+            wait_ms = max(1, min(WAIT_SLICE_MS, int(remaining * 1000)))
+            self._read(tp, max_records, wait_ms, records)
+            if records:
+                return records
 
     def _read(self, tp: TopicPartition, limit: int, wait_ms: int, into: list[Record]) -> None:
+        """Up to ``limit`` records of ``tp``: the first waited for ``wait_ms`` (0: only what
+        the reader has received), the rest only if already received."""
         reader = self._reader(tp)
         index = self._broker.index
         while limit > 0:
@@ -132,7 +147,7 @@ class PulsarConsumer:
             except pulsar.PulsarException as error:
                 self._close_reader(tp)
                 raise BrokerUnavailable(f"reading {tp.topic}[{tp.partition}]: {error}") from error
-            wait_ms = 1
+            wait_ms = 0
             mid = message.message_id()
             offset = index.offset_of(tp.topic, tp.partition, mid.ledger_id(), mid.entry_id())
             if offset < self._positions[tp]:
