@@ -37,7 +37,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from urllib.parse import parse_qsl, urlsplit
 
 import pulsar
@@ -57,8 +57,9 @@ from streamsense.brokers.pulsar_offsets import Bounds, OffsetIndex
 from streamsense.brokers.pulsar_producer import PulsarProducer
 from streamsense.brokers.pulsar_retention import enforce, low_property, native_retention
 from streamsense.clock import SYSTEM_CLOCK, Clock
-from streamsense.errors import ConfigError, FencedError, TopicNotFound
+from streamsense.errors import ConfigError, FencedError, StreamsenseError, TopicNotFound
 
+log = logging.getLogger(__name__)
 OFFSET_PROPERTY = "streamsense.offset"
 _CONFIG = "streamsense.config."
 # Admin calls made side by side (a topic's partitions, a commit's offsets).
@@ -89,6 +90,7 @@ class PulsarBroker:
         self._clients: weakref.WeakSet[PulsarProducer | PulsarConsumer] = weakref.WeakSet()
         self._committer: PulsarProducer | None = None
         self._pool = ThreadPoolExecutor(ADMIN_THREADS, thread_name_prefix="pulsar-admin")
+        self._pending: Future[None] | None = None
 
     # -- topics ---------------------------------------------------------------------------
     def create_topic(self, name: str, config: TopicConfig, *, exist_ok: bool = False) -> None:
@@ -196,7 +198,10 @@ class PulsarBroker:
         list(self._pool.map(store, offsets.items()))
 
     def commit_transaction(self, txn: Transaction) -> None:
-        """At least once: outputs, then offsets, then ``after_offsets`` (module docstring)."""
+        """At least once: outputs, then offsets, then ``after_offsets`` (module docstring).
+        With ``wait_for_offsets=False`` (and nothing to write after them) the offsets are
+        stored in the background; the next commit waits for them before its check."""
+        self._settle_offsets()
         if txn.expected:
             current = self.committed(txn.group, list(txn.expected))
             stale = {tp: (want, current[tp]) for tp, want in txn.expected.items()}
@@ -206,10 +211,31 @@ class PulsarBroker:
         writer = self._writer()
         self._write(writer, txn.records)
         if txn.offsets:
-            self.store_offsets(txn.group, txn.offsets)
-            if isinstance(txn.consumer, PulsarConsumer):
-                txn.consumer.acknowledge(txn.offsets)
+            consumer = txn.consumer if isinstance(txn.consumer, PulsarConsumer) else None
+            if txn.wait_for_offsets or txn.after_offsets:
+                self._commit_offsets(txn.group, dict(txn.offsets), consumer)
+            else:
+                self._pending = self._pool.submit(
+                    self._commit_offsets, txn.group, dict(txn.offsets), consumer
+                )
         self._write(writer, txn.after_offsets)
+
+    def _commit_offsets(
+        self, group: str, offsets: dict[TopicPartition, int], consumer: PulsarConsumer | None
+    ) -> None:
+        self.store_offsets(group, offsets)
+        if consumer is not None:
+            consumer.acknowledge(offsets)
+
+    def _settle_offsets(self) -> None:
+        """Wait for the offsets a previous commit stores in the background; a failure there
+        only means its events are processed again (at least once), so it is logged."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            try:
+                pending.result()
+            except StreamsenseError as error:
+                log.warning("a background offset commit failed: %s", error)
 
     def _writer(self) -> PulsarProducer:
         with self._lock:
@@ -245,11 +271,12 @@ class PulsarBroker:
         return removed
 
     def close(self) -> None:
+        self._settle_offsets()
         for client in list(self._clients):
             try:
                 client.close()
             except Exception:  # closing what is left; the client goes anyway
-                logging.getLogger(__name__).debug("closing %r failed", client, exc_info=True)
+                log.debug("closing %r failed", client, exc_info=True)
         if self._committer is not None:
             self._committer.close()
         self._pool.shutdown(wait=False)
