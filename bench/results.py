@@ -148,7 +148,8 @@ def pulsar_tables(record: dict[str, Any]) -> str:
     """bench/pulsar_bench.py: kafka_bench's tables with the broker as the peer, and Pulsar's
     throughput over Kafka's within each round."""
     throughput = [r for r in record["rows"] if r["kind"] == "throughput"]
-    return "\n".join([kafka_tables(record), "", *ratio_lines(throughput, peer="pulsar")])
+    tables = re.sub(r"\n{3,}", "\n\n", kafka_tables(record))  # it has no ratio lines here
+    return "\n".join([tables, "", *ratio_lines(throughput, peer="pulsar")])
 
 
 def broker_tables(record: dict[str, Any]) -> str:
