@@ -103,7 +103,8 @@ class Backend:
         """commit_transaction enforces Transaction.expected atomically. Kafka cannot; its
         group generation fences stale workers (the stale-transaction contract case asserts
         that; tests/integration/test_kafka_transactions has a member dropped by a rebalance).
-        Pulsar checks them before writing, not atomically with the write (brokers.pulsar)."""
+        Pulsar checks them for a commit made without group membership (this case), before
+        writing, not atomically with it; a member is fenced by ownership (brokers.pulsar)."""
         return self.name != "kafka"
 
     @property

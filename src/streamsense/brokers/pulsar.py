@@ -22,9 +22,11 @@ How the contract in ``base`` maps onto Pulsar:
   API. So outputs are written and flushed first, then the offsets are stored: a crash in
   between writes the outputs again when the input is replayed, and readers de-duplicate
   them by their source coordinates (as with Kafka's at-least-once mode).
-  ``Transaction.expected`` is checked before anything is written; the check and the write
-  are not one atomic step, so two owners committing at the same instant (only during the
-  short overlap of a handover, see pulsar_group) can both pass it.
+  A group member's commit is fenced by ownership (a partition the broker made another
+  member's is refused, as Kafka fences by generation); a commit made without membership
+  has ``Transaction.expected`` checked against the stored offsets. Neither is one atomic
+  step with the write: during the short overlap of a handover (pulsar_group) two owners
+  can both commit, and at least once absorbs it.
 * Retention: record by record through a log start offset that ``enforce_retention``
   moves, plus Pulsar's own retention policy for the storage (pulsar_retention).
   Compacted topics get Pulsar's compaction policy; readers read the full topic, so
@@ -37,7 +39,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qsl, urlsplit
 
 import pulsar
@@ -52,12 +54,13 @@ from streamsense.brokers.base import (
     Transaction,
 )
 from streamsense.brokers.pulsar_admin import PulsarAdmin
+from streamsense.brokers.pulsar_commits import BackgroundOffsets
 from streamsense.brokers.pulsar_consumer import PulsarConsumer
 from streamsense.brokers.pulsar_offsets import Bounds, OffsetIndex
 from streamsense.brokers.pulsar_producer import PulsarProducer
 from streamsense.brokers.pulsar_retention import enforce, low_property, native_retention
 from streamsense.clock import SYSTEM_CLOCK, Clock
-from streamsense.errors import ConfigError, FencedError, StreamsenseError, TopicNotFound
+from streamsense.errors import ConfigError, FencedError, TopicNotFound
 
 log = logging.getLogger(__name__)
 OFFSET_PROPERTY = "streamsense.offset"
@@ -90,7 +93,7 @@ class PulsarBroker:
         self._clients: weakref.WeakSet[PulsarProducer | PulsarConsumer] = weakref.WeakSet()
         self._committer: PulsarProducer | None = None
         self._pool = ThreadPoolExecutor(ADMIN_THREADS, thread_name_prefix="pulsar-admin")
-        self._pending: Future[None] | None = None
+        self._offsets = BackgroundOffsets(self.store_offsets)
 
     # -- topics ---------------------------------------------------------------------------
     def create_topic(self, name: str, config: TopicConfig, *, exist_ok: bool = False) -> None:
@@ -181,6 +184,8 @@ class PulsarBroker:
     def committed(
         self, group: str, partitions: Sequence[TopicPartition]
     ) -> dict[TopicPartition, int | None]:
+        self._offsets.wait()  # what this broker handed to the background is read back
+
         def read(tp: TopicPartition) -> int | None:
             stored = self.admin.subscription_properties(tp.topic, tp.partition, group)
             offset = (stored or {}).get(OFFSET_PROPERTY)
@@ -200,42 +205,37 @@ class PulsarBroker:
     def commit_transaction(self, txn: Transaction) -> None:
         """At least once: outputs, then offsets, then ``after_offsets`` (module docstring).
         With ``wait_for_offsets=False`` (and nothing to write after them) the offsets are
-        stored in the background; the next commit waits for them before its check."""
-        self._settle_offsets()
+        stored in the background (pulsar_commits)."""
+        consumer = txn.consumer if isinstance(txn.consumer, PulsarConsumer) else None
+        self._fence(txn, consumer)
+        writer = self._writer()
+        self._write(writer, txn.records)
+        if txn.offsets:
+            if txn.wait_for_offsets or txn.after_offsets:
+                self._offsets.wait()
+                self.store_offsets(txn.group, txn.offsets)
+            else:
+                self._offsets.submit(txn.group, txn.offsets)
+            if consumer is not None:
+                consumer.acknowledge(txn.offsets)
+        self._write(writer, txn.after_offsets)
+
+    def _fence(self, txn: Transaction, consumer: PulsarConsumer | None) -> None:
+        """A member of the group is fenced by ownership, as Kafka fences by generation: a
+        partition the broker has since made another member's is refused (known from the
+        member's last look at the subscriptions, at most pulsar_group.REFRESH_S old).
+        Without membership, ``Transaction.expected`` is compared with the stored offsets."""
+        if consumer is not None and consumer.has_membership:
+            lost = sorted(set(txn.offsets) - set(consumer.assignment()))
+            if lost:
+                raise FencedError(f"group {txn.group!r}: no longer the owner of {lost}")
+            return
         if txn.expected:
             current = self.committed(txn.group, list(txn.expected))
             stale = {tp: (want, current[tp]) for tp, want in txn.expected.items()}
             stale = {tp: pair for tp, pair in stale.items() if pair[0] != pair[1]}
             if stale:
                 raise FencedError(f"group {txn.group!r}: offsets moved since read: {stale}")
-        writer = self._writer()
-        self._write(writer, txn.records)
-        if txn.offsets:
-            consumer = txn.consumer if isinstance(txn.consumer, PulsarConsumer) else None
-            if txn.wait_for_offsets or txn.after_offsets:
-                self._commit_offsets(txn.group, dict(txn.offsets), consumer)
-            else:
-                self._pending = self._pool.submit(
-                    self._commit_offsets, txn.group, dict(txn.offsets), consumer
-                )
-        self._write(writer, txn.after_offsets)
-
-    def _commit_offsets(
-        self, group: str, offsets: dict[TopicPartition, int], consumer: PulsarConsumer | None
-    ) -> None:
-        self.store_offsets(group, offsets)
-        if consumer is not None:
-            consumer.acknowledge(offsets)
-
-    def _settle_offsets(self) -> None:
-        """Wait for the offsets a previous commit stores in the background; a failure there
-        only means its events are processed again (at least once), so it is logged."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            try:
-                pending.result()
-            except StreamsenseError as error:
-                log.warning("a background offset commit failed: %s", error)
 
     def _writer(self) -> PulsarProducer:
         with self._lock:
@@ -271,7 +271,7 @@ class PulsarBroker:
         return removed
 
     def close(self) -> None:
-        self._settle_offsets()
+        self._offsets.wait()
         for client in list(self._clients):
             try:
                 client.close()

@@ -69,6 +69,11 @@ class PulsarConsumer:
         self._release(list(self._positions))
         self._take(list(partitions))
 
+    @property
+    def has_membership(self) -> bool:
+        """Subscribed to a group (its partitions come from the broker), not assigned."""
+        return self._membership is not None
+
     def assignment(self) -> list[TopicPartition]:
         return sorted(self._positions)
 
