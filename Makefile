@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit bench bench-smoke kafka-start kafka-stop clean
+.PHONY: install demo test lint typecheck unit bench bench-smoke kafka-start kafka-stop pulsar-start pulsar-stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ demo: $(STAMP)
 demo-recs: $(STAMP)
 	$(VENV)/bin/streamsense demo apps/recs
 
-# Everything: lint, strict typing, unit, contract, integration (real Kafka) and e2e tests,
+# Everything: lint, strict typing, unit, contract, integration (real Kafka and Pulsar) and e2e tests,
 # and beside them (another process, its own Kafka and Redis) every benchmark and peer at
 # tiny sizes: a check that they still install and run, with no thresholds. The tests run as
 # two pytest processes side by side: those that start brokers of their own (the chaos
@@ -77,7 +77,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 unit: $(STAMP)
-	$(PY) -m pytest tests/unit tests/contract -m "not kafka"
+	$(PY) -m pytest tests/unit tests/contract -m "not kafka and not pulsar"
 
 # Every benchmark at full size with its peers (hours), raw results kept in bench/results/,
 # then BENCHMARKS.md's generated tables rewritten from the newest results.
@@ -100,6 +100,12 @@ kafka-start:
 
 kafka-stop:
 	scripts/kafka.sh stop
+
+pulsar-start:
+	scripts/pulsar.sh start
+
+pulsar-stop:
+	scripts/pulsar.sh stop
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .bench-smoke.log .demo .streamsense .mypy_cache .ruff_cache .pytest_cache

@@ -144,6 +144,14 @@ def ratio_lines(rows: list[dict[str, Any]], peer: str = "streamsense") -> list[s
     return out
 
 
+def pulsar_tables(record: dict[str, Any]) -> str:
+    """bench/pulsar_bench.py: kafka_bench's tables with the broker as the peer, and Pulsar's
+    throughput over Kafka's within each round."""
+    throughput = [r for r in record["rows"] if r["kind"] == "throughput"]
+    tables = re.sub(r"\n{3,}", "\n\n", kafka_tables(record))  # it has no ratio lines here
+    return "\n".join([tables, "", *ratio_lines(throughput, peer="pulsar")])
+
+
 def broker_tables(record: dict[str, Any]) -> str:
     """BENCHMARKS.md's table for one broker_bench invocation."""
     rows = record["rows"]
@@ -535,6 +543,7 @@ TABLES: dict[str, Any] = {
     "fraud_monitoring_bench": fraud_monitoring_tables,
     "monitoring_acceptance": acceptance_tables,
     "kafka_bench": kafka_tables,
+    "pulsar_bench": pulsar_tables,
     "broker_bench": broker_tables,
     "monitoring_bench": monitoring_tables,
     "iot_bench": iot_tables,
