@@ -28,7 +28,7 @@ SERVER = ScriptServer(
     fresh=True,
 )
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.own_broker]
 
 
 @pytest.fixture(scope="module")
