@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit bench bench-smoke kafka-start kafka-stop clean
+.PHONY: install demo test lint typecheck unit bench bench-smoke kafka-start kafka-stop pulsar-start pulsar-stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,26 +33,35 @@ demo: $(STAMP)
 demo-recs: $(STAMP)
 	$(VENV)/bin/streamsense demo apps/recs
 
-# Everything: lint, strict typing, unit, contract, integration (real Kafka) and e2e tests,
-# and beside them (another process, its own Kafka and Redis) every benchmark and peer at
-# tiny sizes: a check that they still install and run, with no thresholds. The tests run as
-# two pytest processes side by side: those that start brokers of their own (the chaos
-# suite, the month on Kafka) and the rest, which share the session's Kafka and Redis. Much
-# of their time is waiting (session timeouts, kills, restarts), so two cores carry both.
-OWN_BROKER_TESTS := tests/chaos tests/integration/test_kafka_month_replay.py
-test: $(STAMP) lint typecheck
+# Everything: lint, strict typing, unit, contract, integration (real Kafka and Pulsar) and
+# e2e tests, and beside them (another process, its own Kafka, Redis and Pulsar) every
+# benchmark and peer at tiny sizes: a check that they still install and run, with no
+# thresholds. The tests run as two pytest processes side by side, which never share a
+# broker: the chaos suite, the month replays (each on a fresh broker of its own) and every
+# Pulsar test in one; the rest, sharing the session's Kafka and Redis, in the other. Much of
+# their time is waiting (session timeouts, kills, restarts), so two cores carry both.
+OWN_BROKERS := chaos or pulsar or own_broker
+test: $(STAMP) lint typecheck chromium
 	@$(MAKE) --no-print-directory bench-smoke > .bench-smoke.log 2>&1 & smoke=$$!; \
-	$(PY) -m pytest -p no:cacheprovider $(OWN_BROKER_TESTS) > .tests-own-brokers.log 2>&1 & \
+	$(PY) -m pytest -p no:cacheprovider -m "$(OWN_BROKERS)" > .tests-own-brokers.log 2>&1 & \
 	own=$$!; \
-	$(PY) -m pytest $(addprefix --ignore=,$(OWN_BROKER_TESTS)); tests=$$?; \
+	$(PY) -m pytest -m "not ($(OWN_BROKERS))"; tests=$$?; \
 	wait $$own; owned=$$?; \
-	echo "== the tests with brokers of their own ($(OWN_BROKER_TESTS)):"; \
+	echo "== the tests on brokers of their own (-m '$(OWN_BROKERS)'):"; \
 	cat .tests-own-brokers.log; \
 	wait $$smoke; bench=$$?; \
 	if [ $$bench -ne 0 ]; then tail -60 .bench-smoke.log; fi; \
 	echo "bench smoke: exit $$bench (log: .bench-smoke.log); tests: exit $$tests;" \
-		"tests with their own brokers: exit $$owned (log: .tests-own-brokers.log)"; \
+		"tests on brokers of their own: exit $$owned (log: .tests-own-brokers.log)"; \
 	test $$tests -eq 0 -a $$owned -eq 0 -a $$bench -eq 0
+
+# The UI's browser tests drive Debian's Chromium (tests/e2e/test_ui_browser.py): installed
+# from the distribution's packages when missing (as root, or with sudo), never downloaded.
+.PHONY: chromium
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests apps bench
@@ -69,7 +78,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 unit: $(STAMP)
-	$(PY) -m pytest tests/unit tests/contract -m "not kafka"
+	$(PY) -m pytest tests/unit tests/contract -m "not kafka and not pulsar"
 
 # Every benchmark at full size with its peers (hours), raw results kept in bench/results/,
 # then BENCHMARKS.md's generated tables rewritten from the newest results.
@@ -92,6 +101,12 @@ kafka-start:
 
 kafka-stop:
 	scripts/kafka.sh stop
+
+pulsar-start:
+	scripts/pulsar.sh start
+
+pulsar-stop:
+	scripts/pulsar.sh stop
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .bench-smoke.log .demo .streamsense .mypy_cache .ruff_cache .pytest_cache

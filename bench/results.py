@@ -144,6 +144,14 @@ def ratio_lines(rows: list[dict[str, Any]], peer: str = "streamsense") -> list[s
     return out
 
 
+def pulsar_tables(record: dict[str, Any]) -> str:
+    """bench/pulsar_bench.py: kafka_bench's tables with the broker as the peer, and Pulsar's
+    throughput over Kafka's within each round."""
+    throughput = [r for r in record["rows"] if r["kind"] == "throughput"]
+    tables = re.sub(r"\n{3,}", "\n\n", kafka_tables(record))  # it has no ratio lines here
+    return "\n".join([tables, "", *ratio_lines(throughput, peer="pulsar")])
+
+
 def broker_tables(record: dict[str, Any]) -> str:
     """BENCHMARKS.md's table for one broker_bench invocation."""
     rows = record["rows"]
@@ -456,6 +464,29 @@ def recs_tables(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def ui_tables(record: dict[str, Any]) -> str:
+    """The operator UI's first renders per page (median and range over rounds) and its CPU
+    while a page is open."""
+    renders: dict[str, list[float | None]] = defaultdict(list)
+    for r in record["rows"]:
+        if r["kind"] == "first_render":
+            renders[r["page"]].append(r["ms"])
+    settings = record["settings"]
+    lines = [
+        f"{settings['decisions']:,} decisions stored; each page's first GET on a fresh UI, "
+        "server time in ms, median (range) over the rounds:",
+        "",
+        "| page | first render ms |",
+        "|---|---:|",
+    ]
+    lines += [f"| {page} | {spread(times)} |" for page, times in renders.items()]
+    for r in record["rows"]:
+        if r["kind"] == "open_page_cpu":
+            lines += ["", f"A page open, {r['rate']:,.0f} decisions/s written: the UI used "
+                      f"{100 * r['cpu_share']:.1f} % of a core."]  # fmt: skip
+    return "\n".join(lines)
+
+
 STATE_RESTORE = Layout(
     by=("broker",),
     columns=(
@@ -512,9 +543,11 @@ TABLES: dict[str, Any] = {
     "fraud_monitoring_bench": fraud_monitoring_tables,
     "monitoring_acceptance": acceptance_tables,
     "kafka_bench": kafka_tables,
+    "pulsar_bench": pulsar_tables,
     "broker_bench": broker_tables,
     "monitoring_bench": monitoring_tables,
     "iot_bench": iot_tables,
+    "ui_bench": ui_tables,
 }
 BLOCK = re.compile(r"(<!-- results: (\w+) -->\n)(.*?)(<!-- /results -->)", re.DOTALL)
 

@@ -5,8 +5,9 @@ benchmark and every peer still installs and runs; nothing is asserted about spee
 
     python bench/run_all.py [--smoke] [--only broker,features,...]
 
-Kafka and Redis are private to the run (scripts/kafka.sh and scripts/redis.sh on ports and run
-directories of their own, stopped at the end), so it can run while the tests use theirs.
+Kafka, Pulsar and Redis are private to the run (scripts/kafka.sh, scripts/pulsar.sh and
+scripts/redis.sh on ports and run directories of their own, stopped at the end), so it can
+run while the tests use theirs.
 The peers (Bytewax, Feast, Quix Streams) are installed by the caller: the `bench` extra, and
 kafka_bench makes Quix's virtualenv itself.
 """
@@ -30,6 +31,10 @@ SERVICE_ENV = {
     "KAFKA_CONTROLLER_PORT": KAFKA_CONTROLLER_PORT,
     "STREAMSENSE_KAFKA_RUN": "/tmp/streamsense-bench-kafka",
     "STREAMSENSE_REDIS_RUN": "/tmp/streamsense-bench-redis",
+    "PULSAR_PORT": "19650",
+    "PULSAR_HTTP_PORT": "19080",
+    "PULSAR_BOOKIE_PORT": "19181",
+    "STREAMSENSE_PULSAR_RUN": "/tmp/streamsense-bench-pulsar",
 }
 BOOTSTRAP = f"127.0.0.1:{KAFKA_PORT}"
 
@@ -83,6 +88,7 @@ BENCHES = [
         "recs_http", "recs_http_bench.py", [], ["--rate", "100", "--seconds", "2", "--rounds", "1"]
     ),
     Bench("handbook_lr", "handbook_lr_check.py", [], [], smoke_too=False),  # a check, no peer
+    Bench("ui", "ui_bench.py", [], ["--decisions", "20000", "--rounds", "1", "--seconds", "4"]),
     Bench(
         "fraud_replay",
         "fraud_replay_bench.py",
@@ -140,6 +146,24 @@ BENCHES = [
         ],
         needs={"kafka"},
     ),
+    Bench(
+        "pulsar",
+        "pulsar_bench.py",
+        ["--kafka", BOOTSTRAP, "--limit", "50000", "--rounds", "2"],
+        [
+            "--kafka",
+            BOOTSTRAP,
+            "--limit",
+            "2000",
+            "--rounds",
+            "1",
+            "--seconds",
+            "3",
+            "--rate",
+            "100",
+        ],
+        needs={"kafka", "pulsar"},
+    ),
 ]
 
 
@@ -165,6 +189,9 @@ def services(needed: set[str]) -> Iterator[dict[str, str]]:
         if "kafka" in needed:
             _script("kafka.sh", "start")
             started.append("kafka.sh")
+        if "pulsar" in needed:
+            env["BENCH_PULSAR_URL"] = _script("pulsar.sh", "start").splitlines()[-1]
+            started.append("pulsar.sh")
         if "redis" in needed:
             address = _script("redis.sh", "start").splitlines()[-1]
             started.append("redis.sh")
@@ -179,6 +206,8 @@ def command(bench: Bench, smoke: bool, env: dict[str, str]) -> list[str]:
     args = list(bench.smoke if smoke else bench.full)
     if "redis" in bench.needs:
         args += ["--redis-url", env["BENCH_REDIS_URL"]]
+    if "pulsar" in bench.needs:
+        args += ["--pulsar", env["BENCH_PULSAR_URL"]]
     if smoke:  # smoke results are not figures: keep them out of bench/results/
         args += ["--results", "/tmp/streamsense-bench-smoke"] if _saves_results(bench) else []
     pinned = ["taskset", "-c", "0"] if bench.one_core and not smoke else []

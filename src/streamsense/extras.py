@@ -4,8 +4,9 @@
 features, replay, the command line); the rest comes with extras:
 
     [kafka]    confluent-kafka            kafka:// brokers
+    [pulsar]   pulsar-client              pulsar:// brokers
     [redis]    redis, hiredis             redis:// online stores
-    [serving]  fastapi, uvicorn, grpcio   streamsense serve, model-server, gRPC
+    [serving]  fastapi, uvicorn, grpcio, jinja2   streamsense serve, ui, model-server, gRPC
     [ml]       onnxruntime, lightgbm, skops, scikit-learn   model formats, training
     [all]      everything above
 """
@@ -18,7 +19,7 @@ from typing import Literal
 
 from streamsense.errors import MissingExtra
 
-Extra = Literal["kafka", "redis", "serving", "ml"]
+Extra = Literal["kafka", "pulsar", "redis", "serving", "ml"]
 
 
 def require(module: str, extra: Extra) -> ModuleType:

@@ -1,9 +1,11 @@
-"""Broker implementations under the one contract suite: memory, embedded and Kafka.
+"""Broker implementations under the one contract suite: memory, embedded, Kafka and Pulsar.
 
 The self-hosted brokers (memory, embedded) run group membership and retention on the clock
 they are given, so tests drive them with a ManualClock. Kafka runs them on its own wall
-clock: the same tests wait for it in real time, within bounds. ``Backend`` says which of
-the two a broker is, and what it can show within a test.
+clock: the same tests wait for it in real time, within bounds. Pulsar's groups follow its
+wall clock (a member's connection), its retention the clock it is given (streamsense moves
+the log start itself, see brokers.pulsar_retention). ``Backend`` says which a broker is, and
+what it can show within a test.
 """
 
 from __future__ import annotations
@@ -24,21 +26,29 @@ from streamsense.brokers import EmbeddedBroker, MemoryBroker
 from streamsense.brokers.base import Broker, Consumer, PartitionInfo
 from streamsense.brokers.kafka import KafkaBroker
 from streamsense.brokers.log import LogBroker
+from streamsense.brokers.pulsar import PulsarBroker
 from streamsense.clock import Clock
 from streamsense.testing import ManualClock
 from tests.integration.kafka_server import kafka_bootstrap  # noqa: F401  (fixture)
+from tests.integration.pulsar_server import pulsar_url  # noqa: F401  (fixture)
 
 BrokerFactory = Callable[..., Broker]
 ROOT = Path(__file__).resolve().parents[2]
 SETTLE_TIMEOUT_S = 45.0
-BROKERS = ["memory", "embedded", pytest.param("kafka", marks=pytest.mark.kafka)]
+BROKERS = [
+    "memory",
+    "embedded",
+    pytest.param("kafka", marks=pytest.mark.kafka),
+    pytest.param("pulsar", marks=pytest.mark.pulsar),
+]
+REMOTE = ("kafka", "pulsar")
 
 # A group member in another process, so it can die without leaving the group (kill -9).
 _MEMBER = """
 import sys
-from streamsense.brokers.kafka import KafkaBroker
-bootstrap, group, topic, session = sys.argv[1:5]
-consumer = KafkaBroker(bootstrap).consumer(group, session_timeout_ms=int(session))
+from streamsense.brokers import open_broker
+url, group, topic, session = sys.argv[1:5]
+consumer = open_broker(url).consumer(group, session_timeout_ms=int(session))
 consumer.subscribe([topic])
 while True:
     consumer.poll(1, timeout=0.1)
@@ -67,25 +77,34 @@ class Backend:
 
     @property
     def manual_clock(self) -> bool:
-        """Groups and retention follow the broker's ManualClock (else: wall clock)."""
+        """Groups follow the broker's ManualClock (else: wall clock)."""
+        return self.name not in REMOTE
+
+    @property
+    def retention_on_call(self) -> bool:
+        """enforce_retention applies retention at once, on the broker's clock, and counts
+        what it removed. Kafka's log cleaner does it in its own time."""
         return self.name != "kafka"
 
     @property
     def session_timeout_ms(self) -> int:
         # Kafka refuses sessions shorter than group.min.session.timeout.ms (6 s).
-        return 6000 if self.name == "kafka" else 1000
+        return 6000 if self.name in REMOTE else 1000
 
     @property
     def compacts_on_write(self) -> bool:
         """Compaction is visible at once. Kafka compacts closed segments in the background,
-        so a reader may still see superseded records (never a wrong latest value)."""
-        return self.name != "kafka"
+        Pulsar into a compacted ledger that streamsense's full readers do not use: a reader
+        may still see superseded records (never a wrong latest value)."""
+        return self.name not in REMOTE
 
     @property
     def checks_expected_offsets(self) -> bool:
         """commit_transaction enforces Transaction.expected atomically. Kafka cannot; its
         group generation fences stale workers (the stale-transaction contract case asserts
-        that; tests/integration/test_kafka_transactions has a member dropped by a rebalance)."""
+        that; tests/integration/test_kafka_transactions has a member dropped by a rebalance).
+        Pulsar checks them for a commit made without group membership (this case), before
+        writing, not atomically with it; a member is fenced by ownership (brokers.pulsar)."""
         return self.name != "kafka"
 
     @property
@@ -114,7 +133,9 @@ class Backend:
             )
             consumer.subscribe([topic])  # and never polls again
             return Member(consumer, None)
-        args = [self.bootstrap or "", group, topic, str(self.session_timeout_ms)]
+        url = self.bootstrap or ""
+        url = f"kafka://{url}" if self.name == "kafka" else url
+        args = [url, group, topic, str(self.session_timeout_ms)]
         process = subprocess.Popen(
             [sys.executable, "-c", _MEMBER, *args],
             cwd=ROOT,
@@ -132,7 +153,7 @@ class Backend:
         removed = broker.enforce_retention()
         deadline = time.monotonic() + SETTLE_TIMEOUT_S
         while not done(broker.describe_topic(topic).partitions[0]):
-            assert not self.manual_clock, "retention was not applied"
+            assert not self.retention_on_call, "retention was not applied"
             assert time.monotonic() < deadline, "Kafka did not apply retention in time"
             time.sleep(0.5)
         return removed
@@ -141,7 +162,11 @@ class Backend:
 @pytest.fixture(params=BROKERS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     opened: list[Broker] = []
-    bootstrap = request.getfixturevalue("kafka_bootstrap") if request.param == "kafka" else None
+    bootstrap = None
+    if request.param in REMOTE:
+        bootstrap = request.getfixturevalue(
+            "kafka_bootstrap" if request.param == "kafka" else "pulsar_url"
+        )
 
     def factory(clock: Clock | None = None) -> Broker:
         kwargs: dict[str, Any] = {} if clock is None else {"clock": clock}
@@ -154,8 +179,10 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
             broker = memory
         elif request.param == "embedded":
             broker = EmbeddedBroker(tmp_path / "log.db", **kwargs)
-        else:
+        elif request.param == "kafka":
             broker = KafkaBroker(bootstrap or "", **kwargs)
+        else:
+            broker = PulsarBroker((bootstrap or "").removeprefix("pulsar://"), **kwargs)
         opened.append(broker)
         return broker
 
@@ -185,5 +212,5 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def unique() -> Callable[[str], str]:
-    """Topic and group names of their own: the Kafka broker is shared by every test."""
+    """Topic and group names of their own: a real broker is shared by every test."""
     return lambda base: f"{base}-{uuid.uuid4().hex[:10]}"

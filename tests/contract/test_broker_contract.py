@@ -1,5 +1,5 @@
-"""One contract for every broker: memory, embedded and Kafka (see conftest.Backend for how
-the tests wait on a real broker, and for the two points Kafka shows differently)."""
+"""One contract for every broker: memory, embedded, Kafka and Pulsar (see conftest.Backend for
+how the tests wait on a real broker, and for the points Kafka and Pulsar show differently)."""
 
 from __future__ import annotations
 
@@ -105,6 +105,23 @@ def test_records_keep_value_key_timestamp_and_headers(broker: Broker, unique: Na
         (("h", b"1"),),
     )
     assert (second.value, second.key, second.offset) == (None, b"k2", 1)
+
+
+def test_binary_empty_and_missing_keys_and_values_come_back_as_sent(
+    broker: Broker, unique: Names
+) -> None:
+    """Keys and values are bytes: any byte, the empty string and None are three things
+    (Pulsar's string keys and properties carry them through the codec in pulsar_codec)."""
+    t = unique("t")
+    broker.create_topic(t, TopicConfig(partitions=1))
+    cases = [(b"\x00\xff\x80k", b"\x00\x01"), (b"", b""), (None, None), (b"k", b""), (b"", None)]
+    headers = (("a", b"\xff"), ("a", b""), ("b", b"2"))
+    producer = broker.producer()
+    for key, value in cases:
+        producer.send(t, value, key, partition=0, headers=headers)
+    producer.close()
+    got = [(r.key, r.value, r.headers) for r in drain_topic(broker, t)]
+    assert got == [(key, value, headers) for key, value in cases]
 
 
 def test_sending_to_a_missing_partition_fails(broker: Broker, unique: Names) -> None:
@@ -306,7 +323,12 @@ def test_retention_by_age_removes_the_oldest_records(
     producer.send(t, b"new", partition=0, timestamp=now)
     producer.close()
     removed = backend.apply_retention(broker, t, lambda p: p.low > 0)
-    assert removed == (1 if backend.manual_clock else 0)  # Kafka removes them itself
+    if backend.manual_clock:
+        assert removed == 1
+    elif backend.retention_on_call:
+        assert removed >= 1  # Pulsar: a shared broker, so other tests' topics count too
+    else:
+        assert removed == 0  # Kafka removes them itself
     info = broker.describe_topic(t).partitions[0]
     assert (info.low, info.high) == (1, 2)
     assert [r.value for r in drain_topic(broker, t)] == [b"new"]

@@ -34,11 +34,16 @@ def test_loading_a_model_without_the_ml_extra(
     assert str(raised.value) == f"{module} is not installed: pip install 'streamsense[ml]'"
 
 
-def test_kafka_and_redis_urls_without_their_extras(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kafka_pulsar_and_redis_urls_without_their_extras(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setitem(sys.modules, "confluent_kafka", None)
+    monkeypatch.setitem(sys.modules, "pulsar", None)
     monkeypatch.setitem(sys.modules, "redis", None)
     with pytest.raises(MissingExtra, match=r"streamsense\[kafka\]"):
         open_broker("kafka://127.0.0.1:9")
+    with pytest.raises(MissingExtra, match=r"streamsense\[pulsar\]"):
+        open_broker("pulsar://127.0.0.1:9")
     with pytest.raises(MissingExtra, match=r"streamsense\[redis\]"):
         open_online_store("redis://127.0.0.1:9/0")
 

@@ -4,7 +4,8 @@
 
 * ``memory://``                  in this process only (tests)
 * ``embedded:///path/to/log.db`` (or a plain path) the default, one SQLite file
-* ``kafka://host:port[,host:port]`` Apache Kafka
+* ``kafka://host:port[,host:port]`` Apache Kafka (and Redpanda, which speaks its protocol)
+* ``pulsar://host:port[?admin=http://host:port]`` Apache Pulsar
 """
 
 from __future__ import annotations
@@ -61,10 +62,18 @@ def open_broker(url: str, *, clock: Clock = SYSTEM_CLOCK) -> Broker:
         from streamsense.brokers.kafka import KafkaBroker
 
         return KafkaBroker(url.removeprefix("kafka://"), clock=clock)
+    if url.startswith("pulsar://"):
+        from streamsense.extras import require
+
+        require("pulsar", "pulsar")
+        from streamsense.brokers.pulsar import PulsarBroker
+
+        return PulsarBroker(url.removeprefix("pulsar://"), clock=clock)
     if url.startswith("embedded://"):
         return EmbeddedBroker(url.removeprefix("embedded://"), clock=clock)
     if "://" in url:
         raise ConfigError(
-            f"unknown broker URL {url!r}: use memory://, embedded://PATH or kafka://HOST:PORT"
+            f"unknown broker URL {url!r}: use memory://, embedded://PATH, kafka://HOST:PORT "
+            "or pulsar://HOST:PORT"
         )
     return EmbeddedBroker(Path(url), clock=clock)

@@ -155,7 +155,7 @@ class MemoryLog:
         with self._changed:
             for topic in self._topics.values():
                 for part in topic.partitions:
-                    keep = _retained_from(part.records, topic.config, now_ms)
+                    keep = outside_retention(part.records, topic.config, now_ms)
                     removed += keep
                     del part.records[:keep]
         return removed
@@ -175,8 +175,10 @@ def _first_at_or_after(records: list[Record], offset: int) -> int:
     return lo
 
 
-def _retained_from(records: list[Record], config: TopicConfig, now_ms: int) -> int:
-    """How many of the oldest records fall outside the topic's retention."""
+def outside_retention(records: list[Record], config: TopicConfig, now_ms: int) -> int:
+    """How many of the oldest records fall outside the topic's retention: by record
+    timestamp for age, by key plus value bytes for size; compacted topics keep everything.
+    (The Pulsar broker applies the same rule, see pulsar_retention.)"""
     if config.compacted or not records:
         return 0
     drop = 0

@@ -257,13 +257,16 @@ def serve(
     metrics_host: Annotated[
         str, typer.Option(help="Interface the --metrics-port listens on.")
     ] = "127.0.0.1",
+    ui: Annotated[
+        bool, typer.Option("--ui/--no-ui", help="Serve the operator UI at /ui (same key).")
+    ] = True,
     broker: BrokerOption = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
     verbose: VerboseOption = False,
 ) -> None:
     """Serve an app over HTTP: its decisions (`POST /v1/decide/{stream}`, see the docs at
-    /docs) and its own endpoints, if it has them; with --grpc-port, decisions over gRPC too.
-    The API key comes from $STREAMSENSE_API_KEY."""
+    /docs) and its own endpoints, if it has them; with --grpc-port, decisions over gRPC too;
+    the operator UI at /ui. The API key comes from $STREAMSENSE_API_KEY."""
     exposure = exposure_of(production, metrics, metrics_port)
     uvicorn = _required("uvicorn", "serving")
     _required("fastapi", "serving")
@@ -285,7 +288,18 @@ def serve(
 
         side = serve_metrics(serving.metrics_registry, metrics_host, metrics_port)
         console.print(f"serving /metrics on http://{side.host}:{side.port}/metrics")
-    api = freeze_after_startup(create_api(serving, exposure))  # no full GCs over start-up
+    api = create_api(serving, exposure)
+    if ui:
+        _required("jinja2", "serving")
+        from streamsense.ui import ui_context
+        from streamsense.ui.web import create_ui
+
+        context = ui_context(
+            target, name=application.name, app=application.app, serving=serving, state_dir=state_dir
+        )
+        api.mount("/ui", create_ui(context))
+        console.print(f"serving the operator UI on http://{host}:{port}/ui")
+    api = freeze_after_startup(api)  # no full GCs over start-up
     if grpc_port is not None:
         _required("grpc", "serving")
         from streamsense.serving.grpc_service import with_grpc

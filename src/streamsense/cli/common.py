@@ -22,7 +22,8 @@ BrokerOption = Annotated[
     str | None,
     typer.Option(
         "--broker",
-        help="Broker URL: embedded://PATH (default), kafka://HOST:PORT or memory://. "
+        help="Broker URL: embedded://PATH (default), kafka://HOST:PORT, "
+        "pulsar://HOST:PORT[?admin=http://HOST:PORT] or memory://. "
         "Default: $STREAMSENSE_BROKER, else the state dir's embedded log.",
     ),
 ]
