@@ -1,7 +1,7 @@
 """Record batches as the embedded broker stores them: msgpack, compressed with zstd when
 that pays (as Kafka compresses its record batches).
 
-Outputs repeat themselves: a month of the fraud app's decisions is 660 MB of msgpack and
+Outputs repeat themselves: a month of one app's decision records is 660 MB of msgpack and
 48 MB compressed (13.7x at zstd level 1, which compresses at ~750 MB/s and decompresses
 faster on one core here), so compression cuts the broker file and the bytes SQLite writes
 at a cost of about a second of CPU per gigabyte. A compressed payload starts with 0xC1,
