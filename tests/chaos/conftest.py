@@ -25,10 +25,6 @@ from tests.chaos.pipeline import ChaosPipeline
 FIGURES_ENV = "STREAMSENSE_CHAOS_FIGURES"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "chaos: injects faults into real processes (tests/chaos)")
-
-
 @pytest.fixture(scope="package")
 def chaos_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaNode]:
     """A broker of the chaos tests' own: they restart it (see kafka_node)."""
