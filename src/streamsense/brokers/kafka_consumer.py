@@ -5,10 +5,14 @@ committed transactions are read. Where a partition starts is resolved when it is
 (the group's committed offset, else the log start or end), so ``position`` is known at
 once and "latest" means the end at assignment time, not whenever librdkafka gets to it.
 
-Groups use Kafka's classic protocol with the range assignor: partition p of every topic
-with the same partition count goes to the same member, which keeps co-partitioned sources
-and their keyed state together. The protocol is eager: a rebalance revokes every partition
-(``on_revoke`` gets all of them) and then assigns the new set (``on_assign``).
+Groups use KIP-848's consumer protocol by default (see kafka_groups): a rebalance hands
+``on_revoke`` only the partitions this member gives up and ``on_assign`` only those it
+takes over (``incremental_unassign``/``incremental_assign``); the others keep being read
+and committed throughout. Either protocol uses a range assignor: partition p of every
+topic with the same partition count goes to the same member, which keeps co-partitioned
+sources and their keyed state together. Under the classic protocol (``group_protocol=
+classic``) rebalances are eager: ``on_revoke`` gets every partition, then ``on_assign``
+the new set.
 """
 
 from __future__ import annotations
@@ -33,6 +37,12 @@ from streamsense.brokers.kafka_common import (
     to_error,
     to_kafka,
 )
+from streamsense.brokers.kafka_groups import (
+    DEFAULT_GROUP_PROTOCOL,
+    GroupProtocol,
+    configure_group,
+    group_settings,
+)
 from streamsense.errors import ConfigError, StreamsenseError
 
 # Not failures of this consumer: librdkafka recovers from them by itself.
@@ -45,6 +55,7 @@ def consumer_config(
     auto_offset_reset: OffsetReset,
     session_timeout_ms: int,
     max_poll_interval_ms: int,
+    protocol: GroupProtocol = DEFAULT_GROUP_PROTOCOL,
 ) -> dict[str, Any]:
     return {
         # librdkafka needs a group id even to read assigned partitions; an unused, unique
@@ -54,10 +65,11 @@ def consumer_config(
         "enable.auto.offset.store": False,
         "isolation.level": "read_committed",
         "auto.offset.reset": auto_offset_reset,
-        "session.timeout.ms": session_timeout_ms,
-        "heartbeat.interval.ms": max(100, min(3000, session_timeout_ms // 3)),
-        "max.poll.interval.ms": max(max_poll_interval_ms, session_timeout_ms),
-        "partition.assignment.strategy": "range",
+        **group_settings(
+            protocol,
+            session_timeout_ms=session_timeout_ms,
+            max_poll_interval_ms=max_poll_interval_ms,
+        ),
         "enable.partition.eof": False,
         "on_commit": _log_failed_commit,  # commits made without waiting (commit(wait=False))
         # A seek or resume takes effect only when the fetch in flight returns, and an idle
@@ -79,9 +91,15 @@ class KafkaConsumer:
         config: dict[str, Any],
         admin: KafkaAdmin,
         auto_offset_reset: OffsetReset,
+        *,
+        protocol: GroupProtocol = DEFAULT_GROUP_PROTOCOL,
+        session_timeout_ms: int = 10_000,
     ) -> None:
         self.group = group
         self.client = KafkaClient(config)
+        # Rebalances hand over only what moves (consumer protocol), or everything (classic).
+        self.incremental = protocol == "consumer"
+        self._session_timeout_ms = session_timeout_ms
         self._admin = admin
         self._latest = auto_offset_reset == "latest"
         self._assigned: list[TopicPartition] = []
@@ -107,6 +125,8 @@ class KafkaConsumer:
         for topic in topics:
             self._admin.partition_count(topic)  # fail fast on an unknown topic
         self._on_assign, self._on_revoke = on_assign, on_revoke
+        if self.incremental:
+            configure_group(self._admin, self.group, self._session_timeout_ms)
         self.client.subscribe(
             list(topics), on_assign=self._gained, on_revoke=self._lost, on_lost=self._lost
         )
@@ -138,19 +158,25 @@ class KafkaConsumer:
     # only non-blocking calls on this client; offsets are read through the admin client.
 
     def _gained(self, _client: KafkaClient, partitions: list[KafkaPartition]) -> None:
-        gained = from_kafka(partitions)
-        self._take(gained, {})
+        gained = [tp for tp in from_kafka(partitions) if tp not in self._starts]
+        if self.incremental:
+            self._add(gained)
+        else:
+            self._take(gained, {})
         if gained and self._on_assign is not None:
             self._on_assign(gained)
 
     def _lost(self, _client: KafkaClient, partitions: list[KafkaPartition]) -> None:
-        lost = from_kafka(partitions)
+        lost = [tp for tp in from_kafka(partitions) if tp in self._starts]
         try:
             if lost and self._on_revoke is not None:
                 self._on_revoke(lost)  # still assigned here, so it can commit and seek
         finally:
-            self.client.unassign()
-            self._assigned, self._starts, self._paused = [], {}, set()
+            if self.incremental:
+                self._remove(lost)
+            else:
+                self.client.unassign()
+                self._assigned, self._starts, self._paused = [], {}, set()
 
     def _take(self, partitions: list[TopicPartition], known: dict[TopicPartition, int]) -> None:
         starts = {**self._start_offsets([tp for tp in partitions if tp not in known]), **known}
@@ -164,6 +190,28 @@ class KafkaConsumer:
             raise to_error(error, "assigning partitions") from None
         self._assigned = sorted(starts)
         self._starts = starts
+
+    def _add(self, partitions: list[TopicPartition]) -> None:
+        """Take over ``partitions`` beside those already assigned, which read on."""
+        starts = self._start_offsets(partitions)
+        try:
+            self.client.incremental_assign(to_kafka(starts))
+        except KafkaException as error:
+            raise to_error(error, "assigning partitions") from None
+        self._starts.update(starts)
+        self._assigned = sorted(self._starts)
+
+    def _remove(self, partitions: list[TopicPartition]) -> None:
+        """Give up ``partitions`` only; the others read on."""
+        try:
+            self.client.incremental_unassign([KafkaPartition(*tp) for tp in partitions])
+        except KafkaException as error:
+            raise to_error(error, "unassigning partitions") from None
+        finally:
+            for tp in partitions:
+                self._starts.pop(tp, None)
+                self._paused.discard(tp)
+            self._assigned = sorted(self._starts)
 
     def _start_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         if not partitions:
