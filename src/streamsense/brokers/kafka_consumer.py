@@ -17,6 +17,7 @@ the new set.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -28,6 +29,14 @@ from confluent_kafka import TopicPartition as KafkaPartition
 
 from streamsense.brokers.base import OffsetReset, RebalanceCallback, Record, TopicPartition
 from streamsense.brokers.kafka_admin import KafkaAdmin
+from streamsense.brokers.kafka_calls import (
+    CLOSE_TIMEOUT_S,
+    COMMIT_TIMEOUT_S,
+    StuckCall,
+    abandon,
+    call_within,
+    close_within,
+)
 from streamsense.brokers.kafka_common import (
     ATTEMPT_TIMEOUT_S,
     REQUEST_TIMEOUT_S,
@@ -43,7 +52,7 @@ from streamsense.brokers.kafka_groups import (
     configure_group,
     group_settings,
 )
-from streamsense.errors import ConfigError, StreamsenseError
+from streamsense.errors import ConfigError, FatalError, StreamsenseError
 
 # Not failures of this consumer: librdkafka recovers from them by itself.
 _TRANSIENT = frozenset({KafkaError._PARTITION_EOF, KafkaError._MAX_POLL_EXCEEDED})
@@ -111,6 +120,10 @@ class KafkaConsumer:
         self._on_revoke: RebalanceCallback | None = None
         self.subscribed = False  # a member of the group (else reads assigned partitions)
         self._closed = False
+        # Limits of the calls librdkafka would let wait forever (see kafka_calls).
+        self.commit_timeout_s = COMMIT_TIMEOUT_S
+        self.close_timeout_s = CLOSE_TIMEOUT_S
+        self.reaper: threading.Thread | None = None  # closes a client stuck in a call
 
     # -- membership -------------------------------------------------------------------------
     def subscribe(
@@ -313,14 +326,32 @@ class KafkaConsumer:
         chosen = {tp: self.position(tp) for tp in self._assigned} if offsets is None else offsets
         if not chosen:
             return
+        what = f"committing offsets of group {self.group!r}"
+        client, kafka_offsets = self.client, to_kafka(chosen)
         try:
             if not wait:
-                self.client.commit(offsets=to_kafka(chosen), asynchronous=True)
+                client.commit(offsets=kafka_offsets, asynchronous=True)
                 return
-            answer = self.client.commit(offsets=to_kafka(chosen), asynchronous=False)
+            answer = call_within(
+                lambda: client.commit(offsets=kafka_offsets, asynchronous=False),
+                self.commit_timeout_s,
+                what,
+            )
         except KafkaException as error:
-            raise to_error(error, f"committing offsets of group {self.group!r}") from None
-        offsets_of(answer, f"committing offsets of group {self.group!r}")
+            raise to_error(error, what) from None
+        except StuckCall as stuck:
+            raise self._stuck(stuck) from None
+        offsets_of(answer, what)
+
+    def _stuck(self, stuck: StuckCall) -> FatalError:
+        """A call that did not return leaves the client unusable (the call may still
+        complete, and another would wait as long): it is closed once the call returns,
+        and this consumer with it. Its worker must stop; a new one rejoins the group."""
+        self._closed = True
+        self._assigned, self._starts = [], {}
+        client = self.client
+        self.reaper = abandon(client, client.close, stuck)
+        return FatalError(f"{stuck}; the consumer is closed: restart the worker")
 
     def committed(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
         if self.group is None:
@@ -350,11 +381,15 @@ class KafkaConsumer:
         return self.client.consumer_group_metadata()
 
     def close(self) -> None:
+        """Leave the group (on_revoke runs first) within ``close_timeout_s``; a close that
+        takes longer goes on in the background (kafka_calls.close_within)."""
         if self._closed:
             return
         self._closed = True
         try:
-            self.client.close()  # leaves the group; on_revoke runs first
+            close_within(
+                self.client, self.client.close, self.close_timeout_s, "closing the consumer"
+            )
         except KafkaException as error:
             raise to_error(error, "closing the consumer") from None
         finally:
