@@ -212,6 +212,7 @@ def main() -> None:
     parser.add_argument("--session-timeout-ms", type=int, default=6000)
     parser.add_argument("--group-protocol", default="consumer", choices=["consumer", "classic"])
     parser.add_argument("--results", default=str(kb.ROOT / "bench" / "results"))
+    parser.add_argument("--keep-logs", action="store_true", help="keep the workers' logs")
     args = parser.parse_args()
     from confluent_kafka.admin import AdminClient
     from results import save_results
@@ -227,7 +228,10 @@ def main() -> None:
         for round_index in range(args.rounds):
             rows.append({"round": round_index, **one_round(args, client, admin, tmp, events)})
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep_logs:
+            print(f"workers' logs: {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
         admin.close()
     path = save_results(Path(args.results), "rebalance_bench", vars(args), rows)
     print(f"raw results: {path}")

@@ -124,6 +124,7 @@ class KafkaConsumer:
         self.commit_timeout_s = COMMIT_TIMEOUT_S
         self.close_timeout_s = CLOSE_TIMEOUT_S
         self.reaper: threading.Thread | None = None  # closes a client stuck in a call
+        self._in_callback = False
 
     # -- membership -------------------------------------------------------------------------
     def subscribe(
@@ -170,6 +171,10 @@ class KafkaConsumer:
     # poll then aborts the process (CallState_get: assertion cs != NULL). So callbacks use
     # only non-blocking calls on this client; offsets are read through the admin client.
 
+    # Under the consumer protocol a synchronous commit made inside a rebalance callback
+    # gets no answer until the member's reconciliation ends, which waits for the callback
+    # (librdkafka 2.16: over a minute). Commits made there are sent without waiting.
+
     def _gained(self, _client: KafkaClient, partitions: list[KafkaPartition]) -> None:
         gained = [tp for tp in from_kafka(partitions) if tp not in self._starts]
         if self.incremental:
@@ -177,14 +182,20 @@ class KafkaConsumer:
         else:
             self._take(gained, {})
         if gained and self._on_assign is not None:
-            self._on_assign(gained)
+            self._in_callback = True
+            try:
+                self._on_assign(gained)
+            finally:
+                self._in_callback = False
 
     def _lost(self, _client: KafkaClient, partitions: list[KafkaPartition]) -> None:
         lost = [tp for tp in from_kafka(partitions) if tp in self._starts]
         try:
             if lost and self._on_revoke is not None:
+                self._in_callback = True
                 self._on_revoke(lost)  # still assigned here, so it can commit and seek
         finally:
+            self._in_callback = False
             if self.incremental:
                 self._remove(lost)
             else:
@@ -320,7 +331,9 @@ class KafkaConsumer:
         generation is stale (FencedError): the group's generation is what fences a worker
         that lost its partitions. ``wait=False`` sends the commit and returns; its outcome
         is only logged (a failed one leaves the previous offsets, so events are processed
-        again), and commits reach the coordinator in the order they were made."""
+        again), and commits reach the coordinator in the order they were made. Inside a
+        rebalance callback of the consumer protocol every commit is sent so (see above):
+        the next owner may then start before these offsets, and process events again."""
         if self.group is None:
             raise ConfigError("commit needs a consumer group")
         chosen = {tp: self.position(tp) for tp in self._assigned} if offsets is None else offsets
@@ -329,7 +342,7 @@ class KafkaConsumer:
         what = f"committing offsets of group {self.group!r}"
         client, kafka_offsets = self.client, to_kafka(chosen)
         try:
-            if not wait:
+            if not wait or (self._in_callback and self.incremental):
                 client.commit(offsets=kafka_offsets, asynchronous=True)
                 return
             answer = call_within(
