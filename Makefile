@@ -35,14 +35,32 @@ demo-recs: $(STAMP)
 
 # Everything: lint, strict typing, unit, contract, integration (real Kafka) and e2e tests,
 # and beside them (another process, its own Kafka and Redis) every benchmark and peer at
-# tiny sizes: a check that they still install and run, with no thresholds.
-test: $(STAMP) lint typecheck
+# tiny sizes: a check that they still install and run, with no thresholds. The tests run as
+# two pytest processes side by side: those that start brokers of their own (the chaos
+# suite, the month on Kafka) and the rest, which share the session's Kafka and Redis. Much
+# of their time is waiting (session timeouts, kills, restarts), so two cores carry both.
+OWN_BROKER_TESTS := tests/chaos tests/integration/test_kafka_month_replay.py
+test: $(STAMP) lint typecheck chromium
 	@$(MAKE) --no-print-directory bench-smoke > .bench-smoke.log 2>&1 & smoke=$$!; \
-	$(PY) -m pytest; tests=$$?; \
+	$(PY) -m pytest -p no:cacheprovider $(OWN_BROKER_TESTS) > .tests-own-brokers.log 2>&1 & \
+	own=$$!; \
+	$(PY) -m pytest $(addprefix --ignore=,$(OWN_BROKER_TESTS)); tests=$$?; \
+	wait $$own; owned=$$?; \
+	echo "== the tests with brokers of their own ($(OWN_BROKER_TESTS)):"; \
+	cat .tests-own-brokers.log; \
 	wait $$smoke; bench=$$?; \
 	if [ $$bench -ne 0 ]; then tail -60 .bench-smoke.log; fi; \
-	echo "bench smoke: exit $$bench (log: .bench-smoke.log); tests: exit $$tests"; \
-	test $$tests -eq 0 -a $$bench -eq 0
+	echo "bench smoke: exit $$bench (log: .bench-smoke.log); tests: exit $$tests;" \
+		"tests with their own brokers: exit $$owned (log: .tests-own-brokers.log)"; \
+	test $$tests -eq 0 -a $$owned -eq 0 -a $$bench -eq 0
+
+# The UI's browser tests drive Debian's Chromium (tests/e2e/test_ui_browser.py): installed
+# from the distribution's packages when missing (as root, or with sudo), never downloaded.
+.PHONY: chromium
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests apps bench

@@ -83,6 +83,16 @@ BENCHES = [
         "recs_http", "recs_http_bench.py", [], ["--rate", "100", "--seconds", "2", "--rounds", "1"]
     ),
     Bench("handbook_lr", "handbook_lr_check.py", [], [], smoke_too=False),  # a check, no peer
+    Bench("ui", "ui_bench.py", [], ["--decisions", "20000", "--rounds", "1", "--seconds", "4"]),
+    Bench(
+        "fraud_replay",
+        "fraud_replay_bench.py",
+        ["--rounds", "3"],
+        [
+            *("--start", "2018-07-01", "--end", "2018-07-02", "--rounds", "1"),
+            *("--train-days", "1", "--models-dir", "/tmp/streamsense-bench-smoke/fraud-models"),
+        ],
+    ),
     Bench(
         "state_restore",
         "state_restore_bench.py",

@@ -17,7 +17,7 @@ beside the handbook's published results on the handbook's own run.
 from __future__ import annotations
 
 import gc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +34,7 @@ from streamsense.application import InputOption, Session, Training
 from streamsense.runtime.ingest import RowFilter
 from streamsense.runtime.input_files import columns_of, file_format
 from streamsense.serving import DECIDED_BY_API, Serving
+from streamsense.serving.cascade import Candidate
 from streamsense.serving.decision import DecisionRecord
 from streamsense.serving.request_reply import ReplySink, request_id
 
@@ -114,23 +115,32 @@ FEATURE_STAGE = F.FeatureStage("features", PIPELINE_FEATURES, allowed_lateness_m
 
 @dataclass
 class Decide:
-    """The decision stage: the cascade of the state dir (``configure`` loads it)."""
+    """The decision stage: the cascade of the state dir (``configure`` loads it), called
+    once per micro-batch (one call per model tier for the batch's payments)."""
 
     cascade: serving_setup.FraudCascade = field(
         default_factory=lambda: serving_setup.load_cascade(None)
     )
 
-    def __call__(self, enriched: F.Enriched, ctx: ss.Context) -> FraudDecision | None:
-        if DECIDED_BY_API in ctx.event.headers:
-            return None  # decided when it was posted to /v1/decide; its features still count
-        record = self.cascade.decide(
-            request_id(ctx.event), ctx.key, enriched.features, shed_heavy=ctx.load.shed_heavy
-        )
-        return FraudDecision(
-            transaction_id=enriched.payload.transaction_id,
-            event_time=ctx.event_time,
-            **msgspec.structs.asdict(record),
-        )
+    def __call__(
+        self, batch: Sequence[F.Enriched], contexts: Sequence[ss.Context]
+    ) -> list[FraudDecision | None]:
+        # Posted to /v1/decide: decided then; its features still count.
+        todo = [i for i, ctx in enumerate(contexts) if DECIDED_BY_API not in ctx.event.headers]
+        candidates = [
+            Candidate(request_id(contexts[i].event), contexts[i].key, batch[i].features)
+            for i in todo
+        ]
+        shed_heavy = bool(contexts) and contexts[0].load.shed_heavy
+        records = self.cascade.decide_batch(candidates, shed_heavy=shed_heavy)
+        out: list[FraudDecision | None] = [None] * len(batch)
+        for i, record in zip(todo, records, strict=True):
+            out[i] = FraudDecision(
+                transaction_id=batch[i].payload.transaction_id,
+                event_time=contexts[i].event_time,
+                **msgspec.structs.asdict(record),
+            )
+        return out
 
 
 def cards(label: Label, ctx: ss.Context) -> CompromisedCard | None:
@@ -157,7 +167,7 @@ MONITOR = FraudMonitor()  # drift and performance alerts → fraud.alerts (monit
 app = ss.App("fraud")
 # ReplySink: each decision also names the request it answers, so a card-authorisation
 # caller (serving.request_reply.RequestReply) can wait for it.
-app.flow(transactions).batch(FEATURE_STAGE).stage("decide", DECIDE).sink(
+app.flow(transactions).batch(FEATURE_STAGE).batched_stage("decide", DECIDE).sink(
     ReplySink("fraud.decisions")
 ).sink(MONITOR)
 app.flow(labels).stage("cards", cards_and_monitor).sink(ss.TopicSink("fraud.compromised-cards"))

@@ -26,6 +26,7 @@ from streamsense.errors import StreamsenseError
 from streamsense.monitoring import ReferenceProfile, build_profile, load_reference, save_reference
 from streamsense.monitoring.performance import PerformanceWindows
 from streamsense.monitoring.seasons import Seasonality
+from streamsense.serving.cascade import Candidate
 
 from .fraud_exports import decisions
 from .fraud_training import TrainingSet, training_set
@@ -35,6 +36,7 @@ from .serving import HEAVY, load_cascade, registry
 
 PERFORMANCE_FILE = "reference_performance.json"
 DAY_MS = 86_400_000
+REFERENCE_BATCH = 1_000
 SEASONALITY: Seasonality = "weekday_hour"
 
 
@@ -42,9 +44,14 @@ def scores_of(state_dir: Path, names: Sequence[str], X: np.ndarray, keys: np.nda
     """The cascade in production in ``state_dir`` scoring each row as the pipeline would."""
     cascade = load_cascade(state_dir)
     out = np.empty(len(X), np.float64)
-    for i, (row, key) in enumerate(zip(X.tolist(), keys.tolist(), strict=True)):
-        vector = dict(zip(names, row, strict=True))
-        out[i] = cascade.decide(f"reference-{i}", str(key), vector).score
+    rows, customers = X.tolist(), keys.tolist()
+    for start in range(0, len(rows), REFERENCE_BATCH):  # a micro-batch's calls, as replays
+        candidates = [
+            Candidate(f"reference-{i}", str(customers[i]), dict(zip(names, rows[i], strict=True)))
+            for i in range(start, min(start + REFERENCE_BATCH, len(rows)))
+        ]
+        for i, record in enumerate(cascade.decide_batch(candidates), start):
+            out[i] = record.score
     return out
 
 

@@ -18,7 +18,7 @@ the customer's last score (trusted less as it ages), then allow, every such deci
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from streamsense import features as F
 from streamsense.errors import StreamsenseError
 from streamsense.resilience.breaker import BreakerConfig
 from streamsense.serving import Serving
-from streamsense.serving.cascade import Cascade, CascadeConfig
+from streamsense.serving.cascade import Candidate, Cascade, CascadeConfig
 from streamsense.serving.decision import DecisionRecord
 from streamsense.serving.fallbacks import FallbackConfig
 from streamsense.serving.models import LoadedModel
@@ -94,19 +94,14 @@ FALLBACKS = FallbackConfig(
 class FraudCascade(Cascade):
     """The cascade, given the derived features (amount against habits) as well."""
 
-    def decide(
-        self,
-        event_id: str,
-        key: str,
-        values: Mapping[str, Any],
-        *,
-        shed_heavy: bool = False,
-        feature_age_ms: int = 0,
-    ) -> DecisionRecord:
-        full = {**values, **derived(values)}
-        return super().decide(
-            event_id, key, full, shed_heavy=shed_heavy, feature_age_ms=feature_age_ms
-        )
+    def decide_batch(
+        self, candidates: Sequence[Candidate], *, shed_heavy: bool = False
+    ) -> list[DecisionRecord]:
+        full = [
+            Candidate(c.event_id, c.key, {**c.values, **derived(c.values)}, c.feature_age_ms)
+            for c in candidates
+        ]
+        return super().decide_batch(full, shed_heavy=shed_heavy)
 
 
 def online_store(state_dir: Path) -> OnlineStore:

@@ -51,6 +51,23 @@ class BrokerUnavailable(RetryableError):
     """The broker could not be reached or is busy."""
 
 
+class StorageFault(RetryableError):
+    """A disk or store failed a write (an I/O error). What the last commit left is intact
+    (a SQLite transaction is rolled back whole); running the command again once the cause
+    is fixed resumes from there. Retryable, but a worker stops on it rather than pausing
+    and retrying: unlike a busy lock or a restarting server it seldom clears by itself (see
+    docs/reliability.md, "Disk full and I/O faults"). ``where`` names the file or store."""
+
+    def __init__(self, message: str, *, where: str) -> None:
+        super().__init__(message)
+        self.where = where
+
+
+class StorageFull(StorageFault):
+    """A write found no room: a full disk (SQLite's "database or disk is full", ENOSPC) or
+    a store at its memory limit (Redis's OOM under ``maxmemory-policy noeviction``)."""
+
+
 class FencedError(FatalError):
     """Another worker committed these offsets first; this worker's view of the partition is
     stale. The worker must drop its state for the partition and rejoin: retrying the same

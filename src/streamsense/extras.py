@@ -5,7 +5,7 @@ features, replay, the command line); the rest comes with extras:
 
     [kafka]    confluent-kafka            kafka:// brokers
     [redis]    redis, hiredis             redis:// online stores
-    [serving]  fastapi, uvicorn, grpcio   streamsense serve, model-server, gRPC
+    [serving]  fastapi, uvicorn, grpcio, jinja2   streamsense serve, ui, model-server, gRPC
     [ml]       onnxruntime, lightgbm, skops, scikit-learn   model formats, training
     [all]      everything above
 """

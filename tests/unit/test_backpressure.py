@@ -14,7 +14,7 @@ import streamsense as ss
 from streamsense.brokers import EmbeddedBroker, MemoryBroker
 from streamsense.brokers.base import Record, TopicPartition, Transaction
 from streamsense.brokers.log import LogBroker
-from streamsense.errors import BrokerUnavailable, ConfigError, RetryableError
+from streamsense.errors import BrokerUnavailable, ConfigError, RetryableError, StorageFull
 from streamsense.runtime.intake import Intake
 from streamsense.runtime.lag import group_lag
 from streamsense.runtime.pauses import Backoff
@@ -125,6 +125,45 @@ def test_a_sink_outage_longer_than_the_commit_retries_pauses_then_catches_up() -
     stats = Worker(app, broker, FAST, clock=clock).run(until_caught_up=True)
     assert broker.refused > FAST.commit_attempts  # the outage outlasted the commit retries
     assert stats.failures >= 2 and stats.paused_s >= 30.0
+    assert_exactly_once(broker, 200)
+    assert group_lag(broker, "counter", ["clicks"]).total == 0
+
+
+class FillingDisk(MemoryBroker):
+    """A broker whose disk fills at the n-th commit of the pipeline and stays full until
+    ``freed``: each commit from then on is refused whole (StorageFull)."""
+
+    def __init__(self, fill_at_commit: int) -> None:
+        super().__init__()
+        self.commits = 0
+        self.refused = 0
+        self.fill_at_commit = fill_at_commit
+        self.freed = False
+
+    def commit_transaction(self, txn: Transaction) -> None:
+        if txn.group == "counter":
+            self.commits += 1
+            if self.commits >= self.fill_at_commit and not self.freed:
+                self.refused += 1
+                raise StorageFull("disk full: cannot write log.db", where="log.db")
+        super().commit_transaction(txn)
+
+
+def test_a_full_disk_stops_the_worker_at_once_and_its_rerun_once_freed_loses_nothing() -> None:
+    clock = ManualClock()
+    broker = FillingDisk(fill_at_commit=4)
+    app = counter_app(Outage(clock, down_at_call=10**9, down_for_s=0))
+    feed(broker, app, 200)
+    worker = Worker(app, broker, FAST, clock=clock)
+    with pytest.raises(StorageFull):
+        worker.run(until_caught_up=True)
+    # Stopped at the first refusal: neither the commit retried nor the partitions paused
+    # to retry (space seldom frees itself; a paused replay would wait without end).
+    assert broker.refused == 1 and worker.stats.failures == 0
+    assert 0 < group_lag(broker, "counter", ["clicks"]).total < 200
+
+    broker.freed = True
+    Worker(app, broker, FAST, clock=clock).run(until_caught_up=True)
     assert_exactly_once(broker, 200)
     assert group_lag(broker, "counter", ["clicks"]).total == 0
 

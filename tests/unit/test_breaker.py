@@ -312,3 +312,14 @@ def _raiser(exc: BaseException) -> Callable[[], str]:
         raise exc
 
     return call
+
+
+def test_a_reset_closes_an_open_breaker_with_an_empty_window() -> None:
+    guard = breaker(ManualClock())
+    for _ in range(4):
+        with pytest.raises(BrokerUnavailable):
+            guard.call(fail)
+    assert guard.state == "open"
+    guard.reset()
+    assert guard.state == "closed" and guard.metrics().calls == 0
+    assert guard.call(ok) == "ok"

@@ -34,6 +34,7 @@ from streamsense.brokers.base import (
 )
 from streamsense.brokers.log import LogBroker
 from streamsense.clock import SYSTEM_CLOCK, Clock
+from streamsense.disk_faults import disk_faults, write_transaction
 from streamsense.errors import BrokerUnavailable, ConfigError, FencedError, TopicNotFound
 
 # Records per stored batch: large enough to amortise SQLite's per-row cost, small enough
@@ -64,25 +65,24 @@ class SqliteLog:
         self._lock = threading.RLock()
         self._signal = _signal_for(self.path)
         self._topic_ids: dict[str, tuple[int, bool]] = {}
-        with self._lock:
-            schema.prepare(self._conn, synchronous)
+        try:
+            with self._lock, disk_faults(self.path):
+                schema.prepare(self._conn, synchronous)
+        except BaseException:
+            self._conn.close()  # and with it any transaction the failure left open
+            raise
+
+    def _busy(self, error: sqlite3.OperationalError) -> BrokerUnavailable:
+        return BrokerUnavailable(f"embedded broker {self.path} busy: {error}")
 
     # -- transactions -------------------------------------------------------------------------
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction. IMMEDIATE takes the write lock up front so two processes
-        never both read a partition's next offset and then collide."""
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as error:
-                raise BrokerUnavailable(f"embedded broker busy: {error}") from error
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        never both read a partition's next offset and then collide. A full or failing disk
+        rolls it back whole and raises StorageFull / StorageFault naming the file."""
+        with self._lock, write_transaction(self._conn, self.path, self._busy) as conn:
+            yield conn
         with self._signal:
             self._signal.notify_all()
 

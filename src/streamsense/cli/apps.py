@@ -38,6 +38,7 @@ from streamsense.cli.session import (
     worker_config,
 )
 from streamsense.cli.time_range import TimeRange
+from streamsense.disk_faults import disk_faults
 from streamsense.errors import MissingExtra
 from streamsense.extras import Extra, require
 from streamsense.runtime.worker import WorkerStats
@@ -105,7 +106,8 @@ def replay(
         print_stats(stats, elapsed)
         _summarise(session, files)
         for name, (write, path) in exports.items():
-            rows = write(session.broker, path, window.start_ms, window.end_ms)
+            with disk_faults(str(path)):  # a full disk: one line naming the file
+                rows = write(session.broker, path, window.start_ms, window.end_ms)
             console.print(f"exported {rows:,} rows of {name} → {path}")
     if not dead_letters_within(stats, max_dead_letters, sorted(files)):
         raise typer.Exit(1)
@@ -255,13 +257,16 @@ def serve(
     metrics_host: Annotated[
         str, typer.Option(help="Interface the --metrics-port listens on.")
     ] = "127.0.0.1",
+    ui: Annotated[
+        bool, typer.Option("--ui/--no-ui", help="Serve the operator UI at /ui (same key).")
+    ] = True,
     broker: BrokerOption = None,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
     verbose: VerboseOption = False,
 ) -> None:
     """Serve an app over HTTP: its decisions (`POST /v1/decide/{stream}`, see the docs at
-    /docs) and its own endpoints, if it has them; with --grpc-port, decisions over gRPC too.
-    The API key comes from $STREAMSENSE_API_KEY."""
+    /docs) and its own endpoints, if it has them; with --grpc-port, decisions over gRPC too;
+    the operator UI at /ui. The API key comes from $STREAMSENSE_API_KEY."""
     exposure = exposure_of(production, metrics, metrics_port)
     uvicorn = _required("uvicorn", "serving")
     _required("fastapi", "serving")
@@ -283,7 +288,18 @@ def serve(
 
         side = serve_metrics(serving.metrics_registry, metrics_host, metrics_port)
         console.print(f"serving /metrics on http://{side.host}:{side.port}/metrics")
-    api = freeze_after_startup(create_api(serving, exposure))  # no full GCs over start-up
+    api = create_api(serving, exposure)
+    if ui:
+        _required("jinja2", "serving")
+        from streamsense.ui import ui_context
+        from streamsense.ui.web import create_ui
+
+        context = ui_context(
+            target, name=application.name, app=application.app, serving=serving, state_dir=state_dir
+        )
+        api.mount("/ui", create_ui(context))
+        console.print(f"serving the operator UI on http://{host}:{port}/ui")
+    api = freeze_after_startup(api)  # no full GCs over start-up
     if grpc_port is not None:
         _required("grpc", "serving")
         from streamsense.serving.grpc_service import with_grpc

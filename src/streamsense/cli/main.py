@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from streamsense.cli import apps, io, model_server, run, status, store
+from streamsense.cli import apps, io, model_server, run, status, store, ui
 from streamsense.cli.app_command import DemoCommand, ReplayCommand
 from streamsense.cli.app_groups import WithAppCommands
 from streamsense.cli.monitor import monitor_app
@@ -33,6 +33,7 @@ cli.add_typer(store.features_app, name="features")
 cli.command()(status.status)
 cli.command("model-server")(model_server.model_server)
 cli.add_typer(monitor_app, name="monitor")
+cli.command("ui")(ui.ui)
 
 
 def main() -> None:

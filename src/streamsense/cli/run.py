@@ -109,7 +109,7 @@ def run(
         )  # fmt: skip
         return supervise.supervise(app, options, scale)
     setup_logging(verbose)
-    loaded = load_spec(app)
+    loaded = load_spec(app, state_dir)  # its models, online store, monitoring live there
     target = connect(broker, state_dir)
     config = replace(
         base,

@@ -145,6 +145,12 @@ class CircuitBreaker:
                 self._not_permitted,
             )
 
+    def reset(self) -> None:
+        """Close the breaker with an empty window (an operator's decision: the dependency is
+        known to be back). Calls already in flight count for nothing afterwards."""
+        with self._lock:
+            self._transition("closed", None)
+
     def call(self, fn: Callable[..., T], *args: object) -> T:
         """``fn(*args)`` if the breaker permits it, else ``CircuitOpen``."""
         permit = self._acquire()

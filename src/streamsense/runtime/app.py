@@ -3,6 +3,7 @@
     app = App("payments-demo")
     flow = app.flow(payments)
     flow.stage("profile", update_profile)     # fn(value, ctx) -> value or None
+    flow.batched_stage("score", score_all)    # fn(values, ctxs) -> a value or None each
     flow.sink(TopicSink("payments-demo.decisions"))
 
 A stage gets the previous stage's value (the validated payload first) and a Context with
@@ -48,12 +49,21 @@ class Context:
 
 
 StageFn = Callable[[Any, Context], Any]
+# A micro-batch's values and contexts (log order) → a result per value: the next value,
+# None (the event goes no further) or an InvalidEvent (the event goes to the dead letters).
+BatchedStageFn = Callable[[Sequence[Any], Sequence[Context]], Sequence[Any]]
 
 
 @dataclass(frozen=True)
 class Stage:
+    """A function stage: ``fn`` per event, or ``batch_fn`` once per micro-batch (one
+    partition's events that reached it, in log order; a realtime worker's batches are one
+    event). A batched stage does what ``fn`` would do event by event, at a batch's cost:
+    one model call for the batch instead of one per event, say."""
+
     name: str
-    fn: StageFn
+    fn: StageFn | None = None
+    batch_fn: BatchedStageFn | None = None
 
 
 class BatchStage(Protocol):
@@ -161,6 +171,12 @@ class Flow:
     def stage(self, name: str, fn: StageFn) -> Flow:
         self._check_name(name)
         self.stages.append(Stage(name, fn))
+        return self
+
+    def batched_stage(self, name: str, fn: BatchedStageFn) -> Flow:
+        """A function stage that takes a micro-batch's values at once (see Stage)."""
+        self._check_name(name)
+        self.stages.append(Stage(name, batch_fn=fn))
         return self
 
     def batch(self, stage: BatchStage) -> Flow:

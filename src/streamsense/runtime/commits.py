@@ -7,7 +7,11 @@ thrown away and redone from the last commit:
 * fenced (another worker committed first): reload at once, the broker is fine;
 * a retryable failure (a stage, sink or the commit itself: store down, timeout, broker
   busy): pause the partitions and reload them after a backoff; a reload that fails
-  retryably backs off again. The partitions resume only once reloaded.
+  retryably backs off again. The partitions resume only once reloaded;
+* a full or failing disk or store (``StorageFault``): stop the worker at once, the
+  transaction rolled back whole. Retrying helps once space is freed, which seldom
+  happens by itself: paused, a replay would wait without end; stopped, the command says
+  where and why, and its rerun (or a supervisor's restart) resumes from the last commit.
 
 Reloading puts keyed state back to the changelog, batch stages back to their snapshot plus
 a silent replay, and the consumer back to the committed offsets.
@@ -19,7 +23,7 @@ import logging
 
 from streamsense.brokers.base import Broker, Consumer, Transaction
 from streamsense.clock import Clock
-from streamsense.errors import FencedError, StreamsenseError
+from streamsense.errors import FencedError, StorageFault, StreamsenseError
 from streamsense.runtime.config import WorkerConfig, WorkerStats
 from streamsense.runtime.intake import Intake
 from streamsense.runtime.partition_read import log_start
@@ -30,6 +34,12 @@ from streamsense.runtime.state import StateStore
 from streamsense.runtime.topology import Topology
 
 log = logging.getLogger(__name__)
+
+
+def stops_worker(error: StreamsenseError) -> bool:
+    """The errors a worker stops on rather than pausing and retrying: fatal ones, and a
+    full or failing disk or store."""
+    return not error.retryable or isinstance(error, StorageFault)
 
 
 class Committer:
@@ -107,7 +117,7 @@ class Committer:
             self._reload_or_retry(involved)
             return
         except StreamsenseError as error:
-            if not error.retryable:
+            if stops_worker(error):
                 raise
             self.fail(involved, error)
             return
@@ -122,7 +132,7 @@ class Committer:
                 self._broker.commit_transaction(txn)
                 return
             except StreamsenseError as error:
-                if not error.retryable or attempt == self._config.commit_attempts:
+                if stops_worker(error) or attempt == self._config.commit_attempts:
                     raise
                 log.warning("commit failed (attempt %d), retrying: %s", attempt, error)
                 self._clock.sleep(min(2.0, 0.05 * 2**attempt))
@@ -151,7 +161,7 @@ class Committer:
         try:
             self.reload(due)
         except StreamsenseError as error:
-            if not error.retryable:
+            if stops_worker(error):
                 raise
             delay = self._retries.failed(due)
             self._stats.failures += 1
@@ -166,7 +176,7 @@ class Committer:
         try:
             self.reload(partitions)
         except StreamsenseError as error:
-            if not error.retryable:
+            if stops_worker(error):
                 raise
             self.fail(partitions, error)
 

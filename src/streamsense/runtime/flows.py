@@ -8,6 +8,7 @@ run and nothing is written: those events' outputs were committed before.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,18 +126,47 @@ def _run_function(
     load: LoadMonitor,
 ) -> tuple[list[Event[Any]], list[Any], list[Record]]:
     kept_events, kept_values, kept_sources = [], [], []
-    for event, value, source in zip(events, values, sources, strict=True):
-        ctx = Context(event, state.state(stage.name, partition, event.key), load)
-        try:
-            result = stage.fn(value, ctx)
-        except InvalidEvent as error:  # a stage may reject an event it cannot handle
-            _dead_letter(flow, source, error, outcome)
-            continue
-        if result is not None:
+    results = _stage_results(stage, state, partition, events, values, load)
+    for event, result, source in zip(events, results, sources, strict=True):
+        if isinstance(result, InvalidEvent):  # a stage may reject an event it cannot handle
+            _dead_letter(flow, source, result, outcome)
+        elif result is not None:
             kept_events.append(event)
             kept_values.append(result)
             kept_sources.append(source)
     return kept_events, kept_values, kept_sources
+
+
+def _stage_results(
+    stage: Stage,
+    state: StateStore,
+    partition: int,
+    events: list[Event[Any]],
+    values: list[Any],
+    load: LoadMonitor,
+) -> Sequence[Any]:
+    """What the stage made of each value: a value, None or an InvalidEvent."""
+    if stage.batch_fn is not None:
+        if not events:
+            return []
+        contexts = [Context(e, state.state(stage.name, partition, e.key), load) for e in events]
+        results = stage.batch_fn(values, contexts)
+        if len(results) != len(events):
+            raise FatalError(
+                f"batched stage {stage.name!r} returned {len(results)} results "
+                f"for {len(events)} events"
+            )
+        return results
+    assert stage.fn is not None
+    out: list[Any] = []
+    for event, value in zip(events, values, strict=True):
+        try:
+            out.append(
+                stage.fn(value, Context(event, state.state(stage.name, partition, event.key), load))
+            )
+        except InvalidEvent as error:
+            out.append(error)
+    return out
 
 
 def _dead_letter(flow: Flow, record: Record, error: InvalidEvent, outcome: FlowOutcome) -> None:

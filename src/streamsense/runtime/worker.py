@@ -14,7 +14,10 @@ retries it after an exponential backoff: its events wait in the broker, none is 
 and outputs stay exactly once because they commit only with the offsets. A fatal error (a
 bug, bad configuration) stops the worker: nothing uncommitted is written, and a restart
 resumes from the committed offsets once the cause is fixed; dead-lettering instead would
-quietly empty the stream into the dead letters.
+quietly empty the stream into the dead letters. A full or failing disk or store
+(``StorageFault``: the embedded log, the online store's SQLite file, a Redis at its
+maxmemory) stops it the same way, though retryable: a rerun once space is freed resumes
+(commits.py says why it does not pause and retry).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from streamsense.brokers.base import Broker, Consumer, Record, TopicPartition
 from streamsense.clock import SYSTEM_CLOCK, Clock
 from streamsense.errors import StreamsenseError
 from streamsense.runtime.app import App
-from streamsense.runtime.commits import Committer
+from streamsense.runtime.commits import Committer, stops_worker
 from streamsense.runtime.config import Mode, WorkerConfig, WorkerStats
 from streamsense.runtime.flows import run_flow
 from streamsense.runtime.intake import NORMAL_LANE, Intake
@@ -289,7 +292,7 @@ class Worker:
             try:
                 self._process_partition(partition, batch)
             except StreamsenseError as error:
-                if not error.retryable:
+                if stops_worker(error):
                     raise
                 self._committer.fail({partition}, error)
                 continue
@@ -351,7 +354,7 @@ class Worker:
             if consumer is not None:
                 self.stats.restored_keys += self._restorer.restore(consumer, fresh, committed)
         except StreamsenseError as error:
-            if not error.retryable:
+            if stops_worker(error):
                 raise
             # Offsets or state held back (a crashed worker's transaction not yet aborted,
             # a broker coming back): keep the partitions paused and load them later.

@@ -22,7 +22,8 @@ connection at once, a hung one is given up after ``socket_timeout`` (connecting 
 fallback to act on. The client does not back off and retry by itself (that would hide the
 failure from the breaker for seconds); it makes one immediate second attempt on a fresh
 connection, which is what a pooled connection broken by a server restart needs: the store
-reconnects by itself once the server is back.
+reconnects by itself once the server is back. A server at its ``maxmemory`` under
+``noeviction`` refuses writes with OOM (reads still work): ``StorageFull``.
 """
 
 from __future__ import annotations
@@ -36,12 +37,13 @@ from typing import Any
 import redis
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, OutOfMemoryError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from streamsense.clock import SYSTEM_CLOCK, Clock
-from streamsense.errors import RetryableError
+from streamsense.disk_faults import RERUN
+from streamsense.errors import RetryableError, StorageFull
 from streamsense.store.memory_online import check_view, expiry_ms
 from streamsense.store.online import OnlineRow, ViewKeys
 
@@ -105,11 +107,20 @@ def _glob_escape(text: str) -> str:
 
 
 @contextmanager
-def _unavailable(url: str) -> Iterator[None]:
+def _store_errors(url: str) -> Iterator[None]:
+    """A server down or hung: RetryableError (the worker pauses and retries, a reader's
+    breaker and fallback act). A server at its ``maxmemory`` that evicts nothing refuses
+    writes with OOM: StorageFull (the worker stops; that seldom clears by itself)."""
     try:
         yield
     except (RedisConnectionError, RedisTimeoutError) as error:
         raise RetryableError(f"online store {url} unavailable: {error}") from error
+    except OutOfMemoryError as error:
+        raise StorageFull(
+            f"online store {url} refuses writes (OOM {error}): it is at its maxmemory and"
+            f" evicts nothing; free memory or raise maxmemory there and {RERUN}",
+            where=url,
+        ) from error
 
 
 class RedisOnlineStore:
@@ -138,7 +149,7 @@ class RedisOnlineStore:
         self._execute: Callable[..., Any] = self._client.execute_command
         self._write_sha = _sha(_WRITE_LUA)
         self._purge_sha = _sha(_PURGE_LUA)
-        with _unavailable(url):
+        with _store_errors(url):
             self._load_scripts()
 
     def _load_scripts(self) -> None:
@@ -172,7 +183,7 @@ class RedisOnlineStore:
                 keys, argv, size = [], [now], 0
         if keys:
             calls.append([len(keys), *keys, *argv])
-        with _unavailable(self.url):
+        with _store_errors(self.url):
             return sum(self._run_scripts(self._write_sha, calls))
 
     def _run_scripts(self, sha: str, calls: list[list[Any]]) -> list[int]:
@@ -200,7 +211,7 @@ class RedisOnlineStore:
         if not keys:
             return
         key_of = self._key(view)
-        with _unavailable(self.url):
+        with _store_errors(self.url):
             self._client.delete(*[key_of(key) for key in keys])
 
     def purge_expired(self) -> int:
@@ -208,7 +219,7 @@ class RedisOnlineStore:
         clock (a SCAN over this store's prefix, so it costs a pass over its keys)."""
         now = self._clock.now_ms()
         removed = 0
-        with _unavailable(self.url):
+        with _store_errors(self.url):
             batch: list[Any] = []
             match = _glob_escape(self.prefix) + "*"
             for key in self._client.scan_iter(match=match, count=SCAN_COUNT):
@@ -226,7 +237,7 @@ class RedisOnlineStore:
         if not keys:
             return []
         key_of = self._key(view)
-        with _unavailable(self.url):
+        with _store_errors(self.url):
             if len(keys) == 1:
                 values: list[bytes | None] = [self._execute("GET", key_of(keys[0]))]
             else:
@@ -253,7 +264,7 @@ class RedisOnlineStore:
             names += map(self._key(view), keys)
         if not names:
             return [[] for _ in requests]
-        with _unavailable(self.url):
+        with _store_errors(self.url):
             if len(names) == 1:
                 values: list[bytes | None] = [self._execute("GET", names[0])]
             else:

@@ -23,6 +23,7 @@ from functools import cache
 from pathlib import Path
 
 from streamsense.clock import SYSTEM_CLOCK, Clock
+from streamsense.disk_faults import disk_faults, write_transaction
 from streamsense.errors import ConfigError, RetryableError
 from streamsense.store.memory_online import check_view, expiry_ms
 from streamsense.store.online import OnlineRow, ViewKeys
@@ -107,8 +108,12 @@ class SqliteOnlineStore:
         )
         self._lock = threading.RLock()
         self._closed = False
-        with self._lock:
-            self._prepare(synchronous, busy_timeout_ms)
+        try:
+            with self._lock, disk_faults(self.path):
+                self._prepare(synchronous, busy_timeout_ms)
+        except BaseException:
+            self._conn.close()
+            raise
 
     def _prepare(self, synchronous: str, busy_timeout_ms: int) -> None:
         if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
@@ -123,14 +128,9 @@ class SqliteOnlineStore:
         conn.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache
         conn.execute("PRAGMA mmap_size=1073741824")  # reads map the file: no read() calls
         conn.execute("PRAGMA temp_store=MEMORY")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn, self.path, self._busy):
             for statement in _SCHEMA:
                 conn.execute(statement)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     # -- writes -----------------------------------------------------------------------------
     def write(self, view: str, rows: Sequence[OnlineRow], *, ttl_ms: int | None = None) -> int:
@@ -140,49 +140,30 @@ class SqliteOnlineStore:
             return 0
         now = self._clock.now_ms()
         params = [(view, key, event_time, expires, blob, now) for key, event_time, blob in rows]
-        with self._lock:
-            conn = self._begin()
-            try:
-                changed = conn.executemany(_UPSERT, params).rowcount
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        return changed
+        with self._lock, self._write() as conn:
+            return conn.executemany(_UPSERT, params).rowcount
 
     def delete(self, view: str, keys: Sequence[str]) -> None:
         check_view(view)
         if not keys:
             return
-        with self._lock:
-            conn = self._begin()
-            try:
-                conn.executemany(_DELETE_ONE, [(view, key) for key in keys])
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._lock, self._write() as conn:
+            conn.executemany(_DELETE_ONE, [(view, key) for key in keys])
 
     def purge_expired(self) -> int:
         now = self._clock.now_ms()
-        with self._lock:
-            conn = self._begin()
-            try:
-                removed = conn.execute(_PURGE, (now,)).rowcount
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        return removed
+        with self._lock, self._write() as conn:
+            return int(conn.execute(_PURGE, (now,)).rowcount)
 
-    def _begin(self) -> sqlite3.Connection:
-        """Start a write transaction; IMMEDIATE takes the write lock up front (writers in
-        other processes wait up to busy_timeout_ms)."""
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            raise RetryableError(f"online store {self.path} busy: {error}") from error
-        return self._conn
+    def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """A write transaction; IMMEDIATE takes the write lock up front (writers in other
+        processes wait up to busy_timeout_ms). A full or failing disk rolls it back whole
+        and raises StorageFull / StorageFault naming the file: the worker's offsets never
+        commit past rows the store does not hold."""
+        return write_transaction(self._conn, self.path, self._busy)
+
+    def _busy(self, error: sqlite3.OperationalError) -> RetryableError:
+        return RetryableError(f"online store {self.path} busy: {error}")
 
     # -- reads ------------------------------------------------------------------------------
     def read(self, view: str, keys: Sequence[str]) -> list[OnlineRow | None]:
