@@ -152,6 +152,22 @@ def pulsar_tables(record: dict[str, Any]) -> str:
     return "\n".join([tables, "", *ratio_lines(throughput, peer="pulsar")])
 
 
+def rebalance_tables(record: dict[str, Any]) -> str:
+    """BENCHMARKS.md's table for one rebalance_bench invocation: a row per round."""
+    lines = ["| round | protocol | moved partitions | survivors' p99 steady ms | p99 in the kill "
+             "window ms | ratio | recovery s (session s) | missing | load average |",
+             "|---:|---|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    for r in record["rows"]:
+        load = ", ".join(f"{x:.1f}" for x in r["load_average"])
+        lines.append(
+            f"| {r['round']} | {r['group_protocol']} | {r['moved_partitions']} "
+            f"| {r['steady_p99_ms']:.1f} | {r['kill_window_p99_ms']:.1f} | {r['p99_ratio']:.2f} "
+            f"| {r['recovery_s']:.2f} ({r['session_timeout_ms'] / 1000:.0f}) | {r['missing']} "
+            f"| {load} |"
+        )
+    return "\n".join(lines)
+
+
 def broker_tables(record: dict[str, Any]) -> str:
     """BENCHMARKS.md's table for one broker_bench invocation."""
     rows = record["rows"]
@@ -544,6 +560,7 @@ TABLES: dict[str, Any] = {
     "monitoring_acceptance": acceptance_tables,
     "kafka_bench": kafka_tables,
     "pulsar_bench": pulsar_tables,
+    "rebalance_bench": rebalance_tables,
     "broker_bench": broker_tables,
     "monitoring_bench": monitoring_tables,
     "iot_bench": iot_tables,

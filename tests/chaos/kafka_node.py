@@ -8,9 +8,12 @@ are done. If it cannot start, the tests fail (never skip), as for the shared bro
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +67,17 @@ class KafkaNode:
 
     def stop(self) -> None:
         self._script("stop", timeout=60)
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The broker process stopped (SIGSTOP) inside the block: connections stay open but
+        nothing is answered, as with a broker hung in a long pause. SIGCONT at the end."""
+        pid = int((self.run_dir / "kafka.pid").read_text())
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
 
     def restart(self) -> tuple[float, float]:
         """Stop the broker and start it on the same data. Returns (went down, ready again)

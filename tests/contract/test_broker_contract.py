@@ -231,6 +231,68 @@ def test_a_silent_member_expires_and_rebalance_callbacks_fire(
     a.close()
 
 
+def test_a_rebalance_moves_only_the_partitions_that_change_hands(
+    backend: Backend, make_broker: BrokerFactory, clock: ManualClock, unique: Names
+) -> None:
+    """A member joining or leaving moves only the partitions that change owner: those that
+    stay are never revoked and keep their position (nothing is read again), and callbacks
+    name only what moves (Kafka: KIP-848's consumer protocol)."""
+    one, two = make_broker(clock), make_broker(clock)
+    t, g = unique("t"), unique("g")
+    one.create_topic(t, TopicConfig(partitions=4))
+    every = {TopicPartition(t, p) for p in range(4)}
+    revoked: list[set[TopicPartition]] = []
+    assigned: list[set[TopicPartition]] = []
+    a = one.consumer(g, session_timeout_ms=backend.session_timeout_ms)
+    a.subscribe(
+        [t],
+        on_assign=lambda tps: assigned.append(set(tps)),
+        on_revoke=lambda tps: revoked.append(set(tps)),
+    )
+    backend.settle(clock, [a], lambda: len(a.assignment()) == 4)
+    producer = one.producer()
+    for p in range(4):
+        for value in (b"0", b"1"):
+            producer.send(t, value, partition=p)
+    producer.flush()
+    assert len(poll_exactly(a, 8)) == 8  # read, not committed
+    b = two.consumer(g, session_timeout_ms=backend.session_timeout_ms)
+    b.subscribe([t])
+    again = poll_until(
+        backend, clock, [a, b], lambda: len(a.assignment()) == 2 == len(b.assignment())
+    )
+    kept = set(a.assignment())
+    assert revoked == [every - kept] and assigned == [every]
+    assert [r for r in again if TopicPartition(r.topic, r.partition) in kept] == []
+    for p in range(4):
+        producer.send(t, b"2", partition=p)
+    producer.close()
+    # The partitions a kept read on from where they were: the new record only.
+    fresh = poll_exactly(a, 2)
+    assert sorted((r.partition, r.offset) for r in fresh) == sorted(
+        (tp.partition, 2) for tp in kept
+    )
+    b.close()
+    poll_until(backend, clock, [a], lambda: len(a.assignment()) == 4)
+    assert revoked == [every - kept] and assigned == [every, every - kept]
+    a.close()
+
+
+def poll_until(
+    backend: Backend, clock: ManualClock, consumers: list[Consumer], done: Callable[[], bool]
+) -> list[Record]:
+    """Like Backend.settle, but records may come: returns them."""
+    records: list[Record] = []
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while not done():
+        assert time.monotonic() < deadline, f"{backend.name}: group did not settle"
+        if backend.manual_clock:
+            clock.advance(backend.session_timeout_ms / 4)
+        for consumer in consumers:
+            records.extend(consumer.poll(10, timeout=0.0 if backend.manual_clock else 0.05))
+    return records
+
+
 def test_transaction_writes_outputs_and_offsets_together(broker: Broker, unique: Names) -> None:
     source, out, g = unique("in"), unique("out"), unique("g")
     broker.create_topic(source, TopicConfig(partitions=1))

@@ -161,7 +161,7 @@ def test_batch_stage_state_restores_across_both_lanes(tmp_path: Path) -> None:
     stopped = Worker(feature_app(stream), broker, config)
     # It stops as a crash right after its last commit would, without the clean stop's state
     # write: the state is as of earlier offsets, and the restart replays both lanes from there.
-    stopped._restorer.unwritten = lambda: False  # type: ignore[method-assign]
+    stopped._restorer.unwritten = lambda *_: False  # type: ignore[method-assign]
     stopped.run(until_caught_up=True)
     everything = {
         TopicPartition(t, p): 10**9 for t in ("clicks", "clicks.priority") for p in range(3)

@@ -2,7 +2,8 @@
 
 ``open_broker("kafka://host:port[,host:port][?exactly_once=true&transactional_id=ID]")``
 (and ``transaction_timeout_ms=N``: how long a crashed worker's open transaction may hold
-back readers of its outputs, state and offsets before Kafka aborts it; default 60000).
+back readers of its outputs, state and offsets before Kafka aborts it; default 60000;
+``group_protocol=consumer|classic``: how consumer groups rebalance, default consumer).
 
 How the contract in ``base`` maps onto Kafka:
 
@@ -11,8 +12,10 @@ How the contract in ``base`` maps onto Kafka:
 * Producers are idempotent and pick partitions themselves (murmur2 of the key, as Java
   clients do; round robin without a key).
 * Consumers read committed data only and commit only when told to. Groups rebalance with
-  Kafka's classic protocol; a member that stops heartbeating for ``session_timeout_ms``
-  loses its partitions.
+  KIP-848's consumer protocol (``group_protocol=consumer``, the default: only the
+  partitions that move change hands) or the classic one (``group_protocol=classic``,
+  eager; for brokers before Kafka 4); see kafka_groups. A member that stops heartbeating
+  for ``session_timeout_ms`` loses its partitions.
 * ``commit_transaction`` is at least once by default and exactly once with
   ``exactly_once=True`` (Kafka transactions); see ``kafka_txn`` for how stale workers are
   fenced without ``Transaction.expected``.
@@ -36,6 +39,7 @@ from streamsense.brokers.base import (
 from streamsense.brokers.kafka_admin import KafkaAdmin
 from streamsense.brokers.kafka_common import client_config
 from streamsense.brokers.kafka_consumer import KafkaConsumer, consumer_config
+from streamsense.brokers.kafka_groups import DEFAULT_GROUP_PROTOCOL, GroupProtocol, group_protocol
 from streamsense.brokers.kafka_producer import KafkaProducer, producer_config
 from streamsense.brokers.kafka_txn import AtLeastOnceCommitter, ExactlyOnceCommitter
 from streamsense.clock import SYSTEM_CLOCK, Clock
@@ -55,7 +59,7 @@ class KafkaBroker:
     """A Broker on an Apache Kafka cluster.
 
     ``bootstrap`` is ``host:port[,host:port...]``, optionally followed by URL options
-    ``?exactly_once=true&transactional_id=ID&transaction_timeout_ms=N``.
+    ``?exactly_once=true&transactional_id=ID&transaction_timeout_ms=N&group_protocol=P``.
     ``replication_factor=-1`` uses the cluster's ``default.replication.factor``. ``config``
     adds librdkafka settings to every client (security, timeouts)."""
 
@@ -69,6 +73,7 @@ class KafkaBroker:
         transaction_timeout_ms: int | None = None,
         replication_factor: int = -1,
         config: Mapping[str, Any] | None = None,
+        group_protocol: GroupProtocol | None = None,
     ) -> None:
         servers, options = _parse_address(bootstrap)
         exactly_once = exactly_once or options.get("exactly_once", False) is True
@@ -79,6 +84,7 @@ class KafkaBroker:
         self.url = f"kafka://{bootstrap}"
         self.clock = clock
         self.exactly_once = exactly_once
+        self.group_protocol = group_protocol or _protocol_option(options)
         self._config = client_config(servers, config or {})
         # Other workers of the app share its transaction timeout: a reader waits that long
         # for a crashed one's transaction to end.
@@ -151,6 +157,7 @@ class KafkaBroker:
             auto_offset_reset=auto_offset_reset,
             session_timeout_ms=session_timeout_ms,
             max_poll_interval_ms=max_poll_interval_ms,
+            protocol=self.group_protocol,
         )
         if group is not None:
             # A worker about to read the group's offsets and state initialises its
@@ -158,7 +165,12 @@ class KafkaBroker:
             # predecessor (same transactional id) left open, which would hold them back.
             self._committer.prepare()
         consumer = KafkaConsumer(
-            group, {**self._config, **settings}, self._admin, auto_offset_reset
+            group,
+            {**self._config, **settings},
+            self._admin,
+            auto_offset_reset,
+            protocol=self.group_protocol,
+            session_timeout_ms=session_timeout_ms,
         )
         self._clients.add(consumer)
         return consumer
@@ -236,6 +248,8 @@ def _parse_address(address: str) -> tuple[str, dict[str, str | bool]]:
             options[name] = _BOOLEANS[value.lower()]
         elif name == "transactional_id":
             options[name] = value
+        elif name == "group_protocol":
+            options[name] = group_protocol(value)
         elif name == "transaction_timeout_ms":
             if not value.isdigit() or int(value) < 1000:
                 raise ConfigError(f"transaction_timeout_ms must be at least 1000, not {value!r}")
@@ -243,6 +257,11 @@ def _parse_address(address: str) -> tuple[str, dict[str, str | bool]]:
         else:
             raise ConfigError(f"unknown kafka URL option {name!r}")
     return servers, options
+
+
+def _protocol_option(options: Mapping[str, str | bool]) -> GroupProtocol:
+    value = options.get("group_protocol")
+    return group_protocol(value) if isinstance(value, str) else DEFAULT_GROUP_PROTOCOL
 
 
 def _str_option(options: Mapping[str, str | bool], name: str) -> str | None:

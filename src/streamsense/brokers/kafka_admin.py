@@ -17,6 +17,8 @@ from confluent_kafka import TopicPartition as KafkaPartition
 # The admin package re-exports these without an __all__, which strict mypy does not see.
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
     ConfigResource,
     ConfigSource,
     NewTopic,
@@ -227,6 +229,21 @@ class KafkaAdmin:
                 if not mapped.retryable or time.monotonic() > deadline:
                     raise mapped from None
             time.sleep(0.05)
+
+    def alter_group_configs(self, group: str, settings: dict[str, str]) -> None:
+        """Set ``settings`` on ``group`` (KIP-848 group configs such as its session timeout)."""
+        entries = [
+            ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+            for name, value in settings.items()
+        ]
+        resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=entries)
+        futures = self._admin.incremental_alter_configs(
+            [resource], request_timeout=REQUEST_TIMEOUT_S
+        )
+        try:
+            futures[resource].result()
+        except KafkaException as error:
+            raise to_error(error, f"configuring group {group!r}") from None
 
     def live_members(self, group: str) -> int:
         """How many consumers are members of ``group`` right now."""

@@ -29,6 +29,13 @@ T = TypeVar("T")
 # librdkafka is given the limit itself and usually reports its own timeout, a clearer
 # error than ours: wait this much longer before giving up on the call.
 GRACE_S = 1.0
+# Limits of the calls that librdkafka gives no timeout of its own: a consumer's
+# synchronous commit, closing a consumer (it leaves the group, which runs the revocation
+# callback and its final commit) or a producer. A producer's flush has a timeout of its
+# own, which it keeps (it is a loop of polls).
+COMMIT_TIMEOUT_S = 30.0
+CLOSE_TIMEOUT_S = 30.0
+FLUSH_TIMEOUT_S = 60.0
 
 
 class StuckCall(BrokerUnavailable):
@@ -77,12 +84,30 @@ def call_within(call: Callable[[], T], limit_s: float, what: str) -> T:
     return running.wait(limit_s + GRACE_S, what)
 
 
-def abandon(client: object, destroy: Callable[[], object], busy: StuckCall | None = None) -> None:
+def close_within(
+    client: object, close: Callable[[], object], limit_s: float, what: str
+) -> threading.Thread | None:
+    """``close()`` within ``limit_s``. If it does not return in time, the client goes on
+    closing on the call's own thread and is dropped once that returns (the thread doing it
+    is returned; None when the close finished). Its own exceptions (KafkaException) are
+    raised unchanged."""
+    try:
+        call_within(close, limit_s, what)
+    except StuckCall as stuck:
+        log.warning("%s; it goes on closing in the background", stuck)
+        return abandon(client, lambda: None, stuck)
+    return None
+
+
+def abandon(
+    client: object, destroy: Callable[[], object], busy: StuckCall | None = None
+) -> threading.Thread:
     """Destroy ``client`` on a daemon thread, after the call stuck in it (``busy``) has
     returned: destroying a client while another thread is inside it is not safe. If that
     call never returns, the client is never destroyed (a leak, rather than a crash).
     ``destroy`` must leave nothing for garbage collection to destroy again (a producer's
-    ``close``); without one, dropping the last reference destroys the client."""
+    ``close``); without one, dropping the last reference destroys the client. Returns the
+    thread that does it."""
     holder = [client]  # keeps it alive, so the last reference drops on the reaper thread
     stuck = busy.thread if busy is not None else None
 
@@ -95,4 +120,6 @@ def abandon(client: object, destroy: Callable[[], object], busy: StuckCall | Non
             log.debug("destroying an abandoned kafka client: %s", error)
         holder.clear()
 
-    threading.Thread(target=reap, name="kafka: abandoned client", daemon=True).start()
+    reaper = threading.Thread(target=reap, name="kafka: abandoned client", daemon=True)
+    reaper.start()
+    return reaper

@@ -5,14 +5,19 @@ committed transactions are read. Where a partition starts is resolved when it is
 (the group's committed offset, else the log start or end), so ``position`` is known at
 once and "latest" means the end at assignment time, not whenever librdkafka gets to it.
 
-Groups use Kafka's classic protocol with the range assignor: partition p of every topic
-with the same partition count goes to the same member, which keeps co-partitioned sources
-and their keyed state together. The protocol is eager: a rebalance revokes every partition
-(``on_revoke`` gets all of them) and then assigns the new set (``on_assign``).
+Groups use KIP-848's consumer protocol by default (see kafka_groups): a rebalance hands
+``on_revoke`` only the partitions this member gives up and ``on_assign`` only those it
+takes over (``incremental_unassign``/``incremental_assign``); the others keep being read
+and committed throughout. Either protocol uses a range assignor: partition p of every
+topic with the same partition count goes to the same member, which keeps co-partitioned
+sources and their keyed state together. Under the classic protocol (``group_protocol=
+classic``) rebalances are eager: ``on_revoke`` gets every partition, then ``on_assign``
+the new set.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -24,6 +29,14 @@ from confluent_kafka import TopicPartition as KafkaPartition
 
 from streamsense.brokers.base import OffsetReset, RebalanceCallback, Record, TopicPartition
 from streamsense.brokers.kafka_admin import KafkaAdmin
+from streamsense.brokers.kafka_calls import (
+    CLOSE_TIMEOUT_S,
+    COMMIT_TIMEOUT_S,
+    StuckCall,
+    abandon,
+    call_within,
+    close_within,
+)
 from streamsense.brokers.kafka_common import (
     ATTEMPT_TIMEOUT_S,
     REQUEST_TIMEOUT_S,
@@ -33,7 +46,13 @@ from streamsense.brokers.kafka_common import (
     to_error,
     to_kafka,
 )
-from streamsense.errors import ConfigError, StreamsenseError
+from streamsense.brokers.kafka_groups import (
+    DEFAULT_GROUP_PROTOCOL,
+    GroupProtocol,
+    configure_group,
+    group_settings,
+)
+from streamsense.errors import ConfigError, FatalError, StreamsenseError
 
 # Not failures of this consumer: librdkafka recovers from them by itself.
 _TRANSIENT = frozenset({KafkaError._PARTITION_EOF, KafkaError._MAX_POLL_EXCEEDED})
@@ -45,6 +64,7 @@ def consumer_config(
     auto_offset_reset: OffsetReset,
     session_timeout_ms: int,
     max_poll_interval_ms: int,
+    protocol: GroupProtocol = DEFAULT_GROUP_PROTOCOL,
 ) -> dict[str, Any]:
     return {
         # librdkafka needs a group id even to read assigned partitions; an unused, unique
@@ -54,10 +74,11 @@ def consumer_config(
         "enable.auto.offset.store": False,
         "isolation.level": "read_committed",
         "auto.offset.reset": auto_offset_reset,
-        "session.timeout.ms": session_timeout_ms,
-        "heartbeat.interval.ms": max(100, min(3000, session_timeout_ms // 3)),
-        "max.poll.interval.ms": max(max_poll_interval_ms, session_timeout_ms),
-        "partition.assignment.strategy": "range",
+        **group_settings(
+            protocol,
+            session_timeout_ms=session_timeout_ms,
+            max_poll_interval_ms=max_poll_interval_ms,
+        ),
         "enable.partition.eof": False,
         "on_commit": _log_failed_commit,  # commits made without waiting (commit(wait=False))
         # A seek or resume takes effect only when the fetch in flight returns, and an idle
@@ -79,9 +100,15 @@ class KafkaConsumer:
         config: dict[str, Any],
         admin: KafkaAdmin,
         auto_offset_reset: OffsetReset,
+        *,
+        protocol: GroupProtocol = DEFAULT_GROUP_PROTOCOL,
+        session_timeout_ms: int = 10_000,
     ) -> None:
         self.group = group
         self.client = KafkaClient(config)
+        # Rebalances hand over only what moves (consumer protocol), or everything (classic).
+        self.incremental = protocol == "consumer"
+        self._session_timeout_ms = session_timeout_ms
         self._admin = admin
         self._latest = auto_offset_reset == "latest"
         self._assigned: list[TopicPartition] = []
@@ -93,6 +120,11 @@ class KafkaConsumer:
         self._on_revoke: RebalanceCallback | None = None
         self.subscribed = False  # a member of the group (else reads assigned partitions)
         self._closed = False
+        # Limits of the calls librdkafka would let wait forever (see kafka_calls).
+        self.commit_timeout_s = COMMIT_TIMEOUT_S
+        self.close_timeout_s = CLOSE_TIMEOUT_S
+        self.reaper: threading.Thread | None = None  # closes a client stuck in a call
+        self._in_callback = False
 
     # -- membership -------------------------------------------------------------------------
     def subscribe(
@@ -107,6 +139,8 @@ class KafkaConsumer:
         for topic in topics:
             self._admin.partition_count(topic)  # fail fast on an unknown topic
         self._on_assign, self._on_revoke = on_assign, on_revoke
+        if self.incremental:
+            configure_group(self._admin, self.group, self._session_timeout_ms)
         self.client.subscribe(
             list(topics), on_assign=self._gained, on_revoke=self._lost, on_lost=self._lost
         )
@@ -137,20 +171,36 @@ class KafkaConsumer:
     # poll then aborts the process (CallState_get: assertion cs != NULL). So callbacks use
     # only non-blocking calls on this client; offsets are read through the admin client.
 
+    # Under the consumer protocol a synchronous commit made inside a rebalance callback
+    # gets no answer until the member's reconciliation ends, which waits for the callback
+    # (librdkafka 2.16: over a minute). Commits made there are sent without waiting.
+
     def _gained(self, _client: KafkaClient, partitions: list[KafkaPartition]) -> None:
-        gained = from_kafka(partitions)
-        self._take(gained, {})
+        gained = [tp for tp in from_kafka(partitions) if tp not in self._starts]
+        if self.incremental:
+            self._add(gained)
+        else:
+            self._take(gained, {})
         if gained and self._on_assign is not None:
-            self._on_assign(gained)
+            self._in_callback = True
+            try:
+                self._on_assign(gained)
+            finally:
+                self._in_callback = False
 
     def _lost(self, _client: KafkaClient, partitions: list[KafkaPartition]) -> None:
-        lost = from_kafka(partitions)
+        lost = [tp for tp in from_kafka(partitions) if tp in self._starts]
         try:
             if lost and self._on_revoke is not None:
+                self._in_callback = True
                 self._on_revoke(lost)  # still assigned here, so it can commit and seek
         finally:
-            self.client.unassign()
-            self._assigned, self._starts, self._paused = [], {}, set()
+            self._in_callback = False
+            if self.incremental:
+                self._remove(lost)
+            else:
+                self.client.unassign()
+                self._assigned, self._starts, self._paused = [], {}, set()
 
     def _take(self, partitions: list[TopicPartition], known: dict[TopicPartition, int]) -> None:
         starts = {**self._start_offsets([tp for tp in partitions if tp not in known]), **known}
@@ -164,6 +214,28 @@ class KafkaConsumer:
             raise to_error(error, "assigning partitions") from None
         self._assigned = sorted(starts)
         self._starts = starts
+
+    def _add(self, partitions: list[TopicPartition]) -> None:
+        """Take over ``partitions`` beside those already assigned, which read on."""
+        starts = self._start_offsets(partitions)
+        try:
+            self.client.incremental_assign(to_kafka(starts))
+        except KafkaException as error:
+            raise to_error(error, "assigning partitions") from None
+        self._starts.update(starts)
+        self._assigned = sorted(self._starts)
+
+    def _remove(self, partitions: list[TopicPartition]) -> None:
+        """Give up ``partitions`` only; the others read on."""
+        try:
+            self.client.incremental_unassign([KafkaPartition(*tp) for tp in partitions])
+        except KafkaException as error:
+            raise to_error(error, "unassigning partitions") from None
+        finally:
+            for tp in partitions:
+                self._starts.pop(tp, None)
+                self._paused.discard(tp)
+            self._assigned = sorted(self._starts)
 
     def _start_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         if not partitions:
@@ -259,20 +331,40 @@ class KafkaConsumer:
         generation is stale (FencedError): the group's generation is what fences a worker
         that lost its partitions. ``wait=False`` sends the commit and returns; its outcome
         is only logged (a failed one leaves the previous offsets, so events are processed
-        again), and commits reach the coordinator in the order they were made."""
+        again), and commits reach the coordinator in the order they were made. Inside a
+        rebalance callback of the consumer protocol every commit is sent so (see above):
+        the next owner may then start before these offsets, and process events again."""
         if self.group is None:
             raise ConfigError("commit needs a consumer group")
         chosen = {tp: self.position(tp) for tp in self._assigned} if offsets is None else offsets
         if not chosen:
             return
+        what = f"committing offsets of group {self.group!r}"
+        client, kafka_offsets = self.client, to_kafka(chosen)
         try:
-            if not wait:
-                self.client.commit(offsets=to_kafka(chosen), asynchronous=True)
+            if not wait or (self._in_callback and self.incremental):
+                client.commit(offsets=kafka_offsets, asynchronous=True)
                 return
-            answer = self.client.commit(offsets=to_kafka(chosen), asynchronous=False)
+            answer = call_within(
+                lambda: client.commit(offsets=kafka_offsets, asynchronous=False),
+                self.commit_timeout_s,
+                what,
+            )
         except KafkaException as error:
-            raise to_error(error, f"committing offsets of group {self.group!r}") from None
-        offsets_of(answer, f"committing offsets of group {self.group!r}")
+            raise to_error(error, what) from None
+        except StuckCall as stuck:
+            raise self._stuck(stuck) from None
+        offsets_of(answer, what)
+
+    def _stuck(self, stuck: StuckCall) -> FatalError:
+        """A call that did not return leaves the client unusable (the call may still
+        complete, and another would wait as long): it is closed once the call returns,
+        and this consumer with it. Its worker must stop; a new one rejoins the group."""
+        self._closed = True
+        self._assigned, self._starts = [], {}
+        client = self.client
+        self.reaper = abandon(client, client.close, stuck)
+        return FatalError(f"{stuck}; the consumer is closed: restart the worker")
 
     def committed(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
         if self.group is None:
@@ -302,11 +394,15 @@ class KafkaConsumer:
         return self.client.consumer_group_metadata()
 
     def close(self) -> None:
+        """Leave the group (on_revoke runs first) within ``close_timeout_s``; a close that
+        takes longer goes on in the background (kafka_calls.close_within)."""
         if self._closed:
             return
         self._closed = True
         try:
-            self.client.close()  # leaves the group; on_revoke runs first
+            close_within(
+                self.client, self.client.close, self.close_timeout_s, "closing the consumer"
+            )
         except KafkaException as error:
             raise to_error(error, "closing the consumer") from None
         finally:

@@ -16,6 +16,7 @@ from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka import Producer as KafkaClient
 
 from streamsense.brokers.base import Headers, OutRecord
+from streamsense.brokers.kafka_calls import CLOSE_TIMEOUT_S, FLUSH_TIMEOUT_S, close_within
 from streamsense.brokers.kafka_common import REQUEST_TIMEOUT_S, to_error
 from streamsense.brokers.partitioner import partition_for
 from streamsense.errors import BrokerUnavailable, ConfigError, TopicNotFound
@@ -44,6 +45,9 @@ class KafkaProducer:
         self._round_robin = itertools.count()
         self._now_ms = now_ms
         self._closed = False
+        self.flush_timeout_s = FLUSH_TIMEOUT_S
+        self.close_timeout_s = CLOSE_TIMEOUT_S
+        self.reaper: threading.Thread | None = None  # finishes a close that took too long
 
     def send(
         self,
@@ -125,10 +129,13 @@ class KafkaProducer:
         return len(found.partitions)
 
     def flush(self) -> None:
-        """Wait until every record sent so far is acknowledged; raise if any failed."""
-        remaining = self.client.flush()
+        """Wait until every record sent so far is acknowledged (at most
+        ``flush_timeout_s``); raise if any failed or is still on its way."""
+        remaining = self.client.flush(self.flush_timeout_s)
         if remaining:
-            raise BrokerUnavailable(f"{remaining} records still undelivered after flush")
+            raise BrokerUnavailable(
+                f"{remaining} records still undelivered {self.flush_timeout_s:.0f} s into a flush"
+            )
         errors = self.take_failed_deliveries()
         if errors:
             raise to_error(errors[0], f"delivering {len(errors)} records")
@@ -140,7 +147,8 @@ class KafkaProducer:
 
     def close(self, *, flush: bool = True, client: bool = True) -> None:
         """Flush, then close the client (either can be left out by the owner of a
-        transactional producer)."""
+        transactional producer), each within its limit: a client that does not close in
+        time goes on closing in the background (kafka_calls.close_within)."""
         if self._closed:
             return
         self._closed = True
@@ -149,7 +157,9 @@ class KafkaProducer:
                 self.flush()
         finally:
             if client:
-                self.client.close()
+                close_within(
+                    self.client, self.client.close, self.close_timeout_s, "closing a producer"
+                )
 
     def __enter__(self) -> KafkaProducer:
         return self

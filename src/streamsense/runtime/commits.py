@@ -73,13 +73,17 @@ class Committer:
         self._retries = retries
 
     # -- committing -------------------------------------------------------------------------
-    def commit(self, *, final: bool = False) -> None:
+    def commit(self, *, final: bool = False, giving_up: set[int] | None = None) -> None:
+        """Commit what was processed. ``final``: partitions are about to be given up (or
+        the worker stops), so offsets are confirmed before this returns, and the batch-stage
+        state of ``giving_up`` (partition numbers) is written whatever its interval (all
+        owned partitions' if None)."""
         progress = self._progress
         idle = not progress.offsets and not any(progress.pending.values())
         # A clean stop still writes batch-stage state changed since its last write: a
         # replay shorter than the state interval left none, and the next run or a server
         # loading the state had to replay the whole log (issue #16).
-        if idle and not (final and self._restorer.unwritten()):
+        if idle and not (final and self._restorer.unwritten(giving_up)):
             return
         offsets, pending = progress.take()
         involved = {tp.partition for tp in offsets} | {p for p, rs in pending.items() if rs}
@@ -88,7 +92,10 @@ class Committer:
         consumer = progress.consumer
         if consumer is not None:
             owned = set(consumer.assignment())
-            stage_state = self._restorer.state_due(owned, progress.next_offset, force=final)
+            forced: set[int] = set()
+            if final:
+                forced = {tp.partition for tp in owned} if giving_up is None else giving_up
+            stage_state = self._restorer.state_due(owned, progress.next_offset, forced=forced)
         txn = Transaction(
             self._topology.group,
             offsets=offsets,
@@ -152,7 +159,7 @@ class Committer:
             return
         self._retries.retrying(due)
         try:
-            self._reload(due)
+            self.reload(due)
         except StreamsenseError as error:
             if stops_worker(error):
                 raise
@@ -167,13 +174,13 @@ class Committer:
         """Reload at once; if that fails retryably (a fenced member whose broker is still
         coming back), pause the partitions and reload them after a backoff instead."""
         try:
-            self._reload(partitions)
+            self.reload(partitions)
         except StreamsenseError as error:
             if stops_worker(error):
                 raise
             self.fail(partitions, error)
 
-    def _reload(self, partitions: set[int]) -> None:
+    def reload(self, partitions: set[int]) -> None:
         """Forget uncommitted work on ``partitions``: state and position go back to what
         the group committed."""
         every = [

@@ -16,7 +16,7 @@ the lateness boundary can be classified differently.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 from streamsense.brokers.base import Broker, Consumer, OutRecord, Record, TopicPartition
 from streamsense.clock import SYSTEM_CLOCK, Clock
@@ -111,9 +111,12 @@ class Restorer:
             self._replay_until.pop(tp, None)
         return replay, live
 
-    def unwritten(self) -> bool:
-        """Whether any partition's batch-stage state changed since its last write."""
-        return bool(self._stages) and any(n > 0 for n in self._since_snapshot.values())
+    def unwritten(self, partitions: set[int] | None = None) -> bool:
+        """Whether the batch-stage state of any of ``partitions`` (None: any partition)
+        changed since its last write."""
+        return bool(self._stages) and any(
+            n > 0 for p, n in self._since_snapshot.items() if partitions is None or p in partitions
+        )
 
     def count(self, partition: int, events: int) -> None:
         self._since_snapshot[partition] = self._since_snapshot.get(partition, 0) + events
@@ -123,7 +126,7 @@ class Restorer:
         owned: set[TopicPartition],
         position: Callable[[TopicPartition], int],
         *,
-        force: bool = False,
+        forced: Collection[int] = (),
     ) -> list[OutRecord]:
         """State changelog records for the partitions due: the keys changed since their
         last write. ``position`` gives the next offset the state has seen (records the
@@ -134,7 +137,7 @@ class Restorer:
         due = [
             p
             for p, n in self._since_snapshot.items()
-            if n > 0 and (force or elapsed or n >= self._config.snapshot_every_events)
+            if n > 0 and (p in forced or elapsed or n >= self._config.snapshot_every_events)
         ]
         records = []
         for p in due:

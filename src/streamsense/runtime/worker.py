@@ -328,16 +328,31 @@ class Worker:
             )
 
     # -- rebalances -------------------------------------------------------------------------
+    # Rebalances hand over only the partitions that move (Kafka's consumer protocol, and
+    # the self-hosted brokers), or all of them (Kafka's classic protocol): the others keep
+    # their state, buffers and positions and are processed on between the callbacks.
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
+        consumer = self._progress.consumer
+        gained = set(partitions)
+        held = {
+            tp.partition for tp in (consumer.assignment() if consumer else []) if tp not in gained
+        }
         numbers = {tp.partition for tp in partitions}
         try:
-            committed = self.broker.committed(self.topology.group, partitions)
+            if numbers & held:
+                # Partition p of another topic joins a p this worker already processes
+                # (co-partitioned topics handed over apart): p's state must be read again
+                # with every topic's offsets, so commit p's work and reload all of it.
+                self._committer.commit(final=True, giving_up=numbers & held)
+                self._committer.reload(numbers & held)
+            fresh = numbers - held
+            chosen = [tp for tp in partitions if tp.partition in fresh]
+            committed = self.broker.committed(self.topology.group, chosen)
             self._progress.committed.update(committed)
-            self._intake.clear(partitions)
-            self.stats.restored_keys += self._state.restore(self.broker, numbers, committed)
-            consumer = self._progress.consumer
+            self._intake.clear(chosen)
+            self.stats.restored_keys += self._state.restore(self.broker, fresh, committed)
             if consumer is not None:
-                self.stats.restored_keys += self._restorer.restore(consumer, numbers, committed)
+                self.stats.restored_keys += self._restorer.restore(consumer, fresh, committed)
         except StreamsenseError as error:
             if stops_worker(error):
                 raise
@@ -348,11 +363,19 @@ class Worker:
         log.info("assigned %s", partitions)
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
-        self._committer.commit(final=True)
-        # Partition p of every source moves as one (co-partitioning), so its state goes too.
-        numbers = {tp.partition for tp in partitions}
-        self._state.drop(numbers)
-        self._restorer.drop(numbers)
+        consumer = self._progress.consumer
+        given = set(partitions)
+        kept = {
+            tp.partition for tp in (consumer.assignment() if consumer else []) if tp not in given
+        }
+        # Partition p of every source moves as one (co-partitioning), so its state goes
+        # too; a p still read from another topic keeps it.
+        gone = {tp.partition for tp in partitions} - kept
+        # Everything processed so far commits (one transaction); the state of the
+        # partitions given up is written whatever its interval, for their next owner.
+        self._committer.commit(final=True, giving_up=gone)
+        self._state.drop(gone)
+        self._restorer.drop(gone)
         self._let_go(partitions)
         for tp in partitions:
             self._progress.committed.pop(tp, None)
