@@ -28,7 +28,7 @@ SERVER = ScriptServer(
     fresh=True,
 )
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.own_broker]
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.own_broker, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
