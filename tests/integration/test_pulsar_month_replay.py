@@ -30,7 +30,12 @@ SERVER = ScriptServer(
     fresh=True,
 )
 
-pytestmark = [pytest.mark.pulsar, pytest.mark.slow, pytest.mark.own_broker, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.pulsar,
+    pytest.mark.slow,
+    pytest.mark.own_broker,
+    pytest.mark.timeout(900),
+]
 
 
 @pytest.fixture(scope="module")
