@@ -44,6 +44,7 @@ JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 # The broker URL streamsense takes (--broker): the binary protocol plus the admin API.
 ADDRESS="pulsar://127.0.0.1:$PULSAR_PORT?admin=http://127.0.0.1:$PULSAR_HTTP_PORT"
 HEALTH_URL="http://127.0.0.1:$PULSAR_HTTP_PORT/admin/v2/brokers/health"
+NAMESPACES_URL="http://127.0.0.1:$PULSAR_HTTP_PORT/admin/v2/namespaces/public"
 
 log() { echo "pulsar.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -123,8 +124,10 @@ show_logs() {
   grep -E " (ERROR|FATAL) " "$LOG_DIR/pulsar.log" 2>/dev/null | tail -n 20 >&2 || true
 }
 
-# Ready = process alive and the broker's health check answers 200: it writes and reads a
-# message on its own health-check topic, so the bookie and the metadata store work too.
+# Ready = process alive, the broker's health check answers 200 (it writes and reads a
+# message on its own health-check topic, so the bookie and the metadata store work too), and
+# the namespace topics go to exists: standalone creates public/default after the broker
+# answers, and a topic created before then is refused ("Namespace not found").
 wait_ready() {
   local pid="$1" deadline=$((SECONDS + START_TIMEOUT))
   while ((SECONDS < deadline)); do
@@ -134,7 +137,8 @@ wait_ready() {
       die "broker exited during startup (logs in $LOG_DIR)"
     fi
     if port_open "$PULSAR_HTTP_PORT" && port_open "$PULSAR_PORT" \
-        && curl -sf -m 10 "$HEALTH_URL" >/dev/null 2>&1; then
+        && curl -sf -m 10 "$HEALTH_URL" >/dev/null 2>&1 \
+        && curl -sf -m 10 "$NAMESPACES_URL" 2>/dev/null | grep -q '"public/default"'; then
       return 0
     fi
     sleep 0.5
