@@ -33,7 +33,7 @@ from tests.small_disk import SmallDisk, small_disk
 ROOT = Path(__file__).resolve().parents[2]
 SHOP = str(ROOT / "tests" / "apps" / "shop")
 ENV = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
-CUSTOMERS, ORDERS = 500, 50_000  # a clean replay's log is ~18 MB
+CUSTOMERS, ORDERS = 500, 50_000  # a clean replay's log is ~2 MB (compressed batches)
 SOURCES = ("shop.orders", "shop.customers", "shop.keyed")
 CURSORS = "__streamsense.ingest"
 
@@ -141,9 +141,10 @@ def committed_state_is_whole(path: Path) -> Progress:
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize(
     ("size", "phase"),
-    # Sizes found by trying (SQLite's WAL grows in steps): 6 MiB fills while the orders
-    # are ingested, 14 MiB while the pipeline runs (about half of them committed).
-    [("6m", "ingest"), ("14m", "pipeline")],
+    # Sizes found by trying (SQLite's WAL grows in steps; record batches are stored
+    # compressed): 700 KiB fills while the orders are ingested (40,000 of 50,000 in),
+    # 1,600 KiB while the pipeline runs (about a fifth of them committed).
+    [("700k", "ingest"), ("1600k", "pipeline")],
 )
 def test_a_disk_that_fills_mid_replay_stops_it_whole_and_the_rerun_finishes_exactly_once(
     inputs: Inputs, clean: Outputs, tmp_path: Path, size: str, phase: str
