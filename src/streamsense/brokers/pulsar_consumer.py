@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pulsar
 
@@ -20,10 +20,8 @@ from streamsense.brokers.base import OffsetReset, RebalanceCallback, Record, Top
 from streamsense.brokers.pulsar_admin import partition_topic
 from streamsense.brokers.pulsar_codec import to_record
 from streamsense.brokers.pulsar_group import FailoverMembership
+from streamsense.brokers.pulsar_host import PulsarHost
 from streamsense.errors import BrokerUnavailable, ConfigError
-
-if TYPE_CHECKING:
-    from streamsense.brokers.pulsar import PulsarBroker
 
 # Messages a reader fetches ahead of poll.
 RECEIVE_QUEUE = 1000
@@ -33,7 +31,7 @@ WAIT_SLICE_MS = 5
 
 
 class PulsarConsumer:
-    def __init__(self, broker: PulsarBroker, group: str | None, reset: OffsetReset) -> None:
+    def __init__(self, broker: PulsarHost, group: str | None, reset: OffsetReset) -> None:
         self._broker = broker
         self._group = group
         self._reset = reset

@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from streamsense.brokers.base import Record, TopicConfig, TopicPartition
 from streamsense.brokers.memory import outside_retention
+from streamsense.brokers.pulsar_host import PulsarHost
 from streamsense.errors import RetryableError
-
-if TYPE_CHECKING:
-    from streamsense.brokers.pulsar import PulsarBroker
 
 LOW_PROPERTY = "streamsense.low."
 READ_TIMEOUT_S = 60.0
@@ -44,7 +41,7 @@ def native_retention(config: TopicConfig) -> dict[str, int] | None:
     return {"retentionTimeInMinutes": minutes, "retentionSizeInMB": megabytes}
 
 
-def enforce(broker: PulsarBroker, topic: str, config: TopicConfig, now_ms: int) -> int:
+def enforce(broker: PulsarHost, topic: str, config: TopicConfig, now_ms: int) -> int:
     """Move each partition's start past the records outside retention; how many were."""
     if config.compacted or (config.retention_ms is None and config.retention_bytes is None):
         return 0
@@ -65,7 +62,7 @@ def enforce(broker: PulsarBroker, topic: str, config: TopicConfig, now_ms: int) 
 
 
 def _deciding(
-    broker: PulsarBroker, tp: TopicPartition, low: int, high: int, config: TopicConfig, now: int
+    broker: PulsarHost, tp: TopicPartition, low: int, high: int, config: TopicConfig, now: int
 ) -> list[Record]:
     """The records retention is decided on, oldest first: all of them when size counts, and
     the partition's stored bytes (an upper bound of its records' sizes) exceed the limit;
@@ -85,9 +82,7 @@ def _deciding(
     return records
 
 
-def _batches(
-    broker: PulsarBroker, tp: TopicPartition, low: int, high: int
-) -> Iterator[list[Record]]:
+def _batches(broker: PulsarHost, tp: TopicPartition, low: int, high: int) -> Iterator[list[Record]]:
     if low >= high:
         return
     consumer = broker.consumer()
